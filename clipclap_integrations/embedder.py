@@ -1,0 +1,449 @@
+"""``ClipClapEmbedder``: text, images and audio into one 512-d, L2-normalized space."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import cached_property
+from typing import Any, TypeVar
+
+import numpy as np
+
+from .audio import (
+    DEFAULT_MAX_SECONDS,
+    LONG_AUDIO_POLICIES,
+    AudioPreprocessor,
+    LongAudioPolicy,
+    check_waveform,
+    decode_audio,
+    duration_windows,
+    to_mono,
+)
+from .errors import ClipClapInputError
+from .hub import resolve_model
+from .image import DEFAULT_MAX_PIXELS, ImagePreprocessor, image_from_array, open_image
+from .inputs import InputOptions, Item, Media, RemoteURL, Waveform, classify, classify_all, describe
+from .model import GRAPHS, ModelFolder
+from .sessions import ProviderSpec, SessionConfig, get_session, normalize_providers
+from .text import TextPreprocessor
+from .types import AudioSegments, Modality
+
+T = TypeVar("T")
+
+
+def _normalize(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+class ClipClapEmbedder:
+    """Embeds text, images and audio with CLIPCLAP through onnxruntime.
+
+    Construction is cheap: the model folder is located and validated (once per process), but
+    onnxruntime sessions are created on first use of each modality and shared by every
+    embedder in the process with the same model, providers and threads.
+
+    Args:
+        model: a local model folder or a Hub repo id (default ``$CLIPCLAP_MODEL`` or
+            ``antflydb/clipclap``).
+        revision: Hub branch, tag or commit to use.
+        cache_dir: where Hub downloads go (default: the Hugging Face cache).
+        local_files_only: never contact the Hub; use the cache only.
+        providers: onnxruntime execution providers in order of preference.
+        threads: intra-op threads per session (default: onnxruntime's choice).
+        batch_size: items per model run (audio: 10 s windows per run).
+        long_audio: clips over 10 s: ``"mean"`` of consecutive windows, ``"first"`` or
+            ``"center"`` 10 s.
+        allow_remote: fetch http(s) URLs; set False for untrusted input.
+        strict_paths: refuse strings that look like missing media files instead of
+            embedding them as text.
+        max_remote_bytes / remote_timeout: limits on each URL download.
+        max_image_pixels: refuse larger images (decompression bombs).
+        max_audio_seconds: refuse longer audio (bounds memory).
+        fast_jpeg: decode JPEGs at reduced size (Pillow draft mode): much faster on large
+            photos, at a small parity cost.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        *,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        local_files_only: bool | None = None,
+        providers: Sequence[ProviderSpec] | str | None = None,
+        threads: int | None = None,
+        batch_size: int = 32,
+        long_audio: LongAudioPolicy = "mean",
+        allow_remote: bool = True,
+        strict_paths: bool = False,
+        max_remote_bytes: int = 64 * 1024 * 1024,
+        remote_timeout: float = 30.0,
+        max_image_pixels: int | None = DEFAULT_MAX_PIXELS,
+        max_audio_seconds: float | None = DEFAULT_MAX_SECONDS,
+        fast_jpeg: bool = False,
+    ) -> None:
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if long_audio not in LONG_AUDIO_POLICIES:
+            raise ValueError(
+                f"long_audio must be one of {', '.join(LONG_AUDIO_POLICIES)}, got {long_audio!r}"
+            )
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+        if max_remote_bytes < 1 or remote_timeout <= 0:
+            raise ValueError("max_remote_bytes and remote_timeout must be positive")
+        self.folder: ModelFolder = resolve_model(
+            model, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+        )
+        self.session_config = SessionConfig(normalize_providers(providers), threads)
+        self.batch_size = batch_size
+        self.long_audio: LongAudioPolicy = long_audio
+        self.input_options = InputOptions(
+            allow_remote=allow_remote,
+            strict_paths=strict_paths,
+            max_remote_bytes=int(max_remote_bytes),
+            remote_timeout=float(remote_timeout),
+        )
+        self.max_image_pixels = max_image_pixels
+        self.max_audio_seconds = max_audio_seconds
+        self.fast_jpeg = fast_jpeg
+
+    # -- what the model is ------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        """Size of every vector (512 for CLIPCLAP)."""
+        return self.folder.dim
+
+    @property
+    def model_path(self):  # -> Path
+        """The local folder holding the model files."""
+        return self.folder.path
+
+    @property
+    def model_revision(self) -> str | None:
+        """The Hub commit the files came from, or None for a plain local folder."""
+        return self.folder.revision
+
+    def __repr__(self) -> str:
+        return f"ClipClapEmbedder(model={self.folder.source!r}, dim={self.dim})"
+
+    # -- preprocessors (cheap objects; heavy state is cached per process) --------------------
+    @cached_property
+    def text_preprocessor(self) -> TextPreprocessor:
+        return TextPreprocessor(self.folder.path, self.folder.text.max_length)
+
+    @cached_property
+    def image_preprocessor(self) -> ImagePreprocessor:
+        return ImagePreprocessor(self.folder.image)
+
+    @cached_property
+    def audio_preprocessor(self) -> AudioPreprocessor:
+        return AudioPreprocessor(self.folder.audio)
+
+    # -- public embedding API ---------------------------------------------------------------
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors of strings, (N, dim) float32, rows in input order."""
+        items = _checked(texts, str, "a string")
+        return self._embed_texts(items)
+
+    def embed_images(self, images: Sequence[Any]) -> np.ndarray:
+        """Vectors of images: paths, bytes, file objects, URLs, PIL images or uint8 arrays."""
+        return self._embed_group(Modality.IMAGE, self._classify(images, Modality.IMAGE))
+
+    def embed_audio(self, clips: Sequence[Any]) -> np.ndarray:
+        """Vectors of sounds: paths, bytes, URLs, ``(samples, rate)`` pairs or 48 kHz arrays."""
+        return self._embed_group(Modality.AUDIO, self._classify(clips, Modality.AUDIO))
+
+    def embed(self, inputs: Sequence[Any], modality: Modality | str | None = None) -> np.ndarray:
+        """Vectors of a list that may mix modalities; ``modality`` forces one for all."""
+        forced = Modality.parse(modality) if modality is not None else None
+        items = self._classify(inputs, forced)
+        out = np.empty((len(items), self.dim), dtype=np.float32)
+        for m in Modality:
+            idx = [i for i, it in enumerate(items) if it.modality is m]
+            if idx:
+                out[idx] = self._embed_group(m, [items[i] for i in idx], idx)
+        return out
+
+    def __call__(self, inputs: Sequence[Any]) -> np.ndarray:
+        return self.embed(inputs)
+
+    def detect(self, item: Any) -> Modality:
+        """The modality ``embed`` would use for ``item`` (fetches a URL only if it must)."""
+        it = classify(item, self.input_options)
+        if it.modality is None:
+            from .inputs import resolve_remote
+
+            resolve_remote([it], [0], self.input_options)
+        assert it.modality is not None
+        return it.modality
+
+    def embed_audio_segments(
+        self, clip: Any, window_s: float = 10.0, hop_s: float | None = None
+    ) -> AudioSegments:
+        """One vector per window of a recording, with start and end times in seconds.
+
+        Windows of ``window_s`` seconds (at most the model's 10 s) start every ``hop_s``
+        seconds (default: ``window_s``); the last may be shorter and is repeat-padded.
+        """
+        limit = self.folder.audio.max_length_s
+        if not 0 < window_s <= limit:
+            raise ValueError(f"window_s must be in (0, {limit:g}] seconds, got {window_s!r}")
+        items = self._classify([clip], Modality.AUDIO)
+        wave = self._load_waveform(items[0], 0)
+        rate = self.folder.audio.sample_rate
+        bounds = duration_windows(wave.shape[0], rate, window_s, hop_s)
+        vectors = self._run_audio_windows([wave[a:b] for a, b in bounds])
+        starts = np.array([a / rate for a, _ in bounds], dtype=np.float64)
+        ends = np.array([b / rate for _, b in bounds], dtype=np.float64)
+        return AudioSegments(vectors, starts, ends)
+
+    # -- preprocessing only -----------------------------------------------------------------
+    def preprocess_text(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """``input_ids`` and ``attention_mask`` (int64), padded to the longest text."""
+        return self.text_preprocessor(_checked(texts, str, "a string"))
+
+    def preprocess_images(self, images: Sequence[Any]) -> np.ndarray:
+        """``pixel_values`` (B, 3, 224, 224) float32."""
+        items = self._classify(images, Modality.IMAGE)
+        return (
+            np.stack([self._load_pixels(it, i) for i, it in enumerate(items)])
+            if items
+            else self.image_preprocessor([])
+        )
+
+    def preprocess_audio(self, clips: Sequence[Any]) -> np.ndarray:
+        """``input_features`` (B, 1, 1001, 64) float32 of clips of at most 10 s."""
+        items = self._classify(clips, Modality.AUDIO)
+        waves = [self._load_waveform(it, i) for i, it in enumerate(items)]
+        for i, w in enumerate(waves):
+            if w.shape[0] > self.folder.audio.max_samples:
+                raise ClipClapInputError(
+                    "longer than 10 s: use embed_audio, which windows it",
+                    index=i,
+                    item=items[i].description,
+                )
+        return self.audio_preprocessor(waves)
+
+    # -- internals --------------------------------------------------------------------------
+    def _classify(self, inputs: Sequence[Any], forced: Modality | None) -> list[Item]:
+        return classify_all(inputs, self.input_options, forced)
+
+    def _session(self, name: str):  # -> onnxruntime.InferenceSession
+        return get_session(
+            self.folder.graph_path(name), self.folder.fingerprint(name), self.session_config
+        )
+
+    def _project(self, modality: Modality, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """Encoder, then projection, then L2 normalization, for one prepared batch."""
+        pair = GRAPHS[modality]
+        encoder, projection = self._session(pair.encoder), self._session(pair.projection)
+        names = {i.name for i in encoder.get_inputs()}
+        pooled = _run(encoder, {k: v for k, v in feeds.items() if k in names}, "pooler_output")
+        proj_input = projection.get_inputs()[0].name
+        return _normalize(_run(projection, {proj_input: pooled}, "output"))
+
+    def _embed_group(
+        self, modality: Modality, items: list[Item], indices: Sequence[int] | None = None
+    ) -> np.ndarray:
+        indices = list(range(len(items))) if indices is None else list(indices)
+        if modality is Modality.TEXT:
+            return self._embed_texts([it.payload for it in items])
+        if modality is Modality.IMAGE:
+            return self._embed_images(items, indices)
+        return self._embed_audio(items, indices)
+
+    def _embed_texts(self, texts: list[str]) -> np.ndarray:
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        pre = self.text_preprocessor
+        ids = pre.token_ids(texts)
+        static_len = _static_dim(self._session(GRAPHS[Modality.TEXT].encoder), "input_ids", 1)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # bucket by length
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            feeds = pre.pad([ids[i] for i in rows], pad_to=static_len)
+            out[rows] = self._project(Modality.TEXT, feeds)
+        return out
+
+    def _load_pixels(self, item: Item, index: int) -> np.ndarray:
+        try:
+            payload = item.payload
+            if isinstance(payload, Media):
+                draft = None
+                if self.fast_jpeg:
+                    s = self.folder.image.shortest_edge
+                    draft = (s, s)
+                image = open_image(payload.source, max_pixels=self.max_image_pixels, draft=draft)
+            elif isinstance(payload, np.ndarray):
+                image = image_from_array(payload)
+            elif isinstance(payload, Waveform | RemoteURL | str):
+                raise ClipClapInputError("not an image")
+            else:
+                image = _upright(payload, self.max_image_pixels)
+            return self.image_preprocessor.pixels(image)
+        except ClipClapInputError as exc:
+            raise ClipClapInputError(exc.reason, index=index, item=item.description) from None
+
+    def _embed_images(self, items: list[Item], indices: list[int]) -> np.ndarray:
+        out = np.empty((len(items), self.dim), dtype=np.float32)
+        batches = [
+            list(range(s, min(s + self.batch_size, len(items))))
+            for s in range(0, len(items), self.batch_size)
+        ]
+
+        def prepare(rows: list[int]) -> np.ndarray:
+            return np.stack([self._load_pixels(items[r], indices[r]) for r in rows])
+
+        for rows, pixels in _prefetched(batches, prepare):
+            out[rows] = self._project(Modality.IMAGE, {"pixel_values": pixels})
+        return out
+
+    def _load_waveform(self, item: Item, index: int) -> np.ndarray:
+        """Any audio payload -> mono float32 at the model's sample rate, checked."""
+        try:
+            payload = item.payload
+            if isinstance(payload, Media):
+                samples, rate = decode_audio(payload.source, max_seconds=self.max_audio_seconds)
+            elif isinstance(payload, Waveform):
+                samples, rate = payload.samples, payload.sample_rate
+            else:
+                raise ClipClapInputError("not audio")
+            mono = to_mono(samples)
+            check_waveform(mono, rate, self.max_audio_seconds)
+            return self.audio_preprocessor.prepare(mono, rate)
+        except ClipClapInputError as exc:
+            raise ClipClapInputError(exc.reason, index=index, item=item.description) from None
+
+    def _run_audio_windows(self, windows: list[np.ndarray]) -> np.ndarray:
+        out = np.empty((len(windows), self.dim), dtype=np.float32)
+        batches = [
+            list(range(s, min(s + self.batch_size, len(windows))))
+            for s in range(0, len(windows), self.batch_size)
+        ]
+
+        def prepare(rows: list[int]) -> np.ndarray:
+            return self.audio_preprocessor([windows[r] for r in rows])
+
+        for rows, features in _prefetched(batches, prepare):
+            out[rows] = self._project(Modality.AUDIO, {"input_features": features})
+        return out
+
+    def _embed_audio(self, items: list[Item], indices: list[int]) -> np.ndarray:
+        out = np.empty((len(items), self.dim), dtype=np.float32)
+        pre = self.audio_preprocessor
+        # Windows of many clips share batches; bounded groups keep memory flat on long lists.
+        group = max(1, self.batch_size)
+        for first in range(0, len(items), group):
+            owners: list[int] = []
+            windows: list[np.ndarray] = []
+            for r in range(first, min(first + group, len(items))):
+                pieces = pre.windows(self._load_waveform(items[r], indices[r]), self.long_audio)
+                owners.extend([r] * len(pieces))
+                windows.extend(pieces)
+            vectors = self._run_audio_windows(windows)
+            owner_arr = np.asarray(owners)
+            for r in sorted(set(owners)):
+                mine = vectors[owner_arr == r]
+                out[r] = mine[0] if len(mine) == 1 else _normalize(mine.mean(axis=0))
+        return out
+
+
+def _checked(values: Sequence[Any], kind: type, what: str) -> list[Any]:
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence | np.ndarray):
+        raise TypeError(f"expected a list, got {type(values).__name__} (wrap one item in a list)")
+    out = list(values)
+    for i, v in enumerate(out):
+        if not isinstance(v, kind):
+            raise ClipClapInputError(
+                f"expected {what}, got {type(v).__name__}", index=i, item=describe(v)
+            )
+    return out
+
+
+def _upright(image: Any, max_pixels: int | None) -> Any:
+    from PIL import ImageOps
+
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise ClipClapInputError("the image has zero size")
+    if max_pixels is not None and width * height > max_pixels:
+        raise ClipClapInputError(f"the image is {width}x{height}, over the pixel limit")
+    try:
+        return ImageOps.exif_transpose(image) or image
+    except Exception as exc:  # a broken lazily-loaded PIL image
+        raise ClipClapInputError(f"the image cannot be read ({exc})") from None
+
+
+def _static_dim(session: Any, name: str, axis: int) -> int | None:
+    for node in session.get_inputs():
+        if node.name == name:
+            dim = node.shape[axis] if len(node.shape) > axis else None
+            return dim if isinstance(dim, int) and dim > 0 else None
+    return None
+
+
+def _run(session: Any, feeds: dict[str, np.ndarray], prefer: str) -> np.ndarray:
+    """Run ``session`` and return its ``prefer`` output (else its first 2-D output).
+
+    A graph whose batch axis is static (say 1) is run in chunks of that size, the last chunk
+    padded with copies of its last row.
+    """
+    outputs = session.get_outputs()
+    names = [o.name for o in outputs]
+    name = (
+        prefer
+        if prefer in names
+        else next((o.name for o in outputs if len(o.shape) == 2), names[0])
+    )
+    n = next(iter(feeds.values())).shape[0]
+    static = session.get_inputs()[0].shape[0]
+    if not isinstance(static, int) or static <= 0 or static == n:
+        return session.run([name], feeds)[0]
+    parts = []
+    for start in range(0, n, static):
+        chunk = {k: v[start : start + static] for k, v in feeds.items()}
+        got = next(iter(chunk.values())).shape[0]
+        if got < static:
+            chunk = {
+                k: np.concatenate([v, np.repeat(v[-1:], static - got, axis=0)])
+                for k, v in chunk.items()
+            }
+        parts.append(session.run([name], chunk)[0][:got])
+    return np.concatenate(parts)
+
+
+_prefetch_pool: ThreadPoolExecutor | None = None
+_prefetch_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _prefetch_pool
+    with _prefetch_lock:
+        if _prefetch_pool is None:
+            _prefetch_pool = ThreadPoolExecutor(2, thread_name_prefix="clipclap-prep")
+        return _prefetch_pool
+
+
+def _prefetched(
+    batches: list[list[int]], prepare: Callable[[list[int]], T]
+) -> Iterator[tuple[list[int], T]]:
+    """Yield (rows, prepare(rows)), preparing the next batch while the caller runs this one."""
+    if len(batches) <= 1:
+        for rows in batches:
+            yield rows, prepare(rows)
+        return
+    pending: Future[T] = _pool().submit(prepare, batches[0])
+    try:
+        for k, rows in enumerate(batches):
+            ready = pending.result()
+            if k + 1 < len(batches):
+                pending = _pool().submit(prepare, batches[k + 1])
+            yield rows, ready
+    finally:
+        pending.cancel()

@@ -1,0 +1,60 @@
+"""Exceptions raised by clipclap_integrations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class ClipClapError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ClipClapInputError(ClipClapError, ValueError):
+    """An input item cannot be embedded.
+
+    The message names the item's position in the call, a short description of the item and
+    the reason. When any item of a call is bad, the call raises before returning anything.
+    """
+
+    def __init__(self, reason: str, *, index: int | None = None, item: str = "") -> None:
+        self.reason = reason
+        self.index = index
+        self.item_description = item
+        where = f"input {index}" if index is not None else "input"
+        if item:
+            where += f" ({item})"
+        super().__init__(f"{where}: {reason}")
+
+    def at(self, index: int) -> ClipClapInputError:
+        """The same error, attributed to position ``index`` of the caller's list."""
+        return ClipClapInputError(self.reason, index=index, item=self.item_description)
+
+
+class ModelFolderError(ClipClapError, FileNotFoundError):
+    """A model folder is missing files or holds files that do not fit CLIPCLAP.
+
+    ``problems`` lists every problem found, so one run shows everything that needs fixing.
+    """
+
+    def __init__(self, folder: object, problems: Sequence[str]) -> None:
+        self.folder = folder
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"the model folder {folder} is not a usable CLIPCLAP model:\n{lines}")
+
+    def __str__(self) -> str:  # FileNotFoundError would otherwise format errno/filename
+        return str(self.args[0])
+
+
+class ModelNotAvailableError(ClipClapError, FileNotFoundError):
+    """A Hub model is not in the local cache and cannot be downloaded (offline)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def missing_extra(package: str, extra: str) -> ImportError:
+    """The ImportError raised when an optional integration's package is missing."""
+    return ImportError(
+        f'{package} is not installed; install it with: pip install "clipclap-integrations[{extra}]"'
+    )

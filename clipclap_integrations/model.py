@@ -1,0 +1,293 @@
+"""A CLIPCLAP model folder: what it must hold, its parsed settings, and its validation.
+
+``load_model_folder`` checks a folder once per process (keyed by the files' sizes and
+modification times) and returns a frozen ``ModelFolder`` describing it; every problem found is
+reported together in one ``ModelFolderError``. Nothing here creates an onnxruntime session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelFolderError
+from .onnx_signature import GraphSignature, OnnxFormatError, read_signature
+from .types import Modality
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True)
+class GraphPair:
+    """The two graphs of one modality: an encoder and the projection into the shared space."""
+
+    encoder: str  # file name of the encoder graph
+    projection: str  # file name of the projection graph
+
+
+GRAPHS: dict[Modality, GraphPair] = {
+    Modality.TEXT: GraphPair("text_model.onnx", "text_projection.onnx"),
+    Modality.IMAGE: GraphPair("visual_model.onnx", "visual_projection.onnx"),
+    Modality.AUDIO: GraphPair("audio_model.onnx", "audio_projection.onnx"),
+}
+CONFIG_FILES = ("clip_config.json", "tokenizer.json", "preprocessor_config.json")
+OPTIONAL_FILES = ("tokenizer_config.json", "projection_training_metadata.json")
+# Encoder inputs each modality needs: name -> (dtype, rank).
+ENCODER_INPUTS: dict[Modality, dict[str, tuple[str, int]]] = {
+    Modality.TEXT: {"input_ids": ("int64", 2)},  # attention_mask is optional
+    Modality.IMAGE: {"pixel_values": ("float32", 4)},
+    Modality.AUDIO: {"input_features": ("float32", 4)},
+}
+
+
+@dataclass(frozen=True)
+class TextSettings:
+    max_length: int = 77
+    pad_id: int = 49407
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    """CLIP image processor settings, read from ``preprocessor_config.json``."""
+
+    shortest_edge: int = 224
+    crop_height: int = 224
+    crop_width: int = 224
+    mean: tuple[float, float, float] = CLIP_MEAN
+    std: tuple[float, float, float] = CLIP_STD
+    rescale_factor: float = 1 / 255
+    resample: int = 3  # PIL.Image.BICUBIC
+    do_resize: bool = True
+    do_center_crop: bool = True
+    do_rescale: bool = True
+    do_normalize: bool = True
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ImageSettings:
+        """Settings from either saved form of a CLIP processor config (flat or nested)."""
+        if isinstance(config.get("image_processor"), dict):
+            config = config["image_processor"]
+        size = config.get("size", 224)
+        if isinstance(size, dict):
+            size = size.get("shortest_edge", min(size.get("height", 224), size.get("width", 224)))
+        crop = config.get("crop_size", 224)
+        crop_h, crop_w = (
+            (crop, crop)
+            if isinstance(crop, int)
+            else (crop.get("height", 224), crop.get("width", 224))
+        )
+        return cls(
+            shortest_edge=int(size),
+            crop_height=int(crop_h),
+            crop_width=int(crop_w),
+            mean=tuple(float(v) for v in config.get("image_mean", CLIP_MEAN)),  # type: ignore[arg-type]
+            std=tuple(float(v) for v in config.get("image_std", CLIP_STD)),  # type: ignore[arg-type]
+            rescale_factor=float(config.get("rescale_factor", 1 / 255)),
+            resample=int(config.get("resample", 3)),
+            do_resize=bool(config.get("do_resize", True)),
+            do_center_crop=bool(config.get("do_center_crop", True)),
+            do_rescale=bool(config.get("do_rescale", True)),
+            do_normalize=bool(config.get("do_normalize", True)),
+        )
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    """CLAP feature settings. They are not stored in the folder; these are the model's."""
+
+    sample_rate: int = 48_000
+    max_length_s: float = 10.0
+    n_fft: int = 1024
+    hop_length: int = 480
+    n_mels: int = 64
+    fmin: float = 50.0
+    fmax: float = 14_000.0
+
+    @property
+    def max_samples(self) -> int:
+        return round(self.sample_rate * self.max_length_s)
+
+    @property
+    def frames(self) -> int:
+        return self.max_samples // self.hop_length + 1
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """A validated CLIPCLAP model folder."""
+
+    path: Path
+    dim: int
+    text: TextSettings
+    image: ImageSettings
+    audio: AudioSettings
+    signatures: dict[str, GraphSignature] = field(repr=False)
+    revision: str | None = None  # the Hub commit, when the folder came from the Hub
+    source: str = ""  # what the user asked for: a folder or a repo id
+
+    def graph_path(self, name: str) -> Path:
+        return self.path / name
+
+    def fingerprint(self, name: str) -> tuple[str, int, int]:
+        """Identity of one graph file for caching: path, size, modification time."""
+        st = (self.path / name).stat()
+        return (str((self.path / name).resolve()), st.st_size, st.st_mtime_ns)
+
+
+_cache: dict[tuple[Any, ...], ModelFolder] = {}
+_cache_lock = threading.Lock()
+
+
+def _folder_key(path: Path) -> tuple[Any, ...]:
+    items = []
+    for name in sorted(os.listdir(path)):
+        st = (path / name).stat()
+        items.append((name, st.st_size, st.st_mtime_ns))
+    return (str(path.resolve()), tuple(items))
+
+
+def load_model_folder(
+    path: str | os.PathLike[str], *, revision: str | None = None, source: str = ""
+) -> ModelFolder:
+    """Validate the folder at ``path`` and describe it; raise ``ModelFolderError`` otherwise."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        what = "does not exist" if not folder.exists() else "is not a folder"
+        raise ModelFolderError(folder, [f"{folder} {what}"])
+    key = (_folder_key(folder), revision, source)
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    described = _validate(folder, revision=revision, source=source or str(folder))
+    with _cache_lock:
+        _cache[key] = described
+    return described
+
+
+def _read_json(path: Path, problems: list[str]) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        problems.append(f"missing file {path.name}")
+        return {}
+    except (OSError, ValueError) as exc:
+        problems.append(f"{path.name} is not readable JSON ({exc})")
+        return {}
+    if not isinstance(data, dict):
+        problems.append(f"{path.name} does not hold a JSON object")
+        return {}
+    return data
+
+
+def _check_graph(folder: Path, name: str, problems: list[str]) -> GraphSignature | None:
+    path = folder / name
+    if not path.is_file():
+        problems.append(f"missing file {name}")
+        return None
+    try:
+        sig = read_signature(path)
+    except (OSError, OnnxFormatError) as exc:
+        problems.append(f"{name} is not a readable ONNX model ({exc})")
+        return None
+    for location in sig.external_files:
+        if not (folder / location).is_file():
+            problems.append(f"{name} keeps its weights in {location}, which is missing")
+    return sig
+
+
+def _rank2_output(sig: GraphSignature, prefer: str) -> tuple[str, Any] | None:
+    out = sig.output(prefer) or next((o for o in sig.outputs if len(o.shape) == 2), None)
+    return (out.name, out.shape[-1]) if out is not None and len(out.shape) == 2 else None
+
+
+def _validate(folder: Path, *, revision: str | None, source: str) -> ModelFolder:
+    problems: list[str] = []
+    signatures: dict[str, GraphSignature] = {}
+    dims: set[int] = set()
+    for modality, pair in GRAPHS.items():
+        encoder = _check_graph(folder, pair.encoder, problems)
+        projection = _check_graph(folder, pair.projection, problems)
+        if encoder is not None:
+            signatures[pair.encoder] = encoder
+            for input_name, (dtype, rank) in ENCODER_INPUTS[modality].items():
+                got = encoder.input(input_name)
+                if got is None:
+                    names = ", ".join(t.name for t in encoder.inputs) or "none"
+                    problems.append(f"{pair.encoder} has no input {input_name!r} (it has: {names})")
+                elif got.dtype != dtype or len(got.shape) != rank:
+                    problems.append(
+                        f"{pair.encoder} input {input_name!r} is {got.dtype} rank "
+                        f"{len(got.shape)}, expected {dtype} rank {rank}"
+                    )
+            if _rank2_output(encoder, "pooler_output") is None:
+                problems.append(f"{pair.encoder} has no pooled (batch, features) output")
+        if projection is not None:
+            signatures[pair.projection] = projection
+            if len(projection.inputs) != 1 or len(projection.inputs[0].shape) != 2:
+                problems.append(f"{pair.projection} must take one (batch, features) input")
+            out = _rank2_output(projection, "output")
+            if out is None:
+                problems.append(f"{pair.projection} has no (batch, dim) output")
+            elif isinstance(out[1], int):
+                dims.add(out[1])
+            if encoder is not None and len(projection.inputs) == 1:
+                pooled = _rank2_output(encoder, "pooler_output")
+                wants = projection.inputs[0].shape[-1]
+                if (
+                    pooled
+                    and isinstance(pooled[1], int)
+                    and isinstance(wants, int)
+                    and (pooled[1] != wants)
+                ):
+                    problems.append(
+                        f"{pair.encoder} pools {pooled[1]} features but {pair.projection} "
+                        f"expects {wants}"
+                    )
+    if len(dims) > 1:
+        problems.append(f"the projections disagree on the embedding size: {sorted(dims)}")
+
+    clip_config = _read_json(folder / "clip_config.json", problems)
+    processor_config = _read_json(folder / "preprocessor_config.json", problems)
+    tokenizer_config: dict[str, Any] = {}
+    if (folder / "tokenizer_config.json").exists():
+        tokenizer_config = _read_json(folder / "tokenizer_config.json", problems)
+    if not (folder / "tokenizer.json").is_file():
+        problems.append("missing file tokenizer.json")
+    image = ImageSettings()
+    try:
+        image = ImageSettings.from_config(processor_config)
+    except (TypeError, ValueError, AttributeError) as exc:
+        problems.append(f"preprocessor_config.json has unusable image settings ({exc})")
+    audio = AudioSettings()
+    audio_config = clip_config.get("audio_config") or {}
+    if isinstance(audio_config, dict):
+        audio = AudioSettings(
+            sample_rate=int(audio_config.get("sample_rate", 48_000)),
+            max_length_s=float(audio_config.get("max_length_s", 10.0)),
+        )
+    max_length = tokenizer_config.get("model_max_length", 77)
+    if not isinstance(max_length, int) or not 2 <= max_length <= 77:
+        text_cfg = clip_config.get("text_config") or {}
+        max_length = (
+            int(text_cfg.get("max_position_embeddings", 77)) if isinstance(text_cfg, dict) else 77
+        )
+    if problems:
+        raise ModelFolderError(folder, problems)
+    dim = dims.pop() if dims else int(clip_config.get("projection_dim", 512))
+    return ModelFolder(
+        path=folder.resolve(),
+        dim=dim,
+        text=TextSettings(max_length=max_length),
+        image=image,
+        audio=audio,
+        signatures=signatures,
+        revision=revision,
+        source=source,
+    )

@@ -1,0 +1,150 @@
+"""onnxruntime sessions: one process-wide cache, created lazily, one graph at a time.
+
+Adapters are rebuilt constantly (Chroma constructs an embedding function several times per
+``add``); keying sessions by graph file, providers and threads makes every rebuild free and
+means a text-only process never loads the image or audio graphs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+logger = logging.getLogger(__name__)
+
+ProviderSpec = str | tuple[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """How sessions are created: execution providers (in order of preference) and threads."""
+
+    providers: tuple[ProviderSpec, ...] | None = None
+    threads: int | None = None
+
+    def key(self) -> tuple[Any, ...]:
+        providers = (
+            None
+            if self.providers is None
+            else tuple(
+                p if isinstance(p, str) else (p[0], tuple(sorted(p[1].items())))
+                for p in self.providers
+            )
+        )
+        return (providers, self.threads)
+
+
+def normalize_providers(
+    providers: Sequence[ProviderSpec] | str | None,
+) -> tuple[ProviderSpec, ...] | None:
+    """Providers as a tuple; accepts a single name, names, or (name, options) pairs."""
+    if providers is None:
+        return None
+    if isinstance(providers, str):
+        return (providers,)
+    out: list[ProviderSpec] = []
+    for p in providers:
+        if isinstance(p, str):
+            out.append(p)
+        elif isinstance(p, tuple | list) and len(p) == 2 and isinstance(p[0], str):
+            out.append((p[0], dict(p[1])))
+        else:
+            raise ValueError(f"a provider must be a name or a (name, options) pair, got {p!r}")
+    if not out:
+        raise ValueError("providers must not be empty; pass None for onnxruntime's default")
+    return tuple(out)
+
+
+def _provider_name(p: ProviderSpec) -> str:
+    return p if isinstance(p, str) else p[0]
+
+
+_sessions: dict[tuple[Any, ...], ort.InferenceSession] = {}
+_locks: dict[tuple[Any, ...], threading.Lock] = {}
+_registry_lock = threading.Lock()
+
+
+def session_options(config: SessionConfig) -> ort.SessionOptions:
+    """The onnxruntime session options for ``config``."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if config.threads is not None:
+        options.intra_op_num_threads = config.threads
+        options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return options
+
+
+def get_session(
+    path: Path, fingerprint: tuple[Any, ...], config: SessionConfig
+) -> ort.InferenceSession:
+    """The shared session for the graph at ``path``, created on first use."""
+    key = (fingerprint, config.key())
+    session = _sessions.get(key)
+    if session is not None:
+        return session
+    with _registry_lock:
+        lock = _locks.setdefault(key, threading.Lock())
+    with lock:  # one thread builds it; the others wait and reuse it
+        session = _sessions.get(key)
+        if session is None:
+            session = _create(path, config)
+            _sessions[key] = session
+    return session
+
+
+def _create(path: Path, config: SessionConfig) -> ort.InferenceSession:
+    import onnxruntime as ort
+
+    available = set(ort.get_available_providers())
+    providers: list[ProviderSpec] | None = None
+    if config.providers is not None:
+        providers = [p for p in config.providers if _provider_name(p) in available]
+        missing = [
+            _provider_name(p) for p in config.providers if _provider_name(p) not in available
+        ]
+        if missing:
+            warnings.warn(
+                f"onnxruntime here cannot use {', '.join(missing)} (available: "
+                f"{', '.join(sorted(available))}); continuing without it",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        if not providers:
+            providers = ["CPUExecutionProvider"]
+    logger.debug("creating onnxruntime session for %s", path)
+    session = ort.InferenceSession(
+        str(path), sess_options=session_options(config), providers=providers
+    )
+    if providers is not None:
+        used = set(session.get_providers())
+        dropped = [_provider_name(p) for p in providers if _provider_name(p) not in used]
+        if dropped:
+            warnings.warn(
+                f"onnxruntime dropped the requested provider(s) {', '.join(dropped)} for "
+                f"{path.name} (it runs on {', '.join(session.get_providers())})",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+    return session
+
+
+def loaded_graphs() -> list[str]:
+    """File paths of the graphs with a live session in this process (for diagnostics)."""
+    return sorted({key[0][0] for key in _sessions})
+
+
+def clear_sessions() -> None:
+    """Drop every cached session (frees their memory once no embedder uses them)."""
+    with _registry_lock:
+        _sessions.clear()
+        _locks.clear()

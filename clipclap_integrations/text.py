@@ -1,0 +1,83 @@
+"""Text preprocessing: CLIP's tokenizer, truncated to 77 tokens, padded per batch."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+_tokenizers: dict[tuple[str, int], Tokenizer] = {}
+_lock = threading.Lock()
+
+
+def _load_tokenizer(path: Path, max_length: int) -> Tokenizer:
+    key = (str(path), max_length)
+    with _lock:
+        tok = _tokenizers.get(key)
+        if tok is None:
+            from tokenizers import Tokenizer
+
+            tok = Tokenizer.from_file(str(path))
+            tok.no_padding()
+            # Truncation counts the specials the post-processor adds: [BOS, 75 tokens, EOS].
+            tok.enable_truncation(max_length=max_length)
+            _tokenizers[key] = tok
+    return tok
+
+
+def _pad_token(folder: Path) -> str:
+    try:
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "<|endoftext|>"
+    pad = config.get("pad_token") if isinstance(config, dict) else None
+    if isinstance(pad, dict):
+        pad = pad.get("content")
+    return pad if isinstance(pad, str) else "<|endoftext|>"
+
+
+class TextPreprocessor:
+    """Turns strings into ``input_ids`` / ``attention_mask`` exactly as CLIPTokenizerFast does."""
+
+    def __init__(self, folder: Path, max_length: int = 77) -> None:
+        self.folder = folder
+        self.max_length = max_length
+        self._pad_id: int | None = None
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return _load_tokenizer(self.folder / "tokenizer.json", self.max_length)
+
+    @property
+    def pad_id(self) -> int:
+        if self._pad_id is None:
+            pad_id = self.tokenizer.token_to_id(_pad_token(self.folder))
+            self._pad_id = 49407 if pad_id is None else pad_id
+        return self._pad_id
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text, with specials, truncated; no padding."""
+        return [enc.ids for enc in self.tokenizer.encode_batch(list(texts))]
+
+    def __call__(self, texts: Sequence[str], *, pad_to: int | None = None) -> dict[str, np.ndarray]:
+        """Batch tensors, padded to the longest text (or to ``pad_to``) with the pad id."""
+        return self.pad(self.token_ids(texts), pad_to=pad_to)
+
+    def pad(
+        self, ids: Sequence[Sequence[int]], *, pad_to: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """Pad token id lists into ``input_ids`` and ``attention_mask`` (int64)."""
+        length = pad_to if pad_to is not None else max((len(i) for i in ids), default=0)
+        input_ids = np.full((len(ids), length), self.pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(ids), length), dtype=np.int64)
+        for row, seq in enumerate(ids):
+            input_ids[row, : len(seq)] = seq
+            attention_mask[row, : len(seq)] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
