@@ -1,0 +1,239 @@
+"""Behaviour of ClipClapEmbedder beyond numerical parity: laziness, caching, options, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clipclap_integrations import (
+    ClipClapEmbedder,
+    ClipClapInputError,
+    Image,
+    Modality,
+    ModelFolderError,
+    Text,
+)
+from clipclap_integrations import sessions as sessions_module
+
+
+def _run_python(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_import_is_light() -> None:
+    out = _run_python(
+        """
+        import sys, clipclap_integrations
+        heavy = ("chromadb", "llama_index", "librosa", "torch", "onnxruntime", "transformers")
+        print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))
+        """
+    )
+    assert out.strip() == "[]"
+
+
+def test_text_only_process_loads_only_text_graphs(tiny_model_dir: Path) -> None:
+    out = _run_python(
+        f"""
+        from clipclap_integrations import ClipClapEmbedder
+        from clipclap_integrations.sessions import loaded_graphs
+        import sys
+        e = ClipClapEmbedder({str(tiny_model_dir)!r})
+        assert loaded_graphs() == [], "construction must not load a session"
+        e.embed_text(["a dog barking"])
+        print([p.rsplit('/', 1)[-1] for p in loaded_graphs()])
+        print('librosa' in sys.modules, 'soundfile' in sys.modules)
+        """
+    )
+    graphs, audio_libs = out.strip().splitlines()
+    assert json.loads(graphs.replace("'", '"')) == ["text_model.onnx", "text_projection.onnx"]
+    assert audio_libs == "False False"
+
+
+def test_many_embedders_share_sessions(tiny_model_dir: Path) -> None:
+    first = ClipClapEmbedder(tiny_model_dir)
+    first.embed_text(["warm up"])
+    before = dict(sessions_module._sessions)
+    vectors = [ClipClapEmbedder(tiny_model_dir).embed_text(["a cat"]) for _ in range(50)]
+    assert sessions_module._sessions == before  # no new session, no rebuilt one
+    assert all(np.array_equal(v, vectors[0]) for v in vectors)
+
+
+def test_vectors_are_normalized_rows_in_order(tiny_model_dir: Path, media_dir: Path) -> None:
+    e = ClipClapEmbedder(tiny_model_dir)
+    image = media_dir / "rgb_320x200.png"
+    sound = media_dir / "tone_0p5s_48k.wav"
+    mixed = e.embed(["a red boat", str(image), str(sound), "a dog"])
+    assert mixed.shape == (4, e.dim) and mixed.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(mixed, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(mixed[0], e.embed_text(["a red boat"])[0])
+    np.testing.assert_array_equal(mixed[1], e.embed_images([image])[0])
+    np.testing.assert_array_equal(mixed[2], e.embed_audio([sound])[0])
+    np.testing.assert_array_equal(mixed[3], e.embed_text(["a dog"])[0])
+    assert e.dim == 512
+
+
+def test_forced_modality_and_wrappers(tiny_model_dir: Path, media_dir: Path) -> None:
+    e = ClipClapEmbedder(tiny_model_dir)
+    path = str(media_dir / "rgb_320x200.png")
+    assert e.detect(path) is Modality.IMAGE
+    assert e.detect(Text(path)) is Modality.TEXT
+    as_text = e.embed([path], modality="text")
+    np.testing.assert_array_equal(as_text, e.embed_text([path]))
+    np.testing.assert_array_equal(e.embed([Image(path)]), e.embed_images([path]))
+    assert not np.allclose(as_text, e.embed([path]))
+
+
+def test_static_batch_axis_still_works(tiny_model_dir: Path, tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    folder = tmp_path / "static"
+    shutil.copytree(tiny_model_dir, folder)
+    for name in ("text_model.onnx", "text_projection.onnx"):
+        model = onnx.load(str(folder / name))
+        for value in list(model.graph.input) + list(model.graph.output):
+            dim = value.type.tensor_type.shape.dim[0]
+            dim.ClearField("dim_param")
+            dim.dim_value = 1
+        onnx.save(model, str(folder / name))
+    texts = ["one", "two words", "three little words", "four"]
+    reference = ClipClapEmbedder(tiny_model_dir).embed_text(texts)
+    static = ClipClapEmbedder(folder, batch_size=3)
+    assert static._session("text_model.onnx").get_inputs()[0].shape[0] == 1
+    np.testing.assert_allclose(static.embed_text(texts), reference, atol=1e-6)
+
+
+def test_external_data_weights_load(tiny_model_dir: Path, tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    folder = tmp_path / "external"
+    shutil.copytree(tiny_model_dir, folder)
+    model = onnx.load(str(folder / "text_model.onnx"))
+    onnx.save_model(model, str(folder / "text_model.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="text_model.onnx.data",
+                    size_threshold=0)
+    assert (folder / "text_model.onnx.data").stat().st_size > 1_000_000
+    vectors = ClipClapEmbedder(folder).embed_text(["external weights"])
+    expected = ClipClapEmbedder(tiny_model_dir).embed_text(["external weights"])
+    np.testing.assert_allclose(vectors, expected, atol=1e-6)
+    (folder / "text_model.onnx.data").unlink()
+    with pytest.raises(ModelFolderError, match=r"text_model\.onnx\.data"):
+        ClipClapEmbedder(folder)
+
+
+def test_bad_model_folder_lists_every_problem(tiny_model_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "visual_model.onnx").unlink()
+    (folder / "clip_config.json").write_text("{not json", encoding="utf-8")
+    shutil.copy(folder / "text_model.onnx", folder / "audio_model.onnx")  # wrong inputs
+    (folder / "audio_projection.onnx").write_bytes(b"\x0a\x05hello-not-onnx")
+    with pytest.raises(ModelFolderError) as info:
+        ClipClapEmbedder(folder)
+    message = str(info.value)
+    assert "missing file visual_model.onnx" in message
+    assert "clip_config.json is not readable JSON" in message
+    assert "audio_model.onnx has no input 'input_features'" in message
+    assert "audio_projection.onnx" in message
+    assert len(info.value.problems) >= 4
+    with pytest.raises(ModelFolderError, match="nowhere"):
+        ClipClapEmbedder(tmp_path / "nowhere")
+    with pytest.raises(ModelFolderError, match="neither a folder nor a Hub repo id"):
+        ClipClapEmbedder("./not/a/folder/either")
+
+
+def test_threads_and_providers_reach_the_session(tiny_model_dir: Path) -> None:
+    e = ClipClapEmbedder(tiny_model_dir, threads=1, providers=["CPUExecutionProvider"])
+    e.embed_text(["x"])
+    session = e._session("text_model.onnx")
+    assert session.get_session_options().intra_op_num_threads == 1
+    assert session.get_providers() == ["CPUExecutionProvider"]
+    two = ClipClapEmbedder(tiny_model_dir, threads=2)
+    two.embed_text(["x"])
+    assert two._session("text_model.onnx").get_session_options().intra_op_num_threads == 2
+    assert two._session("text_model.onnx") is not session
+
+
+def test_unavailable_provider_is_warned_about(tiny_model_dir: Path) -> None:
+    e = ClipClapEmbedder(tiny_model_dir, providers=["NoSuchExecutionProvider"], threads=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        vectors = e.embed_text(["still works on the CPU"])
+    assert any("NoSuchExecutionProvider" in str(w.message) for w in caught)
+    np.testing.assert_allclose(
+        vectors, ClipClapEmbedder(tiny_model_dir).embed_text(["still works on the CPU"]),
+        atol=1e-6,
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"long_audio": "random"}, "long_audio"),
+        ({"threads": 0}, "threads"),
+        ({"providers": []}, "providers"),
+    ],
+)
+def test_bad_options_are_refused(tiny_model_dir: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ClipClapEmbedder(tiny_model_dir, **kwargs)
+
+
+def test_bad_items_name_their_index_and_nothing_is_returned(
+    tiny_model_dir: Path, media_dir: Path, tmp_path: Path
+) -> None:
+    e = ClipClapEmbedder(tiny_model_dir)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes((media_dir / "rgb_320x200.png").read_bytes()[:100])
+    good = str(media_dir / "rgb_320x200.png")
+    with pytest.raises(ClipClapInputError) as info:
+        e.embed_images([good, good, broken])
+    assert info.value.index == 2 and "broken.png" in str(info.value)
+    assert "input 2" in str(info.value)
+    with pytest.raises(ClipClapInputError, match=r"input 1 .*no such file"):
+        e.embed_images([good, tmp_path / "missing.png"])
+    with pytest.raises(ClipClapInputError, match=r"input 0 .*unsupported input type object"):
+        e.embed([object()])
+    with pytest.raises(ClipClapInputError, match=r"input 1 .*expected a string"):
+        e.embed_text(["fine", 3])
+    with pytest.raises(ClipClapInputError, match=r"input 0 .*empty"):
+        e.embed_audio([(np.zeros(0, dtype=np.float32), 16000)])
+    with pytest.raises(ClipClapInputError, match=r"NaN"):
+        e.embed_audio([np.full(1000, np.nan, dtype=np.float32)])
+    with pytest.raises(TypeError, match="list"):
+        e.embed_text("a bare string is not a list")
+
+
+def test_audio_segments_cover_the_recording(tiny_model_dir: Path, media_dir: Path) -> None:
+    e = ClipClapEmbedder(tiny_model_dir)
+    clip = media_dir / "long_25s_16k.flac"
+    import soundfile
+
+    duration = soundfile.info(str(clip)).duration
+    assert 20.0 < duration < 30.0
+    segments = e.embed_audio_segments(clip)
+    np.testing.assert_allclose(segments.starts, [0.0, 10.0, 20.0])
+    np.testing.assert_allclose(segments.ends, [10.0, 20.0, duration], atol=1e-4)
+    assert segments.vectors.shape == (3, e.dim)
+    overlapping = e.embed_audio_segments(clip, window_s=5.0, hop_s=2.5)
+    assert overlapping.starts[0] == 0.0
+    assert overlapping.ends[-1] == pytest.approx(duration, abs=1e-4)
+    assert np.all(np.diff(overlapping.starts) == pytest.approx(2.5))
+    # The windows of the "mean" policy are exactly the 10 s segments.
+    mean = e.embed_audio([clip])[0]
+    expected = segments.vectors.mean(axis=0)
+    np.testing.assert_allclose(mean, expected / np.linalg.norm(expected), atol=1e-6)
+    first = ClipClapEmbedder(tiny_model_dir, long_audio="first").embed_audio([clip])[0]
+    np.testing.assert_allclose(first, segments.vectors[0], atol=1e-6)
+    with pytest.raises(ValueError, match="window_s"):
+        e.embed_audio_segments(clip, window_s=12.0)
