@@ -13,11 +13,12 @@ import numpy as np
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-_tokenizers: dict[tuple[str, int], Tokenizer] = {}
+_tokenizers: dict[tuple[str, int | None], Tokenizer] = {}
 _lock = threading.Lock()
 
 
-def _load_tokenizer(path: Path, max_length: int) -> Tokenizer:
+def _load_tokenizer(path: Path, max_length: int | None) -> Tokenizer:
+    """The shared tokenizer for ``path``, truncating to ``max_length`` (None: never)."""
     key = (str(path), max_length)
     with _lock:
         tok = _tokenizers.get(key)
@@ -26,8 +27,11 @@ def _load_tokenizer(path: Path, max_length: int) -> Tokenizer:
 
             tok = Tokenizer.from_file(str(path))
             tok.no_padding()
-            # Truncation counts the specials the post-processor adds: [BOS, 75 tokens, EOS].
-            tok.enable_truncation(max_length=max_length)
+            if max_length is None:
+                tok.no_truncation()
+            else:
+                # Truncation counts the specials the post-processor adds: [BOS, 75, EOS].
+                tok.enable_truncation(max_length=max_length)
             _tokenizers[key] = tok
     return tok
 
@@ -61,6 +65,11 @@ class TextPreprocessor:
             pad_id = self.tokenizer.token_to_id(_pad_token(self.folder))
             self._pad_id = 49407 if pad_id is None else pad_id
         return self._pad_id
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Untruncated token counts, without the two special tokens."""
+        tok = _load_tokenizer(self.folder / "tokenizer.json", None)
+        return [len(e.ids) for e in tok.encode_batch(list(texts), add_special_tokens=False)]
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text, with specials, truncated; no padding."""
