@@ -80,8 +80,8 @@ def test_index_a_folder_then_rerun_incrementally(
     got = col.get(where={"file_name": "long.flac"}, include=["metadatas", "embeddings"])
     windows = sorted((m["start_s"], m["end_s"]) for m in got["metadatas"] if m["kind"] == "window")
     assert [w[0] for w in windows] == [0.0, 10.0, 20.0]
-    whole = [e for e, m in zip(got["embeddings"], got["metadatas"], strict=True)
-             if m["kind"] == "file"][0]
+    whole = next(e for e, m in zip(got["embeddings"], got["metadatas"], strict=True)
+                 if m["kind"] == "file")
     np.testing.assert_allclose(whole, embedder.embed_audio([root / "sub" / "long.flac"])[0],
                                atol=1e-5)  # the whole-file record is the "mean" policy vector
 
