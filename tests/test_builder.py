@@ -375,8 +375,9 @@ def test_import_without_torch_names_the_extra() -> None:
     code = (
         "import sys\n"
         "sys.modules['torch'] = None\n"
+        "import clipclap_integrations.testing\n"
         "try:\n"
-        "    import clipclap_integrations.testing\n"
+        "    clipclap_integrations.testing.build_torch_models()\n"
         "except ImportError as exc:\n"
         "    print(exc)\n"
     )

@@ -53,12 +53,27 @@ def _parser() -> argparse.ArgumentParser:
         help="open_clip_torch-*.whl (or bpe_simple_vocab_16e6.txt.gz)",
     )
     tok.add_argument("--out", required=True, type=pathlib.Path, help="*.json or *.json.gz")
+
+    ref = commands.add_parser(
+        "reference", help="write transformers + torch reference vectors for a synthetic model"
+    )
+    ref.add_argument("--model", required=True, type=pathlib.Path, help="synthetic model folder")
+    ref.add_argument(
+        "--media", required=True, type=pathlib.Path, help="folder with texts.json, images, audio"
+    )
+    ref.add_argument("--out", required=True, type=pathlib.Path, help="output .npz")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = _parser().parse_args(argv)
+    if args.command == "reference":
+        from clipclap_integrations.testing.reference import read_reference, write_reference
+
+        out = write_reference(args.model, args.media, args.out)
+        print(f"wrote {len(read_reference(out)[0])} reference vectors to {out}")
+        return 0
     if args.command == "tokenizer":
         out = write_clip_tokenizer(args.wheel, args.out)
         print(f"wrote {out} ({out.stat().st_size:,} bytes)")
