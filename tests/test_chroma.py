@@ -1,0 +1,675 @@
+"""Chroma adapter, used as Chroma users do: an embedded PersistentClient and a real `chroma run`
+server (``-m server``), each re-opened from a second Python process.
+
+Every test runs the tiny synthetic model: its vectors mean nothing, but they are deterministic
+and distinct, so "the nearest neighbour of an item is itself" and "the stored vector equals
+the core's vector" are exact checks of the plumbing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+chromadb = pytest.importorskip("chromadb")
+
+from chromadb.utils.data_loaders import ImageLoader  # noqa: E402
+from chromadb.utils.embedding_functions import (  # noqa: E402
+    config_to_embedding_function,
+    known_embedding_functions,
+)
+from PIL import Image as PILImage  # noqa: E402
+
+from clipclap_integrations import (  # noqa: E402
+    Audio,
+    ClipClapEmbedder,
+    ClipClapInputError,
+    Image,
+    Text,
+)
+from clipclap_integrations.chroma import (  # noqa: E402
+    AudioArray,
+    ClipClapDataLoader,
+    ClipClapEmbeddingFunction,
+    add_media,
+    query_media,
+    upsert_media,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART = REPO / "examples" / "chroma_quickstart.py"
+CHROMA_CLI = Path(sys.executable).with_name("chroma")
+QUIET = {"ANONYMIZED_TELEMETRY": "False"}
+SETTINGS = chromadb.Settings(anonymized_telemetry=False)
+ATOL = 1e-5
+
+IMAGE_FILES = {
+    "gray": "gray_L_300x180.png",
+    "rgb": "rgb_320x200.png",
+    "rgba": "rgba_partial_240x160.png",
+}
+URI_FILES = {
+    "uri-jpg": "cmyk_280x210.jpg",
+    "uri-png": "p_transparency_200x260.png",
+    "uri-wav": "tone_0p5s_48k.wav",
+    "uri-flac": "chirp_3p3s_48k.flac",
+    "uri-stereo": "stereo_1p2s_48k.wav",
+}
+DOCS = {"doc-dog": "a dog barking at the mailman", "doc-boat": "a small red boat on a lake"}
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def model_dir(tiny_model_dir: Path) -> Path:
+    """The committed tiny synthetic model (seed 0)."""
+    if not (tiny_model_dir / "text_model.onnx").is_file():
+        pytest.skip(f"the tiny model is missing from {tiny_model_dir}")
+    return tiny_model_dir
+
+
+@pytest.fixture(scope="session")
+def embedder(model_dir: Path) -> ClipClapEmbedder:
+    return ClipClapEmbedder(model_dir)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for_heartbeat(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"chroma run exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
+        try:
+            url = f"http://127.0.0.1:{port}/api/v2/heartbeat"
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail(f"chroma run did not answer its heartbeat in 30 s:\n{log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """A real Chroma server (`chroma run`) on a free loopback port, stopped by PID afterwards."""
+    if not CHROMA_CLI.exists():
+        pytest.skip(f"no chroma CLI at {CHROMA_CLI}")
+    root = tmp_path_factory.mktemp("chroma-server")
+    port = _free_port()
+    log = root / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                str(CHROMA_CLI),
+                "run",
+                "--path",
+                str(root / "data"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **QUIET},
+        )
+    try:
+        _wait_for_heartbeat(port, proc, log)
+        yield "127.0.0.1", port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@dataclass
+class Target:
+    """A Chroma deployment, and how a second process connects to it."""
+
+    kind: str
+    client: Any
+    spec: dict[str, Any]
+
+
+def _connect(spec: dict[str, Any]) -> Any:
+    if spec["kind"] == "embedded":
+        return chromadb.PersistentClient(path=spec["path"], settings=SETTINGS)
+    return chromadb.HttpClient(host=spec["host"], port=spec["port"], settings=SETTINGS)
+
+
+@pytest.fixture(
+    scope="module", params=["embedded", pytest.param("server", marks=pytest.mark.server)]
+)
+def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Target:
+    if request.param == "embedded":
+        spec: dict[str, Any] = {"kind": "embedded", "path": str(tmp_path_factory.mktemp("db"))}
+    else:
+        host, port = request.getfixturevalue("chroma_server")
+        spec = {"kind": "server", "host": host, "port": port}
+    return Target(request.param, _connect(spec), spec)
+
+
+_names = iter(range(10_000))
+
+
+def _new_collection(target: Target, model_dir: Path, stem: str) -> Any:
+    return target.client.create_collection(
+        f"{stem}-{next(_names)}",
+        embedding_function=ClipClapEmbeddingFunction(model_dir),
+        data_loader=ClipClapDataLoader(),
+    )
+
+
+@dataclass
+class Populated:
+    collection: Any
+    images: dict[str, np.ndarray]  # id -> array as Chroma's ImageLoader gives it
+    uris: dict[str, str]  # id -> path
+
+
+@pytest.fixture(scope="module")
+def populated(target: Target, model_dir: Path, media_dir: Path) -> Populated:
+    """A collection filled the Chroma way: documents=, images= (ImageLoader arrays), uris=."""
+    collection = _new_collection(target, model_dir, "everything")
+    arrays = ImageLoader()([str(media_dir / f) for f in IMAGE_FILES.values()])
+    images = {f"img-{k}": a for k, a in zip(IMAGE_FILES, arrays, strict=True)}
+    assert [a.ndim for a in arrays] == [2, 3, 3] and arrays[2].shape[-1] == 4
+    uris = {k: str(media_dir / f) for k, f in URI_FILES.items()}
+    collection.add(ids=list(DOCS), documents=list(DOCS.values()))
+    collection.add(ids=list(images), images=list(images.values()))
+    collection.add(ids=list(uris), uris=list(uris.values()))
+    return Populated(collection, images, uris)
+
+
+def _query_summary(result: Any) -> dict[str, Any]:
+    return {"ids": result["ids"], "distances": np.asarray(result["distances"]).tolist()}
+
+
+# -- one collection, every modality ------------------------------------------------------------
+def test_stored_vectors_equal_the_core_vectors(populated: Populated, embedder: ClipClapEmbedder):
+    col = populated.collection
+    assert col.count() == len(DOCS) + len(populated.images) + len(populated.uris)
+    ids = list(DOCS) + list(populated.images) + list(populated.uris)
+    got = col.get(ids=ids, include=["embeddings"])
+    stored = dict(zip(got["ids"], np.asarray(got["embeddings"]), strict=True))
+    expected = np.concatenate(
+        [
+            embedder.embed_text(list(DOCS.values())),
+            embedder.embed_images(list(populated.images.values())),
+            embedder.embed([Path(p) for p in populated.uris.values()]),
+        ]
+    )
+    np.testing.assert_allclose(np.stack([stored[i] for i in ids]), expected, atol=ATOL)
+
+
+def test_nearest_neighbour_of_each_item_is_itself(populated: Populated):
+    col = populated.collection
+    by_text = col.query(query_texts=list(DOCS.values()), n_results=2)
+    by_image = col.query(query_images=list(populated.images.values()), n_results=2)
+    by_uri = col.query(query_uris=list(populated.uris.values()), n_results=2)
+    for result, ids in [(by_text, DOCS), (by_image, populated.images), (by_uri, populated.uris)]:
+        assert [hits[0] for hits in result["ids"]] == list(ids)
+        assert max(d[0] for d in result["distances"]) < 1e-4
+        assert min(d[1] for d in result["distances"]) > 1e-3  # a different item is not at 0
+
+
+def test_include_data_returns_what_the_loader_loads(populated: Populated, media_dir: Path):
+    got = populated.collection.get(ids=["doc-dog", "uri-png", "uri-stereo"], include=["data"])
+    data = dict(zip(got["ids"], got["data"], strict=True))
+    assert data["doc-dog"] is None  # stored without a URI
+    image = data["uri-png"]
+    assert (
+        isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.shape == (260, 200, 3)
+    )
+    sound = data["uri-stereo"]
+    assert isinstance(sound, AudioArray) and sound.sample_rate == 48_000
+    assert sound.dtype == np.float32 and sound.shape[-1] == round(1.2 * 48_000)
+    hits = populated.collection.query(
+        query_uris=[populated.uris["uri-flac"]], n_results=1, include=["data", "uris"]
+    )
+    assert hits["uris"][0][0] == populated.uris["uri-flac"]
+    assert isinstance(hits["data"][0][0], AudioArray)
+
+
+CHILD = textwrap.dedent(
+    """
+    import json, sys
+    import chromadb
+    spec, name, docs, uris, images = json.loads(sys.argv[1])
+    settings = chromadb.Settings(anonymized_telemetry=False)
+    if spec["kind"] == "embedded":
+        client = chromadb.PersistentClient(path=spec["path"], settings=settings)
+    else:
+        client = chromadb.HttpClient(host=spec["host"], port=spec["port"], settings=settings)
+    out = {}
+    try:  # the adapter is not imported yet: Chroma's own error
+        client.get_collection(name).query(query_texts=docs, n_results=1)
+        out["without_import"] = None
+    except ValueError as exc:
+        out["without_import"] = str(exc)
+
+    import clipclap_integrations.chroma as adapter
+    from chromadb.utils.data_loaders import ImageLoader
+
+    col = client.get_collection(name)  # no embedding function: rebuilt from the stored config
+    def summary(result):
+        return {"ids": result["ids"], "distances": [list(map(float, row))
+                                                    for row in result["distances"]]}
+
+    out["texts"] = summary(col.query(query_texts=docs, n_results=3))
+    out["images"] = summary(col.query(query_images=ImageLoader()(images), n_results=3))
+    col = client.get_collection(name, data_loader=adapter.ClipClapDataLoader())
+    out["uris"] = summary(col.query(query_uris=uris, n_results=3))
+    col.add(ids=["added-by-child"], documents=["written by a second process"])
+    stored = col.get(ids=["added-by-child"], include=["embeddings"])["embeddings"][0]
+    out["added"] = [float(x) for x in stored]
+    col.delete(ids=["added-by-child"])  # one process per database: the parent never sees it
+    print(json.dumps(out))
+    """
+)
+
+
+def test_reopen_in_a_new_process_gives_the_same_results(
+    target: Target, populated: Populated, media_dir: Path, embedder: ClipClapEmbedder
+):
+    col = populated.collection
+    image_paths = [str(media_dir / f) for f in IMAGE_FILES.values()]
+    expected = {
+        "texts": _query_summary(col.query(query_texts=list(DOCS.values()), n_results=3)),
+        "images": _query_summary(
+            col.query(query_images=list(populated.images.values()), n_results=3)
+        ),
+        "uris": _query_summary(col.query(query_uris=list(populated.uris.values()), n_results=3)),
+    }
+    args = [target.spec, col.name, list(DOCS.values()), list(populated.uris.values()), image_paths]
+    run = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **QUIET},
+    )
+    assert run.returncode == 0, run.stderr
+    child = json.loads(run.stdout.strip().splitlines()[-1])
+    assert "Embedding function clipclap not found" in child["without_import"]
+    for kind, summary in expected.items():
+        assert child[kind]["ids"] == summary["ids"], kind
+        np.testing.assert_allclose(child[kind]["distances"], summary["distances"], atol=ATOL)
+    np.testing.assert_allclose(
+        child["added"], embedder.embed_text(["written by a second process"])[0], atol=ATOL
+    )
+
+
+def test_reopen_with_another_model_is_refused(
+    target: Target, populated: Populated, model_dir: Path, tmp_path: Path
+):
+    other = tmp_path / "same-files-other-folder"  # even identical files: another model path
+    other.mkdir()
+    for f in model_dir.iterdir():
+        (other / f.name).symlink_to(f)
+    name, count = populated.collection.name, populated.collection.count()
+    same = target.client.get_collection(
+        name, embedding_function=ClipClapEmbeddingFunction(model_dir)
+    )
+    assert same.query(query_texts=[DOCS["doc-dog"]], n_results=1)["ids"] == [["doc-dog"]]
+
+    wrong = target.client.get_collection(name, embedding_function=ClipClapEmbeddingFunction(other))
+    with pytest.raises(ValueError, match="not comparable") as info:
+        wrong.query(query_texts=["anything"], n_results=1)
+    assert str(other.resolve()) in str(info.value) and str(model_dir.resolve()) in str(info.value)
+    with pytest.raises(ValueError, match="not comparable"):
+        wrong.add(ids=["never"], documents=["never written"])
+    with pytest.raises(ValueError, match="not comparable"):
+        add_media(wrong, ["never written"])
+    with pytest.raises(ValueError, match="cannot change the embedding model"):
+        same.modify(configuration={"embedding_function": ClipClapEmbeddingFunction(other)})
+    assert target.client.get_collection(name).count() == count
+
+
+def test_a_corrupt_file_fails_the_whole_add(
+    target: Target, model_dir: Path, media_dir: Path, tmp_path: Path
+):
+    col = _new_collection(target, model_dir, "corrupt")
+    col.add(ids=["doc"], documents=["already here"])
+    broken_png = tmp_path / "broken.png"
+    broken_png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0garbage" * 40)
+    broken_wav = tmp_path / "broken.wav"
+    broken_wav.write_bytes(b"RIFF\x24\0\0\0WAVEfmt " + b"\x01" * 30)
+    good = [str(media_dir / "rgb_320x200.png"), str(media_dir / "tone_0p5s_48k.wav")]
+
+    with pytest.raises(ClipClapInputError) as info:
+        col.add(ids=["a", "b", "c"], uris=[good[0], str(broken_png), good[1]])
+    assert info.value.index == 1 and str(broken_png) in str(info.value)
+    with pytest.raises(ClipClapInputError) as info:
+        add_media(col, ["fine text", *good, broken_wav])
+    assert info.value.index == 3 and "broken.wav" in str(info.value)
+    with pytest.raises(ClipClapInputError, match="no such file") as info:
+        col.add(ids=["x"], uris=[str(tmp_path / "missing.wav")])
+    assert "missing.wav" in str(info.value)
+    assert col.count() == 1
+
+
+def test_add_media_mixes_modalities_and_filters_by_modality(
+    target: Target, model_dir: Path, media_dir: Path, embedder: ClipClapEmbedder
+):
+    col = _new_collection(target, model_dir, "mixed")
+    png = media_dir / "rgb_320x200.png"
+    wav = media_dir / "tone_0p5s_48k.wav"
+    flac = media_dir / "chirp_3p3s_48k.flac"
+    rgba_b64 = base64.b64encode((media_dir / "rgba_partial_240x160.png").read_bytes()).decode()
+    samples = np.sin(np.linspace(0, 800 * np.pi, 16_000)).astype(np.float32)
+    sources: list[Any] = [
+        "a sunny beach",  # text
+        png,  # Path
+        str(wav),  # a path string
+        flac.as_uri(),  # file:// URL
+        f"data:image/png;base64,{rgba_b64}",  # data: URI
+        PILImage.open(media_dir / "gray_L_300x180.png"),  # PIL image
+        (samples, 16_000),  # a waveform
+        Text(str(wav)),  # a file name, embedded as text
+    ]
+    ids = add_media(col, sources, metadatas=[{"tag": i} for i in range(len(sources))])
+    assert len(set(ids)) == len(ids) == col.count() == len(sources)
+    assert add_media(col, sources) == ids and col.count() == len(sources)  # content-hash ids
+
+    got = col.get(ids=ids, include=["embeddings", "documents", "uris", "metadatas"])
+    np.testing.assert_allclose(
+        np.asarray(got["embeddings"]),
+        embedder.embed([sources[0], png, wav, flac, *sources[4:]]),
+        atol=ATOL,
+    )
+    modalities = [m["modality"] for m in got["metadatas"]]
+    assert modalities == ["text", "image", "audio", "audio", "image", "image", "audio", "text"]
+    assert [m["tag"] for m in got["metadatas"]] == list(range(len(sources)))
+    assert got["metadatas"][1]["mime_type"] == "image/png"
+    assert got["metadatas"][3]["mime_type"] == "audio/flac"
+    assert got["documents"] == ["a sunny beach", None, None, None, None, None, None, str(wav)]
+    assert got["uris"] == [None, str(png), str(wav), flac.as_uri(), None, None, None, None]
+
+    audio = query_media(col, str(wav), n_results=10, modality="audio", include=["metadatas"])
+    assert audio["ids"][0][0] == ids[2]
+    assert {m["modality"] for m in audio["metadatas"][0]} == {"audio"}
+    assert len(audio["ids"][0]) == 3
+    images = query_media(
+        col,
+        "a sunny beach",
+        n_results=10,
+        modality="image",
+        where={"tag": {"$gte": 4}},
+        include=["metadatas"],
+    )
+    assert sorted(images["ids"][0]) == sorted([ids[4], ids[5]])
+    several = query_media(col, [png, Audio(str(flac))], n_results=1)
+    assert several["ids"] == [[ids[1]], [ids[3]]]
+    native = col.query(query_texts=["a sunny beach"], where={"modality": "text"}, n_results=5)
+    assert native["ids"][0][0] == ids[0] and set(native["ids"][0]) == {ids[0], ids[7]}
+
+
+def test_upsert_media_replaces_the_vector(
+    target: Target,
+    model_dir: Path,
+    media_dir: Path,
+    embedder: ClipClapEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    col = _new_collection(target, model_dir, "upsert")
+    png, wav = media_dir / "rgb_320x200.png", media_dir / "tone_0p5s_48k.wav"
+    assert add_media(col, [png], ids=["thing"]) == ["thing"]
+    assert upsert_media(col, [wav], ids=["thing"]) == ["thing"]
+    got = col.get(ids=["thing"], include=["embeddings", "metadatas", "uris"])
+    np.testing.assert_allclose(got["embeddings"][0], embedder.embed([wav])[0], atol=ATOL)
+    assert got["metadatas"][0]["modality"] == "audio" and got["uris"] == [str(wav)]
+    upsert_media(col, [png, png, wav])  # the same content twice: one record
+    assert col.count() == 3
+    monkeypatch.setattr(col._client, "get_max_batch_size", lambda: 2)  # written in chunks
+    sizes: list[int] = []
+    real_upsert = col.upsert
+    monkeypatch.setattr(
+        col, "upsert", lambda **kw: sizes.append(len(kw["ids"])) or real_upsert(**kw)
+    )
+    assert len(upsert_media(col, [f"caption number {i}" for i in range(5)])) == 5
+    assert sizes == [2, 2, 1] and col.count() == 8
+
+
+# -- the embedding function on its own --------------------------------------------------------
+def test_embedding_function_takes_any_mix_in_order(
+    model_dir: Path, media_dir: Path, embedder: ClipClapEmbedder
+):
+    ef = ClipClapEmbeddingFunction(model_dir)
+    png, wav = media_dir / "rgba_partial_240x160.png", media_dir / "stereo_1p2s_48k.wav"
+    gray, rgba = ImageLoader()([str(media_dir / "gray_L_300x180.png"), str(png)])
+    loaded_image, loaded_sound = ClipClapDataLoader()([str(png), str(wav)])
+    pil = PILImage.open(media_dir / "rgb_320x200.png")
+    inputs = ["a caption", str(png), gray, rgba, loaded_sound, loaded_image, pil]
+    vectors = ef(inputs)
+    assert isinstance(vectors, list) and len(vectors) == len(inputs)
+    assert all(v.dtype == np.float32 and v.shape == (embedder.dim,) for v in vectors)
+    expected = embedder.embed(
+        [Text("a caption"), Text(str(png)), Image(gray), Image(rgba), Audio(wav), Image(png), pil]
+    )
+    np.testing.assert_allclose(np.stack(vectors), expected, atol=ATOL)  # strings are text
+    queried = ef.embed_query(inputs[::-1])
+    assert isinstance(queried, list) and all(isinstance(v, np.ndarray) for v in queried)
+    np.testing.assert_allclose(np.stack(queried), expected[::-1], atol=ATOL)
+    with pytest.raises(ClipClapInputError) as info:
+        ef(["fine", None])  # never dropped silently
+    assert info.value.index == 1
+
+
+def test_construction_is_free_and_errors_come_on_use(tmp_path: Path):
+    missing = tmp_path / "no-model-here"
+    ef = ClipClapEmbeddingFunction(missing)  # nothing is read yet
+    assert ef.get_config()["model"] == str(missing)
+    rebuilt = ClipClapEmbeddingFunction.build_from_config(ef.get_config())
+    assert not rebuilt.is_legacy() and rebuilt._embedder is None
+    with pytest.raises(FileNotFoundError, match="no-model-here"):
+        ef(["hello"])
+
+
+def test_config_contract(model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    ef = ClipClapEmbeddingFunction(model_dir)
+    assert ClipClapEmbeddingFunction.name() == "clipclap" and not ef.is_legacy()
+    assert known_embedding_functions["clipclap"] is ClipClapEmbeddingFunction
+    assert ef.default_space() == "cosine" and "cosine" in ef.supported_spaces()
+    assert ef.get_config() == {"model": str(model_dir.resolve()), "revision": None}
+
+    monkeypatch.chdir(model_dir.parent)  # a relative folder is stored absolute
+    assert ClipClapEmbeddingFunction(model_dir.name).get_config() == ef.get_config()
+    hub = ClipClapEmbeddingFunction("antflydb/clipclap", revision="v1").get_config()
+    assert hub == {"model": "antflydb/clipclap", "revision": "v1"}
+
+    custom = ClipClapEmbeddingFunction(
+        model_dir,
+        providers=[("CPUExecutionProvider", {}), "CPUExecutionProvider"],
+        batch_size=4,
+        long_audio="first",
+        max_image_pixels=None,
+        cache_dir=model_dir,
+    )
+    config = custom.get_config()
+    assert set(config) == {
+        "model",
+        "revision",
+        "providers",
+        "batch_size",
+        "long_audio",
+        "max_image_pixels",
+        "cache_dir",
+    }
+    stored = json.loads(json.dumps(config))
+    assert stored == config
+    assert ClipClapEmbeddingFunction.build_from_config(stored).get_config() == config
+    built = config_to_embedding_function({"name": "clipclap", "config": stored})
+    assert isinstance(built, ClipClapEmbeddingFunction) and built.get_config() == config
+
+    for bad, words in [
+        ({"revision": None}, "'model'"),
+        ({"model": "m", "batch_size": 0}, "'batch_size'"),
+        ({"model": "m", "long_audio": "loudest"}, "'long_audio'"),
+        ({"model": "m", "threads": "2"}, "'threads'"),
+        ({"model": "m", "providers": [3]}, "'providers'"),
+        ({"model": "m", "colour": "blue"}, "unknown option 'colour'"),
+        ({"model": "m", "revision": ""}, "'revision'"),
+    ]:
+        with pytest.raises(ValueError, match=words):
+            ClipClapEmbeddingFunction.validate_config(bad)
+    with pytest.raises(ValueError, match="batch_size"):
+        ClipClapEmbeddingFunction(model_dir, batch_size=-1)
+
+    old = ef.get_config()
+    ef.validate_config_update(old, dict(old))  # full, unchanged: fine
+    ef.validate_config_update(old, {**old, "batch_size": 8})  # options may change
+    for change in ({"model": "antflydb/clipclap"}, {"revision": "abc123"}):
+        with pytest.raises(ValueError, match="cannot change the embedding model"):
+            ef.validate_config_update(old, {**old, **change})
+
+
+# -- the data loader ----------------------------------------------------------------------------
+def test_data_loader_reads_paths_file_and_data_uris(media_dir: Path, tmp_path: Path):
+    png, flac = media_dir / "exif_orientation6_300x180.jpg", media_dir / "chirp_3p3s_48k.flac"
+    wav_b64 = base64.b64encode((media_dir / "tone_0p5s_48k.wav").read_bytes()).decode()
+    loaded = ClipClapDataLoader()(
+        [str(png), None, flac.as_uri(), f"data:audio/wav;base64,{wav_b64}"]
+    )
+    image, nothing, chirp, tone = loaded
+    assert image.dtype == np.uint8 and image.shape == (300, 180, 3)  # EXIF-upright, RGB
+    assert nothing is None
+    assert isinstance(chirp, AudioArray) and chirp.ndim == 1 and chirp.sample_rate == 48_000
+    assert abs(chirp.duration - 3.3) < 0.01 and abs(tone.duration - 0.5) < 0.01
+    again = pickle.loads(pickle.dumps(chirp))
+    assert isinstance(again, AudioArray) and again.sample_rate == 48_000
+    np.testing.assert_array_equal(again, chirp)
+
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("hello")
+    for uri, words in [
+        (str(tmp_path / "missing.png"), "no such file"),
+        (str(text_file), "neither an image nor a sound"),
+        ("data:text/plain,hello", "holds text"),
+    ]:
+        with pytest.raises(ClipClapInputError, match=words) as info:
+            ClipClapDataLoader()([str(png), uri])
+        assert info.value.index == 1 and uri in str(info.value)
+    with pytest.raises(ClipClapInputError, match="disabled"):
+        ClipClapDataLoader(allow_remote=False)(["http://127.0.0.1:9/cat.png"])
+
+
+@pytest.mark.server
+def test_http_urls_are_fetched_once_and_stored_as_uris(model_dir: Path, media_dir: Path):
+    handler = partial(_QuietHandler, directory=str(media_dir))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        image, sound = ClipClapDataLoader()(
+            [f"{base}/rgb_320x200.png", f"{base}/tone_0p5s_48k.wav"]
+        )
+        assert image.shape == (200, 320, 3) and isinstance(sound, AudioArray)
+        with pytest.raises(ClipClapInputError, match="404") as info:
+            ClipClapDataLoader()([f"{base}/nothing.png"])
+        assert "nothing.png" in str(info.value)
+
+        client = chromadb.EphemeralClient(settings=SETTINGS)
+        col = _new_collection(Target("ephemeral", client, {}), model_dir, "http")
+        _QuietHandler.requests.clear()
+        urls = [f"{base}/rgb_320x200.png", f"{base}/tone_0p5s_48k.wav"]
+        ids = add_media(col, urls)
+        assert sorted(_QuietHandler.requests) == ["/rgb_320x200.png", "/tone_0p5s_48k.wav"]
+        got = col.get(ids=ids, include=["uris", "metadatas"])
+        assert got["uris"] == urls and [m["modality"] for m in got["metadatas"]] == [
+            "image",
+            "audio",
+        ]
+        assert col.query(query_uris=urls, n_results=1)["ids"] == [[i] for i in ids]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    requests: list[str] = []  # noqa: RUF012 - shared on purpose: the paths served
+
+    def log_message(self, format: str, *args: Any) -> None:
+        self.requests.append(self.path)
+
+
+# -- packaging ----------------------------------------------------------------------------------
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **QUIET},
+    )
+
+
+def test_import_is_lazy_and_the_adapter_registers_itself():
+    run = _python(
+        """
+        import sys, clipclap_integrations
+        assert "chromadb" not in sys.modules, "chromadb was imported"
+        from chromadb.utils.embedding_functions import known_embedding_functions
+        assert "clipclap" not in known_embedding_functions
+        import clipclap_integrations.chroma as adapter
+        assert known_embedding_functions["clipclap"] is adapter.ClipClapEmbeddingFunction
+        """
+    )
+    assert run.returncode == 0, run.stderr
+
+
+def test_import_without_chromadb_names_the_extra():
+    run = _python(
+        """
+        import sys
+        sys.modules["chromadb"] = None  # as if it were not installed
+        try:
+            import clipclap_integrations.chroma
+        except ImportError as exc:
+            print(exc)
+        else:
+            raise SystemExit("imported without chromadb")
+        """
+    )
+    assert run.returncode == 0, run.stderr
+    assert 'pip install "clipclap-integrations[chroma]"' in run.stdout
+
+
+def test_quickstart_example_runs(model_dir: Path, tmp_path: Path):
+    run = subprocess.run(
+        [sys.executable, str(QUICKSTART), "--model", str(model_dir), "--db", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **QUIET},
+    )
+    assert run.returncode == 0, run.stderr
+    for kind in ("text -> image", "text -> audio", "image -> audio", "audio -> image"):
+        assert kind in run.stdout
+    assert "(plain Chroma query_uris): siren.flac" in run.stdout
