@@ -1,0 +1,324 @@
+"""The ``clipclap`` command: download the model, embed things, index folders, search them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DB = "clipclap-db"
+DEFAULT_COLLECTION = "clipclap"
+
+EPILOG = """examples:
+  clipclap download                      fetch antflydb/clipclap into the Hugging Face cache
+  clipclap index ~/Pictures ~/Sounds     embed every image, sound and text file into ./clipclap-db
+  clipclap search "a dog barking"        the nearest images, sounds and texts to a sentence
+  clipclap search bark.wav -k 5 --modality image
+  clipclap embed "a cat" cat.jpg > vectors.jsonl
+
+model: --model takes a local folder or a Hub repo id (default $CLIPCLAP_MODEL or
+antflydb/clipclap); set HF_HUB_OFFLINE=1 to use the cache only."""
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        default=None,
+        help="model folder or Hub repo id (default: $CLIPCLAP_MODEL or antflydb/clipclap)",
+    )
+    p.add_argument("--revision", default=None, help="Hub branch, tag or commit")
+    p.add_argument("--cache-dir", default=None, help="Hub cache folder")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads per session")
+
+
+def _db_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db",
+        default=None,
+        help=f"Chroma folder for an embedded database (default: ./{DEFAULT_DB})",
+    )
+    p.add_argument("--host", default=None, help="Chroma server host (instead of --db)")
+    p.add_argument("--port", type=int, default=8000, help="Chroma server port (default 8000)")
+    p.add_argument(
+        "--collection",
+        default=DEFAULT_COLLECTION,
+        help=f"collection name (default: {DEFAULT_COLLECTION})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clipclap",
+        description="CLIPCLAP embeddings: text, images and audio in one vector space.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("download", help="fetch a model from the Hub into the cache")
+    p.add_argument("model", nargs="?", default=None, help="Hub repo id (default antflydb/clipclap)")
+    p.add_argument("--revision", default=None)
+    p.add_argument("--cache-dir", default=None)
+
+    p = sub.add_parser("info", help="where the model is, its files, providers and dimension")
+    _model_args(p)
+
+    p = sub.add_parser("embed", help="embed inputs; print JSON lines (or save --npy)")
+    p.add_argument("inputs", nargs="+", help="sentences, file paths or URLs")
+    p.add_argument(
+        "--modality",
+        choices=["text", "image", "audio"],
+        default=None,
+        help="force one modality for every input",
+    )
+    p.add_argument("--npy", default=None, help="write the vectors to this .npy file instead")
+    _model_args(p)
+
+    p = sub.add_parser("index", help="embed every image, sound and text file into Chroma")
+    p.add_argument("paths", nargs="+", help="files or folders (walked recursively)")
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="remove records of files that no longer exist under PATHS",
+    )
+    p.add_argument(
+        "--window",
+        type=float,
+        default=10.0,
+        help="seconds per indexed window of long audio (default 10)",
+    )
+    _db_args(p)
+    _model_args(p)
+
+    p = sub.add_parser("search", help="search an index with a sentence, an image or a sound")
+    p.add_argument("query", help="a sentence, or an image/audio file or URL")
+    p.add_argument("-k", "--top", type=int, default=10, help="results to show (default 10)")
+    p.add_argument(
+        "--modality",
+        choices=["text", "image", "audio"],
+        default=None,
+        help="only return records of this modality",
+    )
+    p.add_argument(
+        "--as",
+        dest="query_as",
+        choices=["text", "image", "audio"],
+        default=None,
+        help="treat the query as this modality",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    _db_args(p)
+    _model_args(p)
+    return parser
+
+
+def _embedder(args: argparse.Namespace) -> Any:
+    from .embedder import ClipClapEmbedder
+
+    return ClipClapEmbedder(
+        args.model, revision=args.revision, cache_dir=args.cache_dir, threads=args.threads
+    )
+
+
+def _collection(args: argparse.Namespace, embedder: Any, *, create: bool) -> Any:
+    try:
+        import chromadb
+    except ImportError:
+        raise SystemExit(
+            'clipclap index/search need Chroma: pip install "clipclap-integrations[chroma]"'
+        ) from None
+    from .chroma import ClipClapEmbeddingFunction
+
+    if args.host:
+        client = chromadb.HttpClient(host=args.host, port=args.port)
+    else:
+        client = chromadb.PersistentClient(
+            path=args.db or os.environ.get("CLIPCLAP_DB", DEFAULT_DB)
+        )
+    ef = ClipClapEmbeddingFunction(
+        embedder.folder.source, revision=args.revision, cache_dir=args.cache_dir,
+        threads=args.threads,
+    )
+    if create:
+        return client.get_or_create_collection(args.collection, embedding_function=ef)
+    try:
+        return client.get_collection(args.collection, embedding_function=ef)
+    except Exception as exc:  # chromadb raises NotFoundError / ValueError by version
+        raise SystemExit(
+            f"no collection {args.collection!r} there ({exc}); run clipclap index first"
+        ) from None
+
+
+def _progress(total: int, desc: str) -> Any:
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover
+        return None
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="file",
+        file=sys.stderr,
+        disable=not sys.stderr.isatty() and os.environ.get("CLIPCLAP_PROGRESS") != "1",
+    )
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from .hub import DEFAULT_MODEL, download_model
+
+    repo = args.model or os.environ.get("CLIPCLAP_MODEL") or DEFAULT_MODEL
+    folder, commit = download_model(repo, revision=args.revision, cache_dir=args.cache_dir)
+    from .model import load_model_folder
+
+    load_model_folder(folder, revision=commit, source=repo)
+    print(f"{repo} @ {commit or 'local'} -> {folder}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import onnxruntime as ort
+
+    e = _embedder(args)
+    folder = e.model_path
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file())
+    print(f"model:     {e.folder.source}")
+    print(f"folder:    {folder}")
+    print(f"revision:  {e.model_revision or '(local folder)'}")
+    print(f"dimension: {e.dim}")
+    print(f"providers: {', '.join(ort.get_available_providers())}")
+    print("files:")
+    for p in files:
+        print(f"  {p.stat().st_size:>14,}  {p.name}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    e = _embedder(args)
+    vectors = e.embed(args.inputs, modality=args.modality)
+    if args.npy:
+        np.save(args.npy, vectors)
+        print(
+            f"wrote {vectors.shape[0]} x {vectors.shape[1]} vectors to {args.npy}", file=sys.stderr
+        )
+        return 0
+    modalities = [args.modality or e.detect(x).value for x in args.inputs]
+    for item, modality, vector in zip(args.inputs, modalities, vectors, strict=True):
+        print(
+            json.dumps(
+                {
+                    "input": item,
+                    "modality": modality,
+                    "embedding": [round(float(v), 7) for v in vector],
+                }
+            )
+        )
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .indexing import FolderIndexer, walk
+
+    e = _embedder(args)
+    collection = _collection(args, e, create=True)
+    total = sum(1 for _ in walk(args.paths))
+    bar = _progress(total, "indexing")
+    indexer = FolderIndexer(
+        collection, e, window_s=args.window, progress=(bar.update if bar is not None else None)
+    )
+    try:
+        report = indexer.index(args.paths, prune=args.prune)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"{args.collection}: {report.summary()}; {collection.count()} records in the collection")
+    if report.failed:
+        print(f"{len(report.failed)} file(s) could not be indexed:")
+        for path, reason in report.failed:
+            print(f"  {path}: {reason}")
+    return 0
+
+
+def _where(meta: dict[str, Any]) -> str:
+    if meta.get("kind") == "chunk":
+        return f"chars {meta.get('char_start')}-{meta.get('char_end')}"
+    if meta.get("kind") == "window":
+        return f"{meta.get('start_s', 0):.1f}-{meta.get('end_s', 0):.1f} s"
+    if meta.get("modality") == "audio":
+        return f"whole ({meta.get('end_s', 0):.1f} s)"
+    return "whole"
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    e = _embedder(args)
+    collection = _collection(args, e, create=False)
+    vector = e.embed([args.query], modality=args.query_as)[0]
+    where = {"modality": args.modality} if args.modality else None
+    got = collection.query(
+        query_embeddings=[vector],
+        n_results=args.top,
+        where=where,
+        include=["metadatas", "distances", "documents"],
+    )
+    rows = []
+    for rank, (meta, dist, doc) in enumerate(
+        zip(got["metadatas"][0], got["distances"][0], got["documents"][0], strict=True), 1
+    ):
+        meta = meta or {}
+        rows.append(
+            {
+                "rank": rank,
+                "score": round(1.0 - float(dist), 4),
+                "modality": meta.get("modality", "?"),
+                "source": meta.get("source") or (doc or "")[:60],
+                "where": _where(meta),
+                "text": doc,
+            }
+        )
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    if not rows:
+        print("no results")
+        return 0
+    width = max(len(r["source"]) for r in rows)
+    print(f"{'rank':>4}  {'score':>7}  {'modality':<8}  {'source':<{width}}  where")
+    for r in rows:
+        print(
+            f"{r['rank']:>4}  {r['score']:>7.4f}  {r['modality']:<8}  {r['source']:<{width}}  "
+            f"{r['where']}"
+        )
+    return 0
+
+
+COMMANDS = {
+    "download": cmd_download,
+    "info": cmd_info,
+    "embed": cmd_embed,
+    "index": cmd_index,
+    "search": cmd_search,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .errors import ClipClapError
+
+    try:
+        return COMMANDS[args.command](args)
+    except ClipClapError as exc:
+        print(f"clipclap {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"clipclap {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
