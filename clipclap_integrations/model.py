@@ -129,14 +129,22 @@ class ModelFolder:
     signatures: dict[str, GraphSignature] = field(repr=False)
     revision: str | None = None  # the Hub commit, when the folder came from the Hub
     source: str = ""  # what the user asked for: a folder or a repo id
+    fingerprints: dict[str, tuple[str, int, int]] = field(default_factory=dict, repr=False)
 
     def graph_path(self, name: str) -> Path:
         return self.path / name
 
     def fingerprint(self, name: str) -> tuple[str, int, int]:
-        """Identity of one graph file for caching: path, size, modification time."""
+        """Identity of one graph file for caching: path, size, modification time.
+
+        Taken when the folder was validated; a changed file gives a new validation (the
+        folder cache is keyed by every file's size and time), hence a new fingerprint.
+        """
+        found = self.fingerprints.get(name)
+        if found is not None:
+            return found
         st = (self.path / name).stat()
-        return (str((self.path / name).resolve()), st.st_size, st.st_mtime_ns)
+        return (str(self.path / name), st.st_size, st.st_mtime_ns)
 
 
 _cache: dict[tuple[Any, ...], ModelFolder] = {}
@@ -281,8 +289,14 @@ def _validate(folder: Path, *, revision: str | None, source: str) -> ModelFolder
     if problems:
         raise ModelFolderError(folder, problems)
     dim = dims.pop() if dims else int(clip_config.get("projection_dim", 512))
+    root = folder.resolve()
+    fingerprints = {}
+    for name in signatures:
+        st = (root / name).stat()
+        fingerprints[name] = (str(root / name), st.st_size, st.st_mtime_ns)
     return ModelFolder(
-        path=folder.resolve(),
+        fingerprints=fingerprints,
+        path=root,
         dim=dim,
         text=TextSettings(max_length=max_length),
         image=image,
