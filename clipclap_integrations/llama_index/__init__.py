@@ -1,0 +1,53 @@
+"""LlamaIndex adapter: CLIPCLAP embeddings and retrieval across text, images and audio.
+
+Install with ``pip install "clipclap-integrations[llama-index]"``.
+
+- ``ClipClapEmbedding``: a ``MultiModalEmbedding`` (text, images) with audio methods; works as
+  ``embed_model`` and ``image_embed_model`` of ``MultiModalVectorStoreIndex``.
+- ``AudioNode``: a node holding a sound, like ``ImageNode``; ``load_media_nodes`` turns a folder
+  of mixed media into nodes; ``MediaFileReader`` gives ``SimpleDirectoryReader`` media documents.
+- ``ClipClapIndex`` / ``ClipClapRetriever``: text, image and audio nodes in one vector store,
+  searched from a query of any modality (``text_to_audio``, ``audio_to_image``, ...).
+"""
+
+from __future__ import annotations
+
+from ..errors import missing_extra
+
+try:
+    import llama_index.core  # noqa: F401
+except ImportError as exc:
+    raise missing_extra("llama-index-core", "llama-index") from exc
+
+from .embedding import AudioType, ClipClapEmbedding
+from .index import ClipClapIndex
+from .nodes import (
+    MODALITY_KEY,
+    AudioNode,
+    embed_nodes,
+    load_media_nodes,
+    media_node_from_document,
+    media_source,
+    node_modality,
+    restore_audio_nodes,
+)
+from .readers import MediaFileReader, media_file_extractor
+from .retriever import ClipClapRetriever, parse_modalities
+
+__all__ = [
+    "MODALITY_KEY",
+    "AudioNode",
+    "AudioType",
+    "ClipClapEmbedding",
+    "ClipClapIndex",
+    "ClipClapRetriever",
+    "MediaFileReader",
+    "embed_nodes",
+    "load_media_nodes",
+    "media_file_extractor",
+    "media_node_from_document",
+    "media_source",
+    "node_modality",
+    "parse_modalities",
+    "restore_audio_nodes",
+]

@@ -1,0 +1,214 @@
+"""``ClipClapIndex``: text, image and audio nodes in one vector store, embedded by content."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from llama_index.core.callbacks.base import CallbackManager
+from llama_index.core.data_structs.data_structs import IndexDict
+from llama_index.core.indices.vector_store.base import VectorStoreIndex
+from llama_index.core.ingestion import run_transformations
+from llama_index.core.schema import BaseNode, Document, TransformComponent
+from llama_index.core.settings import Settings
+from llama_index.core.storage.storage_context import StorageContext
+from llama_index.core.vector_stores.types import BasePydanticVectorStore
+
+from .embedding import ClipClapEmbedding
+from .nodes import aembed_nodes, embed_nodes, has_content, media_node_from_document, tagged
+from .retriever import ClipClapRetriever
+
+logger = logging.getLogger(__name__)
+
+
+class ClipClapIndex(VectorStoreIndex):
+    """A ``VectorStoreIndex`` that embeds every node by its own content into one store.
+
+    Text nodes are embedded as text, ``ImageNode``s by their image, ``AudioNode``s by their
+    sound, and ``Node``/``Document``s by their ``image_resource`` or ``audio_resource``
+    (nodes without text are kept). Each stored node gets ``metadata["modality"]``, which
+    ``ClipClapRetriever`` filters on, so any vector store with metadata filters works
+    (``SimpleVectorStore``, ``ChromaVectorStore``, ...). ``from_documents`` sends documents
+    that hold an image or a sound straight to nodes, and text documents through the usual
+    transformations.
+
+    Example:
+        embed_model = ClipClapEmbedding("antflydb/clipclap")
+        index = ClipClapIndex(nodes, embed_model=embed_model, storage_context=storage_context)
+        hits = index.as_retriever(similarity_top_k=3).text_to_audio("a dog barking")
+    """
+
+    def __init__(
+        self,
+        nodes: Sequence[BaseNode] | None = None,
+        embed_model: ClipClapEmbedding | None = None,
+        **kwargs: Any,
+    ) -> None:
+        model = embed_model if embed_model is not None else _default_embed_model()
+        if not isinstance(model, ClipClapEmbedding):
+            raise TypeError(f"ClipClapIndex needs a ClipClapEmbedding, got {type(model).__name__}")
+        super().__init__(nodes=nodes, embed_model=model, **kwargs)
+
+    @property
+    def embed_model(self) -> ClipClapEmbedding:
+        """The ``ClipClapEmbedding`` that embeds nodes and queries."""
+        assert isinstance(self._embed_model, ClipClapEmbedding)
+        return self._embed_model
+
+    def as_retriever(self, **kwargs: Any) -> ClipClapRetriever:
+        """A ``ClipClapRetriever``; pass ``similarity_top_k``, ``modalities``, ``filters``..."""
+        kwargs.setdefault("callback_manager", self._callback_manager)
+        kwargs.setdefault("object_map", self._object_map)
+        return ClipClapRetriever(self, **kwargs)
+
+    # -- building ---------------------------------------------------------------------------
+    @classmethod
+    def from_documents(
+        cls,
+        documents: Sequence[Document],
+        storage_context: StorageContext | None = None,
+        show_progress: bool = False,
+        callback_manager: CallbackManager | None = None,
+        transformations: list[TransformComponent] | None = None,
+        **kwargs: Any,
+    ) -> ClipClapIndex:
+        """Index documents: media documents as one node each, text ones transformed."""
+        storage_context = storage_context or StorageContext.from_defaults()
+        callback_manager = callback_manager or Settings.callback_manager
+        transformations = transformations or Settings.transformations
+        with callback_manager.as_trace("index_construction"):
+            for doc in documents:
+                storage_context.docstore.set_document_hash(doc.id_, doc.hash)
+            nodes = _documents_to_nodes(documents, transformations, show_progress, **kwargs)
+            return cls(
+                nodes=nodes,
+                storage_context=storage_context,
+                callback_manager=callback_manager,
+                show_progress=show_progress,
+                transformations=transformations,
+                **kwargs,
+            )
+
+    @classmethod
+    def from_vector_store(
+        cls, vector_store: BasePydanticVectorStore, embed_model: Any = None, **kwargs: Any
+    ) -> ClipClapIndex:
+        """Open the index over a store that keeps text and already holds nodes (e.g. Chroma)."""
+        index = super().from_vector_store(vector_store, embed_model=embed_model, **kwargs)
+        assert isinstance(index, ClipClapIndex)
+        return index
+
+    @classmethod
+    def from_storage(
+        cls,
+        storage_context: StorageContext,
+        embed_model: ClipClapEmbedding | None = None,
+        index_id: str | None = None,
+        **kwargs: Any,
+    ) -> ClipClapIndex:
+        """Reload an index persisted with ``index.storage_context.persist(dir)``.
+
+        (``load_index_from_storage`` would return a plain ``VectorStoreIndex``.)
+        """
+        struct = storage_context.index_store.get_index_struct(index_id)
+        if struct is None:
+            raise ValueError(f"no index {index_id!r} in the storage context")
+        return cls(
+            index_struct=struct, storage_context=storage_context, embed_model=embed_model, **kwargs
+        )
+
+    def insert(self, document: Document, **insert_kwargs: Any) -> None:
+        """Insert a document (one node if it holds an image or a sound)."""
+        media = media_node_from_document(document)
+        if media is None:
+            super().insert(document, **insert_kwargs)
+            return
+        with self._callback_manager.as_trace("insert"):
+            self.insert_nodes([media], **insert_kwargs)
+            self.docstore.set_document_hash(document.id_, document.hash)
+
+    async def ainsert(self, document: Document, **insert_kwargs: Any) -> None:
+        """Async ``insert``."""
+        media = media_node_from_document(document)
+        if media is None:
+            await super().ainsert(document, **insert_kwargs)
+            return
+        with self._callback_manager.as_trace("ainsert"):
+            await self.ainsert_nodes([media], **insert_kwargs)
+            await self.docstore.aset_document_hash(document.id_, document.hash)
+
+    def build_index_from_nodes(self, nodes: Sequence[BaseNode], **insert_kwargs: Any) -> IndexDict:
+        """Build from nodes, keeping image and audio nodes that have no text."""
+        kept = [node for node in nodes if has_content(node)]
+        if len(kept) != len(nodes):
+            logger.warning("skipped %d nodes with no text, image or audio", len(nodes) - len(kept))
+        return self._build_index_from_nodes(kept, **insert_kwargs)
+
+    def _add_nodes_to_index(
+        self,
+        index_struct: IndexDict,
+        nodes: Sequence[BaseNode],
+        show_progress: bool = False,
+        **insert_kwargs: Any,
+    ) -> None:
+        tagged_nodes = [tagged(node) for node in nodes]
+        super()._add_nodes_to_index(index_struct, tagged_nodes, show_progress, **insert_kwargs)
+
+    async def _async_add_nodes_to_index(
+        self,
+        index_struct: IndexDict,
+        nodes: Sequence[BaseNode],
+        show_progress: bool = False,
+        **insert_kwargs: Any,
+    ) -> None:
+        tagged_nodes = [tagged(node) for node in nodes]
+        await super()._async_add_nodes_to_index(
+            index_struct, tagged_nodes, show_progress, **insert_kwargs
+        )
+
+    def _get_node_with_embedding(
+        self, nodes: Sequence[BaseNode], show_progress: bool = False
+    ) -> list[BaseNode]:
+        vectors = embed_nodes(nodes, self.embed_model, show_progress=show_progress)
+        return [_with_embedding(node, vector) for node, vector in zip(nodes, vectors, strict=True)]
+
+    async def _aget_node_with_embedding(
+        self, nodes: Sequence[BaseNode], show_progress: bool = False
+    ) -> list[BaseNode]:
+        vectors = await aembed_nodes(nodes, self.embed_model, show_progress=show_progress)
+        return [_with_embedding(node, vector) for node, vector in zip(nodes, vectors, strict=True)]
+
+
+def _with_embedding(node: BaseNode, vector: list[float]) -> BaseNode:
+    copy = node.model_copy()
+    copy.embedding = vector
+    return copy
+
+
+def _default_embed_model() -> Any:
+    """``Settings.embed_model`` if it is a ClipClapEmbedding (without resolving OpenAI)."""
+    configured = getattr(Settings, "_embed_model", None)
+    return configured if configured is not None else ClipClapEmbedding()
+
+
+def _documents_to_nodes(
+    documents: Sequence[Document],
+    transformations: list[TransformComponent],
+    show_progress: bool,
+    **kwargs: Any,
+) -> list[BaseNode]:
+    media: list[BaseNode] = []
+    texts: list[Document] = []
+    for doc in documents:
+        node = media_node_from_document(doc)
+        if node is None:
+            texts.append(doc)
+        else:
+            media.append(node)
+    nodes = list(media)
+    if texts:
+        nodes.extend(
+            run_transformations(texts, transformations, show_progress=show_progress, **kwargs)
+        )
+    return nodes

@@ -1,0 +1,420 @@
+"""``ClipClapRetriever``: search one vector store across text, images and audio."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from llama_index.core.base.embeddings.base import Embedding
+from llama_index.core.constants import DEFAULT_SIMILARITY_TOP_K
+from llama_index.core.indices.vector_store.base import VectorStoreIndex
+from llama_index.core.indices.vector_store.retrievers import VectorIndexRetriever
+from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle, QueryType
+from llama_index.core.vector_stores.types import (
+    FilterCondition,
+    FilterOperator,
+    MetadataFilter,
+    MetadataFilters,
+    VectorStoreQuery,
+    VectorStoreQueryResult,
+)
+
+from ..types import Audio, Image, Modality, Text
+from .embedding import ClipClapEmbedding
+from .nodes import MODALITY_KEY, node_content, node_modality, restore_audio_nodes
+
+ModalitiesArg = Modality | str | Iterable[Modality | str] | None
+ALL_MODALITIES: tuple[Modality, ...] = tuple(Modality)
+
+
+def parse_modalities(value: ModalitiesArg) -> tuple[Modality, ...]:
+    """``None`` -> all; one name -> that one; names -> those (order kept, duplicates dropped)."""
+    if value is None:
+        return ALL_MODALITIES
+    if isinstance(value, Modality | str):
+        return (Modality.parse(value),)
+    out = tuple(dict.fromkeys(Modality.parse(v) for v in value))
+    if not out:
+        raise ValueError("modalities is empty: name at least one of text, image, audio")
+    return out
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How to embed a query: ``kind`` is a modality, ``"agg"`` (query strings) or ``"vector"``."""
+
+    kind: Modality | str
+    payload: Any
+    query_str: str = ""
+
+
+class ClipClapRetriever(VectorIndexRetriever):
+    """Retrieves text, image and audio nodes from one store, with a query of any modality.
+
+    ``retrieve(query)`` embeds a text query (or ``QueryBundle.image_path`` as an image) and
+    returns the nearest nodes of ``modalities``. The ``x_to_y`` methods force the query's
+    modality and filter the results to one target modality; ``any_to_any`` detects the query's
+    modality (a string naming an image or sound file is that medium, other strings are text)
+    and searches the modalities you name. Filtering uses the ``modality`` metadata that
+    ``ClipClapIndex`` stores, so it works with any vector store that supports metadata filters.
+
+    Queries may be strings, ``Text``/``Image``/``Audio`` wrappers, anything the core takes
+    (paths, URLs, bytes, ``BytesIO``, PIL images, ``(samples, rate)`` pairs), a node (its own
+    content is the query) or a ``QueryBundle``.
+
+    Args:
+        index: a ``ClipClapIndex`` (or any ``VectorStoreIndex`` filled by ``ClipClapEmbedding``;
+            then pass ``embed_model``).
+        similarity_top_k: results per query (per call: ``similarity_top_k=``).
+        modalities: what ``retrieve`` returns (default: all three).
+        filters: extra metadata filters, combined (AND) with the modality filter.
+        **kwargs: passed on to ``VectorIndexRetriever``.
+    """
+
+    def __init__(
+        self,
+        index: VectorStoreIndex,
+        similarity_top_k: int = DEFAULT_SIMILARITY_TOP_K,
+        modalities: ModalitiesArg = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(index, similarity_top_k=similarity_top_k, **kwargs)
+        if not isinstance(self._embed_model, ClipClapEmbedding):
+            raise TypeError(
+                "ClipClapRetriever needs a ClipClapEmbedding: "
+                "pass embed_model=ClipClapEmbedding(...)"
+            )
+        self._clipclap: ClipClapEmbedding = self._embed_model
+        self._modalities = parse_modalities(modalities)
+
+    @property
+    def modalities(self) -> tuple[Modality, ...]:
+        """The modalities ``retrieve`` returns."""
+        return self._modalities
+
+    # -- LlamaIndex's retrieve() / aretrieve() ----------------------------------------------
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        plan = self._plan(query_bundle, None)
+        return self._search(plan.query_str, self._embed(plan), self._modalities, None)
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        plan = self._plan(query_bundle, None)
+        return await self._asearch(plan.query_str, await self._aembed(plan), self._modalities, None)
+
+    # -- any modality to any modality -------------------------------------------------------
+    def any_to_any(
+        self,
+        query: Any,
+        modalities: ModalitiesArg = None,
+        *,
+        query_modality: Modality | str | None = None,
+        similarity_top_k: int | None = None,
+    ) -> list[NodeWithScore]:
+        """Nodes of ``modalities`` (default: the retriever's) nearest ``query``.
+
+        ``query_modality`` forces how the query is read (otherwise it is detected).
+        """
+        plan = self._plan(query, query_modality)
+        targets = self._modalities if modalities is None else parse_modalities(modalities)
+        return self._search(plan.query_str, self._embed(plan), targets, similarity_top_k)
+
+    async def aany_to_any(
+        self,
+        query: Any,
+        modalities: ModalitiesArg = None,
+        *,
+        query_modality: Modality | str | None = None,
+        similarity_top_k: int | None = None,
+    ) -> list[NodeWithScore]:
+        """``any_to_any`` without blocking the event loop."""
+        plan = self._plan(query, query_modality)
+        targets = self._modalities if modalities is None else parse_modalities(modalities)
+        vector = await self._aembed(plan)
+        return await self._asearch(plan.query_str, vector, targets, similarity_top_k)
+
+    # -- the nine directed pairs (sync) ------------------------------------------------------
+    def text_to_text(
+        self, query: QueryType, similarity_top_k: int | None = None
+    ) -> list[NodeWithScore]:
+        """Text nodes nearest a text query."""
+        return self.any_to_any(
+            query, "text", query_modality="text", similarity_top_k=similarity_top_k
+        )
+
+    def text_to_image(
+        self, query: QueryType, similarity_top_k: int | None = None
+    ) -> list[NodeWithScore]:
+        """Images nearest a text query."""
+        return self.any_to_any(
+            query, "image", query_modality="text", similarity_top_k=similarity_top_k
+        )
+
+    def text_to_audio(
+        self, query: QueryType, similarity_top_k: int | None = None
+    ) -> list[NodeWithScore]:
+        """Sounds nearest a text query."""
+        return self.any_to_any(
+            query, "audio", query_modality="text", similarity_top_k=similarity_top_k
+        )
+
+    def image_to_text(self, query: Any, similarity_top_k: int | None = None) -> list[NodeWithScore]:
+        """Text nodes nearest an image."""
+        return self.any_to_any(
+            query, "text", query_modality="image", similarity_top_k=similarity_top_k
+        )
+
+    def image_to_image(
+        self, query: Any, similarity_top_k: int | None = None
+    ) -> list[NodeWithScore]:
+        """Images nearest an image."""
+        return self.any_to_any(
+            query, "image", query_modality="image", similarity_top_k=similarity_top_k
+        )
+
+    def image_to_audio(
+        self, query: Any, similarity_top_k: int | None = None
+    ) -> list[NodeWithScore]:
+        """Sounds nearest an image."""
+        return self.any_to_any(
+            query, "audio", query_modality="image", similarity_top_k=similarity_top_k
+        )
+
+    def audio_to_text(self, query: Any, similarity_top_k: int | None = None) -> list[NodeWithScore]:
+        """Text nodes nearest a sound."""
+        return self.any_to_any(
+            query, "text", query_modality="audio", similarity_top_k=similarity_top_k
+        )
+
+    def audio_to_image(
+        self, query: Any, similarity_top_k: int | None = None
+    ) -> list[NodeWithScore]:
+        """Images nearest a sound."""
+        return self.any_to_any(
+            query, "image", query_modality="audio", similarity_top_k=similarity_top_k
+        )
+
+    def audio_to_audio(
+        self, query: Any, similarity_top_k: int | None = None
+    ) -> list[NodeWithScore]:
+        """Sounds nearest a sound."""
+        return self.any_to_any(
+            query, "audio", query_modality="audio", similarity_top_k=similarity_top_k
+        )
+
+    # -- the nine directed pairs (async) -----------------------------------------------------
+    async def atext_to_text(
+        self, query: QueryType, similarity_top_k: int | None = None
+    ) -> list[NodeWithScore]:
+        return await self.aany_to_any(
+            query, "text", query_modality="text", similarity_top_k=similarity_top_k
+        )
+
+    async def atext_to_image(
+        self, query: QueryType, similarity_top_k: int | None = None
+    ) -> list[NodeWithScore]:
+        return await self.aany_to_any(
+            query, "image", query_modality="text", similarity_top_k=similarity_top_k
+        )
+
+    async def atext_to_audio(
+        self, query: QueryType, similarity_top_k: int | None = None
+    ) -> list[NodeWithScore]:
+        return await self.aany_to_any(
+            query, "audio", query_modality="text", similarity_top_k=similarity_top_k
+        )
+
+    async def aimage_to_text(
+        self, query: Any, similarity_top_k: int | None = None
+    ) -> list[NodeWithScore]:
+        return await self.aany_to_any(
+            query, "text", query_modality="image", similarity_top_k=similarity_top_k
+        )
+
+    async def aimage_to_image(
+        self, query: Any, similarity_top_k: int | None = None
+    ) -> list[NodeWithScore]:
+        return await self.aany_to_any(
+            query, "image", query_modality="image", similarity_top_k=similarity_top_k
+        )
+
+    async def aimage_to_audio(
+        self, query: Any, similarity_top_k: int | None = None
+    ) -> list[NodeWithScore]:
+        return await self.aany_to_any(
+            query, "audio", query_modality="image", similarity_top_k=similarity_top_k
+        )
+
+    async def aaudio_to_text(
+        self, query: Any, similarity_top_k: int | None = None
+    ) -> list[NodeWithScore]:
+        return await self.aany_to_any(
+            query, "text", query_modality="audio", similarity_top_k=similarity_top_k
+        )
+
+    async def aaudio_to_image(
+        self, query: Any, similarity_top_k: int | None = None
+    ) -> list[NodeWithScore]:
+        return await self.aany_to_any(
+            query, "image", query_modality="audio", similarity_top_k=similarity_top_k
+        )
+
+    async def aaudio_to_audio(
+        self, query: Any, similarity_top_k: int | None = None
+    ) -> list[NodeWithScore]:
+        return await self.aany_to_any(
+            query, "audio", query_modality="audio", similarity_top_k=similarity_top_k
+        )
+
+    # -- MultiModalVectorIndexRetriever's names, for code written against it -----------------
+    def text_retrieve(self, str_or_query_bundle: QueryType) -> list[NodeWithScore]:
+        """Same as ``text_to_text``."""
+        return self.text_to_text(str_or_query_bundle)
+
+    def text_to_image_retrieve(self, str_or_query_bundle: QueryType) -> list[NodeWithScore]:
+        """Same as ``text_to_image``."""
+        return self.text_to_image(str_or_query_bundle)
+
+    def image_to_image_retrieve(self, str_or_query_bundle: QueryType) -> list[NodeWithScore]:
+        """Same as ``image_to_image`` (a string is an image path or URL)."""
+        return self.image_to_image(str_or_query_bundle)
+
+    async def atext_retrieve(self, str_or_query_bundle: QueryType) -> list[NodeWithScore]:
+        return await self.atext_to_text(str_or_query_bundle)
+
+    async def atext_to_image_retrieve(self, str_or_query_bundle: QueryType) -> list[NodeWithScore]:
+        return await self.atext_to_image(str_or_query_bundle)
+
+    async def aimage_to_image_retrieve(self, str_or_query_bundle: QueryType) -> list[NodeWithScore]:
+        return await self.aimage_to_image(str_or_query_bundle)
+
+    # -- internals ---------------------------------------------------------------------------
+    def _plan(self, query: Any, query_modality: Modality | str | None) -> _Plan:
+        forced = Modality.parse(query_modality) if query_modality is not None else None
+        if isinstance(query, QueryBundle):
+            return _bundle_plan(query, forced)
+        if isinstance(query, BaseNode):
+            modality, item = node_modality(query), node_content(query)
+        elif isinstance(query, Text):
+            modality, item = Modality.TEXT, query.text
+        elif isinstance(query, Image):
+            modality, item = Modality.IMAGE, query
+        elif isinstance(query, Audio):
+            modality, item = Modality.AUDIO, query
+        else:
+            modality, item = forced or self._clipclap.detect(query), query
+        if forced is not None and modality is not forced:
+            raise ValueError(f"the query is {modality.value}, not {forced.value}")
+        if modality is Modality.TEXT:
+            if not isinstance(item, str):
+                raise TypeError(f"a text query must be a string, got {type(item).__name__}")
+            return _Plan(modality, item, item)
+        return _Plan(modality, item)
+
+    def _embed(self, plan: _Plan) -> Embedding:
+        model = self._clipclap
+        if plan.kind == "vector":
+            return list(plan.payload)
+        if plan.kind == "agg":
+            return model.get_agg_embedding_from_queries(plan.payload)
+        if plan.kind is Modality.TEXT:
+            return model.get_query_embedding(plan.payload)
+        if plan.kind is Modality.IMAGE:
+            return model.get_image_embedding(plan.payload)
+        return model.get_audio_embedding(plan.payload)
+
+    async def _aembed(self, plan: _Plan) -> Embedding:
+        model = self._clipclap
+        if plan.kind == "vector":
+            return list(plan.payload)
+        if plan.kind == "agg":
+            return await model.aget_agg_embedding_from_queries(plan.payload)
+        if plan.kind is Modality.TEXT:
+            return await model.aget_query_embedding(plan.payload)
+        if plan.kind is Modality.IMAGE:
+            return await model.aget_image_embedding(plan.payload)
+        return await model.aget_audio_embedding(plan.payload)
+
+    def _store_query(
+        self,
+        query_str: str,
+        embedding: Embedding,
+        modalities: tuple[Modality, ...],
+        similarity_top_k: int | None,
+    ) -> VectorStoreQuery:
+        top_k = self._similarity_top_k if similarity_top_k is None else similarity_top_k
+        if top_k < 1:
+            raise ValueError(f"similarity_top_k must be at least 1, got {top_k}")
+        return VectorStoreQuery(
+            query_embedding=embedding,
+            similarity_top_k=top_k,
+            node_ids=self._node_ids,
+            doc_ids=self._doc_ids,
+            query_str=query_str,
+            mode=self._vector_store_query_mode,
+            alpha=self._alpha,
+            filters=self._modality_filters(modalities),
+            sparse_top_k=self._sparse_top_k,
+            hybrid_top_k=self._hybrid_top_k,
+        )
+
+    def _modality_filters(self, modalities: tuple[Modality, ...]) -> MetadataFilters | None:
+        """The user's filters AND ``modality`` in ``modalities`` (no filter for all three)."""
+        if set(modalities) == set(ALL_MODALITIES):
+            return self._filters
+        values = [m.value for m in modalities]
+        own = (
+            MetadataFilter(key=MODALITY_KEY, value=values[0])
+            if len(values) == 1
+            else MetadataFilter(key=MODALITY_KEY, value=values, operator=FilterOperator.IN)
+        )
+        base = self._filters
+        if base is None:
+            return MetadataFilters(filters=[own])
+        if base.condition in (None, FilterCondition.AND):
+            return MetadataFilters(filters=[*base.filters, own], condition=FilterCondition.AND)
+        return MetadataFilters(filters=[base, own], condition=FilterCondition.AND)
+
+    def _search(
+        self,
+        query_str: str,
+        embedding: Embedding,
+        modalities: tuple[Modality, ...],
+        similarity_top_k: int | None,
+    ) -> list[NodeWithScore]:
+        query = self._store_query(query_str, embedding, modalities, similarity_top_k)
+        result = self._vector_store.query(query, **self._kwargs)
+        fetch = self._determine_nodes_to_fetch(result)
+        fetched = self._docstore.get_nodes(fetch, raise_error=False) if fetch else []
+        return self._finish(result, fetched)
+
+    async def _asearch(
+        self,
+        query_str: str,
+        embedding: Embedding,
+        modalities: tuple[Modality, ...],
+        similarity_top_k: int | None,
+    ) -> list[NodeWithScore]:
+        query = self._store_query(query_str, embedding, modalities, similarity_top_k)
+        result = await self._vector_store.aquery(query, **self._kwargs)
+        fetch = self._determine_nodes_to_fetch(result)
+        fetched = await self._docstore.aget_nodes(fetch, raise_error=False) if fetch else []
+        return self._finish(result, fetched)
+
+    def _finish(
+        self, result: VectorStoreQueryResult, fetched: list[BaseNode]
+    ) -> list[NodeWithScore]:
+        if fetched or result.nodes is None:
+            result.nodes = list(self._insert_fetched_nodes_into_query_result(result, fetched))
+        return restore_audio_nodes(self._convert_nodes_to_scored_nodes(result))
+
+
+def _bundle_plan(bundle: QueryBundle, forced: Modality | None) -> _Plan:
+    if bundle.embedding is not None:
+        return _Plan("vector", bundle.embedding, bundle.query_str)
+    if forced in (None, Modality.IMAGE) and bundle.image_path:
+        return _Plan(Modality.IMAGE, Image(bundle.image_path))
+    if forced in (None, Modality.TEXT) and bundle.embedding_strs:
+        return _Plan("agg", bundle.embedding_strs, bundle.query_str)
+    want = forced.value if forced is not None else "text or an image_path"
+    raise ValueError(f"the QueryBundle has no {want} to embed (and no embedding)")

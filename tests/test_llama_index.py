@@ -1,0 +1,777 @@
+"""LlamaIndex adapter, used the way LlamaIndex users do: the ``MultiModalEmbedding`` contract,
+LlamaIndex's own ``MultiModalVectorStoreIndex`` (in memory and on Chroma), and ``ClipClapIndex``
+for text, images and audio in one store, re-opened from a second Python process.
+
+The tiny synthetic model's vectors mean nothing, but they are deterministic and distinct, so
+"an item's nearest neighbour is itself", "the ranking equals a brute-force ranking of the core's
+vectors" and "the stored vector equals the core's vector" are exact checks of the plumbing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("llama_index.core")
+
+from llama_index.core import StorageContext, load_index_from_storage
+from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugHandler
+from llama_index.core.embeddings import MockEmbedding
+from llama_index.core.indices import MultiModalVectorStoreIndex
+from llama_index.core.ingestion import IngestionPipeline
+from llama_index.core.schema import (
+    BaseNode,
+    Document,
+    ImageDocument,
+    ImageNode,
+    MediaResource,
+    MetadataMode,
+    Node,
+    NodeRelationship,
+    NodeWithScore,
+    TextNode,
+)
+from llama_index.core.storage.docstore.utils import doc_to_json, json_to_doc
+from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters
+from PIL import Image as PILImage
+
+from clipclap_integrations import Audio, ClipClapEmbedder, ClipClapInputError
+from clipclap_integrations.llama_index import (
+    MODALITY_KEY,
+    AudioNode,
+    ClipClapEmbedding,
+    ClipClapIndex,
+    ClipClapRetriever,
+    load_media_nodes,
+    media_file_extractor,
+    node_modality,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGES = ["rgb_320x200.png", "tall_150x420.jpg", "cmyk_280x210.jpg"]
+SOUNDS = ["chirp_3p3s_48k.flac", "chord_2p5s_44k1.flac", "voice_like_2s_16k.wav"]
+TEXTS = ["a dog barking in a park", "a red boat on a calm lake", "rain on a tin roof"]
+NEW_IMAGE = "gray_L_300x180.png"  # given as Node(image_resource=...)
+NEW_SOUND = "stereo_1p2s_48k.wav"  # given as Node(audio_resource=...)
+INLINE_SOUND = "tone_0p5s_48k.wav"  # given as AudioNode(audio=<bytes>)
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed tiny model; built on the fly (needs torch) while it is not committed."""
+    if (tiny_model_dir / "text_model.onnx").is_file():
+        return tiny_model_dir
+    pytest.importorskip("torch")
+    out = tmp_path_factory.mktemp("model") / "clipclap-tiny"
+    build = ["build", "--size", "tiny", "--seed", "0", "--out", str(out)]
+    subprocess.run(
+        [sys.executable, "-m", "clipclap_integrations.testing", *build],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def core(model_dir: Path) -> ClipClapEmbedder:
+    return ClipClapEmbedder(model_dir)
+
+
+@pytest.fixture(scope="session")
+def embed_model(model_dir: Path) -> ClipClapEmbedding:
+    return ClipClapEmbedding(model_dir)
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def http_media(media_dir: Path) -> Iterator[str]:
+    """Base URL of a loopback HTTP server serving the test media."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=media_dir))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _chroma_store(path: Path, name: str) -> Any:
+    chromadb = pytest.importorskip("chromadb")
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    client = chromadb.PersistentClient(path=str(path))
+    collection = client.get_or_create_collection(name, configuration={"hnsw": {"space": "cosine"}})
+    return ChromaVectorStore(chroma_collection=collection)
+
+
+def _vec(embedding: Any) -> np.ndarray:
+    return np.asarray(embedding, dtype=np.float32)
+
+
+def _ranking(query: np.ndarray, candidates: dict[str, np.ndarray], k: int) -> list[str]:
+    """Ids of the ``k`` candidates nearest ``query`` by cosine, brute force."""
+    ids = list(candidates)
+    scores = np.stack([candidates[i] for i in ids]) @ query
+    return [ids[i] for i in np.argsort(-scores, kind="stable")[:k]]
+
+
+def _ids(hits: list[NodeWithScore]) -> list[str]:
+    return [h.node.node_id for h in hits]
+
+
+# -- ClipClapEmbedding: the MultiModalEmbedding contract -----------------------------------------
+def test_fields_are_described_and_configure_the_core(model_dir: Path, media_dir: Path):
+    fields = ClipClapEmbedding.model_fields
+    own = ["model_name", "revision", "cache_dir", "local_files_only", "providers", "threads"]
+    for name in [*own, "long_audio", "allow_remote", "embed_batch_size"]:
+        assert fields[name].description, name
+    emb = ClipClapEmbedding(
+        model=model_dir, threads=1, long_audio="first", embed_batch_size=4, allow_remote=False
+    )
+    assert ClipClapEmbedding.class_name() == "ClipClapEmbedding"
+    assert emb.model_name == str(model_dir) and emb.dim == 512
+    assert emb.embedder.batch_size == 4 and emb.embedder.long_audio == "first"
+    long_clip = str(media_dir / "long_25s_16k.flac")
+    first = ClipClapEmbedder(model_dir, long_audio="first").embed_audio([long_clip])[0]
+    mean = ClipClapEmbedder(model_dir).embed_audio([long_clip])[0]
+    assert np.array_equal(_vec(emb.get_audio_embedding(long_clip)), first)
+    assert not np.allclose(first, mean)
+    with pytest.raises(ClipClapInputError, match="disabled"):
+        emb.get_image_embedding("http://127.0.0.1:9/x.png")
+    # Serializable like any LlamaIndex component; the core is rebuilt, not serialized.
+    again = ClipClapEmbedding.from_dict(emb.to_dict())
+    assert again.long_audio == "first" and again.embed_batch_size == 4
+    assert again.get_text_embedding("x") == emb.get_text_embedding("x")
+    with pytest.raises(ValueError):
+        ClipClapEmbedding(model_dir, embed_batch_size=0)
+
+
+def test_vectors_equal_the_core(embed_model: ClipClapEmbedding, core, media_dir: Path):
+    images = [str(media_dir / n) for n in IMAGES]
+    sounds = [str(media_dir / n) for n in SOUNDS]
+    text_vectors = embed_model.get_text_embedding_batch(TEXTS)
+    assert all(type(x) is float for x in text_vectors[0]) and len(text_vectors[0]) == 512
+    np.testing.assert_array_equal(_vec(text_vectors), core.embed_text(TEXTS))
+    np.testing.assert_array_equal(
+        _vec(embed_model.get_image_embedding_batch(images)), core.embed_images(images)
+    )
+    np.testing.assert_array_equal(
+        _vec(embed_model.get_audio_embedding_batch(sounds)), core.embed_audio(sounds)
+    )
+    np.testing.assert_array_equal(
+        _vec(embed_model.get_query_embedding(TEXTS[0])), core.embed_text(TEXTS[:1])[0]
+    )
+
+
+def test_every_method_sync_and_async_agrees_with_the_batch(model_dir: Path, media_dir: Path):
+    emb = ClipClapEmbedding(model_dir, embed_batch_size=2)  # 3 items -> batches of 2 and 1
+    images = [str(media_dir / n) for n in IMAGES]
+    sounds = [str(media_dir / n) for n in SOUNDS]
+
+    async def run_async() -> dict[str, Any]:
+        return {
+            "text": await emb.aget_text_embedding_batch(TEXTS, show_progress=True),
+            "text1": [await emb.aget_text_embedding(t) for t in TEXTS],
+            "query1": [await emb.aget_query_embedding(t) for t in TEXTS],
+            "text_": await emb._aget_text_embeddings(TEXTS),
+            "image": await emb.aget_image_embedding_batch(images, show_progress=True),
+            "image1": [await emb.aget_image_embedding(p) for p in images],
+            "image_": await emb._aget_image_embeddings(images),
+            "audio": await emb.aget_audio_embedding_batch(sounds, show_progress=True),
+            "audio1": [await emb.aget_audio_embedding(p) for p in sounds],
+            "audio_": await emb._aget_audio_embeddings(sounds),
+        }
+
+    text = emb.get_text_embedding_batch(TEXTS, show_progress=True)
+    image = emb.get_image_embedding_batch(images, show_progress=True)
+    audio = emb.get_audio_embedding_batch(sounds, show_progress=True)
+    sync_variants = {
+        "text": [emb.get_text_embedding(t) for t in TEXTS],
+        "query": [emb.get_query_embedding(t) for t in TEXTS],
+        "text_": emb._get_text_embeddings(TEXTS),
+        "text1_": [emb._get_text_embedding(t) for t in TEXTS],
+        "query_": [emb._get_query_embedding(t) for t in TEXTS],
+        "image": [emb.get_image_embedding(p) for p in images],
+        "image_": emb._get_image_embeddings(images),
+        "image1_": [emb._get_image_embedding(p) for p in images],
+        "audio": [emb.get_audio_embedding(p) for p in sounds],
+        "audio_": emb._get_audio_embeddings(sounds),
+    }
+    expected = {"text": text, "query": text, "image": image, "audio": audio}
+    for name, got in [*sync_variants.items(), *asyncio.run(run_async()).items()]:
+        want = expected[name.rstrip("_1")]
+        np.testing.assert_allclose(_vec(got), _vec(want), atol=1e-5, err_msg=name)
+    assert len(image) == len(audio) == 3
+    assert np.allclose(np.linalg.norm(_vec(audio), axis=1), 1.0, atol=1e-5)
+
+
+def test_async_runs_whole_batches_in_worker_threads(model_dir: Path, media_dir: Path, monkeypatch):
+    emb = ClipClapEmbedding(model_dir, embed_batch_size=2)
+    calls: list[tuple[str, int, int]] = []
+    for method in ("embed_text", "embed_images", "embed_audio"):
+        real = getattr(emb.embedder, method)
+
+        def spy(items: Any, _real: Any = real, _name: str = method) -> Any:
+            calls.append((_name, len(items), threading.get_ident()))
+            return _real(items)
+
+        monkeypatch.setattr(emb.embedder, method, spy)
+
+    async def run() -> None:
+        await emb.aget_text_embedding_batch(TEXTS)
+        await emb.aget_image_embedding_batch([str(media_dir / n) for n in IMAGES])
+        await emb.aget_audio_embedding_batch([str(media_dir / n) for n in SOUNDS])
+        await emb.aget_query_embedding("q")
+
+    asyncio.run(run())
+    main = threading.get_ident()
+    assert all(thread != main for _, _, thread in calls)
+    sizes = {m: sorted(n for name, n, _ in calls if name == m) for m, _, _ in calls}
+    assert sizes == {"embed_text": [1, 1, 2], "embed_images": [1, 2], "embed_audio": [1, 2]}
+
+
+@pytest.mark.server
+def test_every_image_type_and_core_input(embed_model, media_dir: Path, http_media: str):
+    path = media_dir / "rgb_320x200.png"
+    data = path.read_bytes()
+    want = _vec(embed_model.get_image_embedding(str(path)))
+    pil = PILImage.open(path)
+    inputs = {
+        "Path": path,
+        "BytesIO": io.BytesIO(data),
+        "bytes": data,
+        "http URL": f"{http_media}/{path.name}",
+        "file URL": path.as_uri(),
+        "data URI": "data:image/png;base64," + base64.b64encode(data).decode(),
+        "PIL": pil,
+        "array": np.asarray(pil.convert("RGB")),
+    }
+    got = embed_model.get_image_embedding_batch(list(inputs.values()))
+    for name, vector in zip(inputs, got, strict=True):
+        np.testing.assert_allclose(_vec(vector), want, atol=1e-6, err_msg=name)
+    sound = media_dir / SOUNDS[0]
+    for clip in (sound.read_bytes(), io.BytesIO(sound.read_bytes()), f"{http_media}/{sound.name}"):
+        np.testing.assert_allclose(
+            _vec(embed_model.get_audio_embedding(clip)),
+            _vec(embed_model.get_audio_embedding(str(sound))),
+            atol=1e-6,
+        )
+    with pytest.raises(ClipClapInputError, match=r"no_such\.png"):
+        embed_model.get_image_embedding(str(media_dir / "no_such.png"))
+
+
+def test_callback_events_for_audio_batches(model_dir: Path, media_dir: Path):
+    debug = LlamaDebugHandler()
+    emb = ClipClapEmbedding(
+        model_dir, embed_batch_size=2, callback_manager=CallbackManager([debug])
+    )
+    sounds = [str(media_dir / n) for n in SOUNDS]
+    emb.get_audio_embedding_batch(sounds)
+    asyncio.run(emb.aget_audio_embedding(sounds[0]))
+    pairs = debug.get_event_pairs(CBEventType.EMBEDDING)
+    chunks = [end.payload["chunks"] for _, end in pairs]
+    assert chunks == [sounds[:2], sounds[2:], sounds[:1]]
+
+
+# -- LlamaIndex's MultiModalVectorStoreIndex with ClipClapEmbedding as both models ---------------
+def _mm_nodes(media_dir: Path) -> list[BaseNode]:
+    images = [ImageNode(image_path=str(media_dir / n), metadata={"file_name": n}) for n in IMAGES]
+    return [*images, *(TextNode(text=t) for t in TEXTS)]
+
+
+def _check_multimodal_index(
+    index: MultiModalVectorStoreIndex, core: ClipClapEmbedder, media_dir: Path
+) -> None:
+    image_vectors = dict(
+        zip(IMAGES, core.embed_images([str(media_dir / n) for n in IMAGES]), strict=True)
+    )
+    retriever = index.as_retriever(similarity_top_k=2, image_similarity_top_k=3)
+    query = "a photo of a dog"
+    by_text = retriever.text_to_image_retrieve(query)
+    assert all(isinstance(h.node, ImageNode) for h in by_text)
+    names = [h.node.metadata["file_name"] for h in by_text]
+    assert names == _ranking(core.embed_text([query])[0], image_vectors, 3)
+    for name in IMAGES:
+        by_image = retriever.image_to_image_retrieve(str(media_dir / name))
+        assert [h.node.metadata["file_name"] for h in by_image] == _ranking(
+            image_vectors[name], image_vectors, 3
+        )
+        assert by_image[0].score == pytest.approx(1.0, abs=1e-4)
+    both = retriever.retrieve(query)
+    kinds = [type(h.node).__name__ for h in both]
+    assert kinds[-3:] == ["ImageNode"] * 3 and set(kinds[:-3]) == {"TextNode"}  # text, images
+    assert both[0].node.get_content() in TEXTS
+
+    async def run() -> tuple[list[NodeWithScore], list[NodeWithScore]]:
+        return (
+            await retriever.atext_to_image_retrieve(query),
+            await retriever.aimage_to_image_retrieve(str(media_dir / IMAGES[1])),
+        )
+
+    a_text, a_image = asyncio.run(run())
+    assert [h.node.metadata["file_name"] for h in a_text] == names
+    assert a_image[0].node.metadata["file_name"] == IMAGES[1]
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_multimodal_index_in_memory_persist_and_reload(
+    embed_model, core, media_dir: Path, tmp_path: Path, use_async: bool
+):
+    index = MultiModalVectorStoreIndex(
+        _mm_nodes(media_dir),
+        embed_model=embed_model,
+        image_embed_model=embed_model,
+        use_async=use_async,
+    )
+    _check_multimodal_index(index, core, media_dir)
+    index.storage_context.persist(persist_dir=str(tmp_path))
+    reloaded = load_index_from_storage(
+        StorageContext.from_defaults(persist_dir=str(tmp_path)),
+        embed_model=embed_model,
+        image_embed_model=embed_model,
+    )
+    assert isinstance(reloaded, MultiModalVectorStoreIndex)
+    _check_multimodal_index(reloaded, core, media_dir)
+
+
+def test_multimodal_index_on_chroma_and_reopened(embed_model, core, media_dir, tmp_path: Path):
+    db = tmp_path / "db"
+    storage = StorageContext.from_defaults(
+        vector_store=_chroma_store(db, "text-col"), image_store=_chroma_store(db, "image-col")
+    )
+    index = MultiModalVectorStoreIndex(
+        _mm_nodes(media_dir),
+        storage_context=storage,
+        embed_model=embed_model,
+        image_embed_model=embed_model,
+    )
+    _check_multimodal_index(index, core, media_dir)
+    reopened = MultiModalVectorStoreIndex.from_vector_store(
+        vector_store=_chroma_store(db, "text-col"),
+        image_vector_store=_chroma_store(db, "image-col"),
+        embed_model=embed_model,
+        image_embed_model=embed_model,
+    )
+    _check_multimodal_index(reopened, core, media_dir)
+
+
+def test_multimodal_index_from_image_documents(embed_model, core, media_dir: Path):
+    """As the docs teach: ImageDocuments (what an image reader yields) and text Documents."""
+    documents = [
+        *(ImageDocument(image_path=str(media_dir / n), metadata={"file_name": n}) for n in IMAGES),
+        *(Document(text=t) for t in TEXTS),
+    ]
+    index = MultiModalVectorStoreIndex.from_documents(
+        documents, embed_model=embed_model, image_embed_model=embed_model
+    )
+    _check_multimodal_index(index, core, media_dir)
+
+
+# -- AudioNode -----------------------------------------------------------------------------------
+def test_audio_node_fields_resolve_and_survive_serialization(media_dir: Path):
+    path = media_dir / SOUNDS[0]
+    by_path = AudioNode(audio_path=str(path), text="a chirp", metadata={"take": 2})
+    assert by_path.audio_path == str(path) and by_path.audio_mimetype == "audio/flac"
+    assert by_path.resolve_audio() == str(path)
+    assert AudioNode.class_name() == "AudioNode" and by_path.audio is None
+    # Audio attributes are never embedded nor shown to an LLM.
+    assert by_path.get_content(MetadataMode.EMBED) == "take: 2\n\na chirp"
+    assert "flac" not in by_path.get_content(MetadataMode.LLM)
+
+    raw = (media_dir / INLINE_SOUND).read_bytes()
+    inline = AudioNode(audio=raw)
+    assert base64.b64decode(inline.audio) == raw
+    resolved = inline.resolve_audio()
+    assert isinstance(resolved, io.BytesIO) and resolved.getvalue() == raw
+    assert AudioNode(audio=base64.b64encode(raw)).audio == inline.audio  # base64 kept as is
+
+    from_resource = AudioNode(audio_resource=MediaResource(path=path))
+    assert from_resource.audio_path == str(path)
+    blocks = by_path.get_content_blocks()
+    assert type(blocks[-1]).__name__ == "AudioBlock" and str(blocks[-1].path) == str(path)
+    with pytest.raises(ValueError, match="no audio"):
+        AudioNode(text="nothing").resolve_audio()
+
+    # Docstores and vector stores rebuild unknown classes as TextNode; the fields survive.
+    as_text = json_to_doc(doc_to_json(inline))
+    assert type(as_text) is TextNode
+    back = AudioNode.from_node(as_text)
+    assert back.audio == inline.audio and back.node_id == inline.node_id
+    assert node_modality(back) is node_modality(inline)
+
+
+# -- ClipClapIndex: text, image and audio nodes in one store -------------------------------------
+@dataclass
+class Corpus:
+    nodes: list[BaseNode]
+    queries: dict[str, Any]  # node id -> the node's own content, as a user would pass it
+    vectors: dict[str, np.ndarray]  # node id -> the core's vector
+    modality: dict[str, str]  # node id -> "text" | "image" | "audio"
+
+
+@pytest.fixture(scope="module")
+def corpus(media_dir: Path, core: ClipClapEmbedder) -> Corpus:
+    texts = [TextNode(text=t) for t in TEXTS]
+    images: list[BaseNode] = [ImageNode(image_path=str(media_dir / n)) for n in IMAGES]
+    images.append(Node(image_resource=MediaResource(path=media_dir / NEW_IMAGE)))
+    sounds: list[BaseNode] = [AudioNode(audio_path=str(media_dir / n)) for n in SOUNDS]
+    inline = (media_dir / INLINE_SOUND).read_bytes()
+    sounds.append(AudioNode(audio=inline))
+    sounds.append(Node(audio_resource=MediaResource(path=media_dir / NEW_SOUND)))
+    image_queries = [str(media_dir / n) for n in [*IMAGES, NEW_IMAGE]]
+    sound_queries: list[Any] = [str(media_dir / n) for n in SOUNDS]
+    sound_queries += [Audio(inline), str(media_dir / NEW_SOUND)]
+    queries = dict(zip([n.node_id for n in texts], TEXTS, strict=True))
+    queries |= dict(zip([n.node_id for n in images], image_queries, strict=True))
+    queries |= dict(zip([n.node_id for n in sounds], sound_queries, strict=True))
+    vectors = dict(zip([n.node_id for n in texts], core.embed_text(TEXTS), strict=True))
+    vectors |= dict(zip([n.node_id for n in images], core.embed_images(image_queries), strict=True))
+    vectors |= dict(zip([n.node_id for n in sounds], core.embed_audio(sound_queries), strict=True))
+    modality = {
+        n.node_id: m
+        for m, group in [("text", texts), ("image", images), ("audio", sounds)]
+        for n in group
+    }
+    return Corpus([*texts, *images, *sounds], queries, vectors, modality)
+
+
+def _stored_vectors(index: ClipClapIndex, ids: list[str]) -> dict[str, np.ndarray]:
+    store = index.vector_store
+    if type(store).__name__ == "ChromaVectorStore":
+        got = store.client.get(ids=ids, include=["embeddings"])
+        return dict(zip(got["ids"], np.asarray(got["embeddings"], dtype=np.float32), strict=True))
+    return {i: _vec(store.get(i)) for i in ids}
+
+
+def _build(kind: str, corpus: Corpus, embed_model, tmp_path: Path, **kw: Any) -> ClipClapIndex:
+    if kind == "chroma":
+        kw["storage_context"] = StorageContext.from_defaults(
+            vector_store=_chroma_store(tmp_path / "db", "clipclap-all")
+        )
+    return ClipClapIndex(corpus.nodes, embed_model=embed_model, **kw)
+
+
+def _check_clipclap_index(index: ClipClapIndex, corpus: Corpus, every_node: bool = True) -> None:
+    """Stored vectors are the core's; each node (or one per class and modality) finds itself
+    first and ranks every modality exactly as brute force does."""
+    ids = [n.node_id for n in corpus.nodes]
+    stored = _stored_vectors(index, ids)
+    assert set(stored) == set(ids)  # no node dropped, text or not
+    for i in ids:
+        np.testing.assert_allclose(stored[i], corpus.vectors[i], atol=1e-6)
+
+    retriever = index.as_retriever(similarity_top_k=3)
+    by_modality = {
+        m: {i: v for i, v in corpus.vectors.items() if corpus.modality[i] == m}
+        for m in ("text", "image", "audio")
+    }
+    kinds = {(type(n), corpus.modality[n.node_id]): n for n in reversed(corpus.nodes)}
+    for node in corpus.nodes if every_node else list(kinds.values()):
+        own, query = corpus.modality[node.node_id], corpus.queries[node.node_id]
+        # its own content finds itself first (the node class survives the store)
+        hits = getattr(retriever, f"{own}_to_{own}")(query)
+        assert hits[0].node.node_id == node.node_id, (own, query)
+        assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+        assert type(hits[0].node) is type(node)
+    for node in kinds.values():  # one node per class and modality
+        own, query = corpus.modality[node.node_id], corpus.queries[node.node_id]
+        # the same with the modality detected, and with the node itself as the query
+        for hits in (retriever.any_to_any(query, own), retriever.any_to_any(node, [own])):
+            assert hits[0].node.node_id == node.node_id, (own, query)
+        # from its modality to every modality: exactly the brute-force ranking
+        for target, candidates in by_modality.items():
+            hits = getattr(retriever, f"{own}_to_{target}")(query)
+            assert {h.node.metadata[MODALITY_KEY] for h in hits} == {target}
+            assert _ids(hits) == _ranking(corpus.vectors[node.node_id], candidates, 3)
+    everything = retriever.retrieve(TEXTS[0])
+    assert len(everything) == 3 and everything[0].node.get_content() == TEXTS[0]
+
+
+@pytest.mark.parametrize("kind", ["memory", "chroma"])
+def test_clipclap_index_every_node_finds_itself(kind, corpus, embed_model, tmp_path: Path):
+    index = _build(kind, corpus, embed_model, tmp_path)
+    _check_clipclap_index(index, corpus)
+    hit = index.as_retriever(similarity_top_k=1).audio_to_audio(corpus.queries[_sound(corpus)])
+    assert isinstance(hit[0].node, AudioNode) and hit[0].node.audio_path
+
+
+def _sound(corpus: Corpus) -> str:
+    """The id of the first AudioNode given by path."""
+    return next(n.node_id for n in corpus.nodes if isinstance(n, AudioNode) and n.audio_path)
+
+
+def _image(corpus: Corpus) -> str:
+    """The id of the first ImageNode."""
+    return next(n.node_id for n in corpus.nodes if isinstance(n, ImageNode))
+
+
+@pytest.mark.parametrize("kind", ["memory", "chroma"])
+def test_clipclap_index_async_build_and_retrieval(kind, corpus, embed_model, tmp_path: Path):
+    index = _build(kind, corpus, embed_model, tmp_path, use_async=True)
+    retriever = index.as_retriever(similarity_top_k=3)
+    sound_id = _sound(corpus)
+    sound, image = corpus.queries[sound_id], corpus.queries[_image(corpus)]
+
+    async def run() -> dict[str, list[NodeWithScore]]:
+        return {
+            "a2a": await retriever.aaudio_to_audio(sound),
+            "a2i": await retriever.aaudio_to_image(sound),
+            "t2a": await retriever.atext_to_audio(TEXTS[1]),
+            "i2a": await retriever.aimage_to_audio(image),
+            "any": await retriever.aany_to_any(sound, ["image", "text"]),
+            "retrieve": await retriever.aretrieve(TEXTS[2]),
+        }
+
+    got = asyncio.run(run())
+    assert got["a2a"][0].node.node_id == sound_id and isinstance(got["a2a"][0].node, AudioNode)
+    assert _ids(got["a2i"]) == _ids(retriever.audio_to_image(sound))
+    assert _ids(got["t2a"]) == _ids(retriever.text_to_audio(TEXTS[1]))
+    assert _ids(got["i2a"]) == _ids(retriever.image_to_audio(image))
+    assert {h.node.metadata[MODALITY_KEY] for h in got["any"]} <= {"image", "text"}
+    assert got["retrieve"][0].node.get_content() == TEXTS[2]
+    _check_clipclap_index(index, corpus, every_node=False)  # the async build is the same
+
+
+def test_clipclap_index_reopened_from_chroma_in_a_new_process(
+    corpus, embed_model, model_dir: Path, media_dir: Path, tmp_path: Path
+):
+    index = _build("chroma", corpus, embed_model, tmp_path)
+    retriever = index.as_retriever(similarity_top_k=3)
+    sound, image = str(media_dir / SOUNDS[1]), str(media_dir / IMAGES[2])
+    expected = {
+        "audio_to_audio": _ids(retriever.audio_to_audio(sound)),
+        "audio_to_image": _ids(retriever.audio_to_image(sound)),
+        "image_to_audio": _ids(retriever.image_to_audio(image)),
+        "text_to_audio": _ids(retriever.text_to_audio(TEXTS[0])),
+    }
+    script = textwrap.dedent(
+        """
+        import json, sys
+        import chromadb
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+        from clipclap_integrations.llama_index import ClipClapEmbedding, ClipClapIndex
+
+        db, model, sound, image, text = sys.argv[1:]
+        client = chromadb.PersistentClient(path=db)
+        store = ChromaVectorStore(chroma_collection=client.get_collection("clipclap-all"))
+        index = ClipClapIndex.from_vector_store(store, embed_model=ClipClapEmbedding(model))
+        r = index.as_retriever(similarity_top_k=3)
+        hits = {
+            "audio_to_audio": r.audio_to_audio(sound),
+            "audio_to_image": r.audio_to_image(sound),
+            "image_to_audio": r.image_to_audio(image),
+            "text_to_audio": r.text_to_audio(text),
+        }
+        out = {k: [h.node.node_id for h in v] for k, v in hits.items()}
+        top = hits["audio_to_audio"][0].node
+        out["top"] = [type(top).__name__, top.audio_path]
+        print(json.dumps(out))
+        """
+    )
+    args = [str(tmp_path / "db"), str(model_dir), sound, image, TEXTS[0]]
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got.pop("top") == ["AudioNode", sound]
+    assert got == expected
+
+
+def test_clipclap_index_persisted_and_reloaded(corpus, embed_model, tmp_path: Path):
+    index = ClipClapIndex(corpus.nodes, embed_model=embed_model)
+    index.storage_context.persist(persist_dir=str(tmp_path))
+    reloaded = ClipClapIndex.from_storage(
+        StorageContext.from_defaults(persist_dir=str(tmp_path)), embed_model=embed_model
+    )
+    _check_clipclap_index(reloaded, corpus, every_node=False)
+
+
+def test_documents_with_media_become_media_nodes(embed_model, core, media_dir: Path):
+    sound, image = media_dir / SOUNDS[2], media_dir / IMAGES[0]
+    documents = [
+        Document(audio_resource=MediaResource(path=sound), metadata={"file_name": sound.name}),
+        ImageDocument(image_path=str(image), metadata={"file_name": image.name}),
+        Document(text=TEXTS[0], metadata={"file_name": "caption.txt"}),
+    ]
+    index = ClipClapIndex.from_documents(documents, embed_model=embed_model)
+    retriever = index.as_retriever(similarity_top_k=1)
+    hit = retriever.text_to_audio("anything")[0].node
+    assert isinstance(hit, AudioNode) and hit.audio_path == str(sound)
+    assert hit.relationships[NodeRelationship.SOURCE].node_id == documents[0].id_
+    assert retriever.image_to_image(str(image))[0].node.metadata["file_name"] == image.name
+    assert retriever.text_to_text(TEXTS[0])[0].node.get_content() == TEXTS[0]
+    # insert() takes the same path; a document read as text from a sound file is the sound
+    as_text = Document(text="RIFF\x00garbage", metadata={"file_path": str(media_dir / SOUNDS[0])})
+    index.insert(as_text)
+    top = retriever.audio_to_audio(str(media_dir / SOUNDS[0]))[0]
+    assert top.node.ref_doc_id == as_text.id_ and top.score == pytest.approx(1.0, abs=1e-4)
+    np.testing.assert_allclose(
+        _vec(index.vector_store.get(top.node.node_id)),
+        core.embed_audio([str(media_dir / SOUNDS[0])])[0],
+        atol=1e-6,
+    )
+    with pytest.raises(ValueError, match="both"):
+        ClipClapIndex(
+            [
+                Node(
+                    image_resource=MediaResource(path=image),
+                    audio_resource=MediaResource(path=sound),
+                )
+            ],
+            embed_model=embed_model,
+        )
+
+
+def test_load_media_nodes_and_filters(embed_model, media_dir: Path, tmp_path: Path):
+    (tmp_path / "caption.md").write_text("a dog barking", encoding="utf-8")
+    for name in [*IMAGES, *SOUNDS, "texts.json"]:
+        (tmp_path / name).write_bytes((media_dir / name).read_bytes())
+    nodes = load_media_nodes(tmp_path)
+    kinds = sorted(type(n).__name__ for n in nodes)
+    assert kinds == ["AudioNode"] * 3 + ["ImageNode"] * 3 + ["TextNode"]  # .json skipped
+    assert [n.node_id for n in load_media_nodes(tmp_path)] == [n.node_id for n in nodes]
+
+    index = ClipClapIndex(nodes, embed_model=embed_model)
+    only = MetadataFilters(filters=[MetadataFilter(key="file_name", value=SOUNDS[1])])
+    retriever = index.as_retriever(similarity_top_k=5, filters=only)
+    assert [h.node.metadata["file_name"] for h in retriever.text_to_audio("x")] == [SOUNDS[1]]
+    assert retriever.text_to_image("x") == []
+    images_only = index.as_retriever(similarity_top_k=10, modalities="image")
+    assert {h.node.metadata[MODALITY_KEY] for h in images_only.retrieve("x")} == {"image"}
+    assert len(images_only.retrieve("x")) == 3
+    with pytest.raises(ValueError, match="the query is image, not audio"):
+        retriever.audio_to_audio(next(n for n in nodes if isinstance(n, ImageNode)))
+    with pytest.raises(ValueError, match="unknown modality"):
+        index.as_retriever(modalities=["video"])
+
+
+def test_ingestion_pipeline_embeds_each_node_by_its_content(corpus, embed_model, tmp_path: Path):
+    store = _chroma_store(tmp_path / "db", "clipclap-pipeline")
+    fresh = [n.model_copy(deep=True) for n in corpus.nodes]
+    IngestionPipeline(transformations=[embed_model], vector_store=store).run(nodes=fresh)
+    index = ClipClapIndex.from_vector_store(store, embed_model=embed_model)
+    _check_clipclap_index(index, corpus, every_node=False)
+
+
+def test_indexes_refuse_what_cannot_work(embed_model, media_dir: Path):
+    with pytest.raises(TypeError, match="ClipClapEmbedding"):
+        ClipClapIndex([TextNode(text="x")], embed_model=MockEmbedding(embed_dim=8))
+    index = ClipClapIndex([TextNode(text="x")], embed_model=embed_model)
+    with pytest.raises(TypeError, match="ClipClapEmbedding"):
+        ClipClapRetriever(index, embed_model=MockEmbedding(embed_dim=8))
+    with pytest.raises(ValueError, match="similarity_top_k"):
+        index.as_retriever().text_to_text("x", similarity_top_k=0)
+
+
+# -- packaging -----------------------------------------------------------------------------------
+_BLOCKERS = {
+    "sys.modules": "sys.modules['llama_index'] = None",
+    "meta_path": textwrap.dedent(
+        """
+        class Blocker:
+            def find_spec(self, name, path=None, target=None):
+                if name == "llama_index" or name.startswith("llama_index."):
+                    raise ModuleNotFoundError(f"No module named {name!r}")
+        sys.meta_path.insert(0, Blocker())
+        """
+    ),
+}
+
+
+def test_importing_the_package_does_not_import_llama_index():
+    code = (
+        "import sys, clipclap_integrations\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'llama_index'))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("how", sorted(_BLOCKERS))
+def test_missing_llama_index_gives_the_install_command(how: str):
+    code = (
+        "import sys\n"
+        + _BLOCKERS[how]
+        + textwrap.dedent(
+            """
+        import clipclap_integrations
+        try:
+            import clipclap_integrations.llama_index
+        except ImportError as exc:
+            print(exc)
+        else:
+            raise SystemExit("imported without llama_index")
+        """
+        )
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert 'pip install "clipclap-integrations[llama-index]"' in proc.stdout
+
+
+def test_example_runs_offline(model_dir: Path, tmp_path: Path):
+    pytest.importorskip("chromadb")
+    media = ROOT / "examples" / "media"
+    if not media.is_dir():
+        media = ROOT / "tests" / "fixtures" / "media"
+    args = ["--model", str(model_dir), "--media", str(media), "--db", str(tmp_path / "db")]
+    script = str(ROOT / "examples" / "llamaindex_multimodal_rag.py")
+    proc = subprocess.run(
+        [sys.executable, script, *args, "--generate"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "newly embedded" in proc.stdout
+    assert "-> images" in proc.stdout and "-> sounds" in proc.stdout
+    assert "  audio  " in proc.stdout and "  image  " in proc.stdout
+    assert "AudioBlock" in proc.stdout and "ImageBlock" in proc.stdout
+
+
+def test_simple_directory_reader_with_the_media_reader(embed_model, core, media_dir, tmp_path):
+    """SimpleDirectoryReader (no llama-index-readers-file here) -> from_documents, both indexes."""
+    from llama_index.core import SimpleDirectoryReader
+
+    (tmp_path / "caption.txt").write_text(TEXTS[0], encoding="utf-8")
+    for name in [*IMAGES, *SOUNDS]:
+        (tmp_path / name).write_bytes((media_dir / name).read_bytes())
+    plain = SimpleDirectoryReader(str(tmp_path)).load_data()
+    reader = SimpleDirectoryReader(str(tmp_path), file_extractor=media_file_extractor())
+    documents = reader.load_data()
+    kinds = sorted(type(d).__name__ for d in documents)
+    assert kinds == ["Document"] * 4 + ["ImageDocument"] * 3
+
+    multimodal = MultiModalVectorStoreIndex.from_documents(
+        documents, embed_model=embed_model, image_embed_model=embed_model
+    )
+    _check_multimodal_index(multimodal, core, media_dir)
+
+    for docs in (documents, plain):  # media decoded as text are recognized by their file_path
+        index = ClipClapIndex.from_documents(docs, embed_model=embed_model)
+        retriever = index.as_retriever(similarity_top_k=3)
+        for name in SOUNDS:
+            top = retriever.audio_to_audio(str(media_dir / name))[0].node
+            assert isinstance(top, AudioNode) and top.metadata["file_name"] == name
+        for name in IMAGES:
+            top = retriever.image_to_image(str(media_dir / name))[0].node
+            assert isinstance(top, ImageNode) and top.metadata["file_name"] == name
+        assert retriever.text_to_text(TEXTS[0])[0].node.get_content() == TEXTS[0]
