@@ -1,39 +1,236 @@
 """Where a model comes from: a local folder, or a Hugging Face Hub repo fetched into the cache.
 
-Resolution is cached per process, so adapters that are rebuilt for every call (Chroma does
-that) ask the Hub once, not once per call.
+``resolve_model`` turns what the user passed (a folder, a repo id, or nothing: then
+``$CLIPCLAP_MODEL`` or ``antflydb/clipclap``) into a validated ``ModelFolder``. Repo ids are
+fetched whole with ``huggingface_hub.snapshot_download`` into the Hugging Face cache (so
+``*.onnx.data`` weight files come too), pinned to the commit the Hub names for the requested
+revision; ``ModelFolder.revision`` is that commit.
+
+Network behaviour:
+
+* Offline (``local_files_only=True``, ``HF_HUB_OFFLINE=1`` or ``TRANSFORMERS_OFFLINE=1``): the
+  cache only, no request at all; a missing model raises ``ModelNotAvailableError`` saying to
+  run ``clipclap download`` on a connected machine or to pass a folder.
+* Online with the model cached: one small request (which commit is ``revision`` now?), then
+  the cached snapshot. A pinned commit hash needs no request at all.
+* Hub unreachable (connection refused, timeout, 5xx, repo no longer accessible) with the
+  revision cached: the cached snapshot, with a ``HubUnreachableWarning``.
+* Downloads show huggingface_hub's progress bars; dropped connections are retried by
+  huggingface_hub. An interrupted download keeps the files that completed; a new run fetches
+  the rest (partial files are never used: huggingface_hub renames a file into place only
+  once its size is right). Partial files left by a killed process are removed when stale.
+
+Resolution is cached per process, so adapters that build embedders on every call ask the Hub
+once per process, not once per call.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
+import sys
 import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import ModelFolderError, ModelNotAvailableError
 from .model import ModelFolder, load_model_folder
 
 DEFAULT_MODEL = "antflydb/clipclap"
 MODEL_ENV = "CLIPCLAP_MODEL"
+DEFAULT_REVISION = "main"
+# A partial download file untouched for this long belongs to a process that died.
+STALE_PARTIAL_SECONDS = 3600.0
+
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_resolved: dict[tuple[object, ...], tuple[Path, str | None]] = {}
-_lock = threading.Lock()
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_TRUE = ("1", "true", "yes", "on")
+
+logger = logging.getLogger(__name__)
+_PACKAGE = __name__.rpartition(".")[0] + "."
 
 
+class HubUnreachableWarning(UserWarning):
+    """The Hub could not be asked about a model, so a cached copy is used instead."""
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One file of a downloaded model: its path inside the repo and its size in bytes."""
+
+    path: str
+    size: int
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """What ``download_model`` fetched or found: where it is and which commit it is.
+
+    Unpacks as ``folder, commit`` (``folder, commit = download_model(...)``).
+    """
+
+    repo_id: str
+    revision: str  # what was asked for: a branch, a tag or a commit ("main" by default)
+    commit: str | None  # the commit the files are from
+    folder: Path  # the snapshot folder in the cache
+    files: tuple[ModelFile, ...]
+    downloaded: bool  # whether this call fetched any file
+    offline_reason: str | None = None  # why the Hub was not (successfully) asked, if it wasn't
+
+    @property
+    def total_size(self) -> int:
+        """Bytes in all files."""
+        return sum(f.size for f in self.files)
+
+    def __iter__(self) -> Iterator[Any]:
+        yield self.folder
+        yield self.commit
+
+
+# -- names --------------------------------------------------------------------------------------
 def default_model() -> str:
     """The model used when none is named: ``$CLIPCLAP_MODEL``, else the Hub's CLIPCLAP."""
-    return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+    return os.environ.get(MODEL_ENV, "").strip() or DEFAULT_MODEL
 
 
 def is_repo_id(model: str) -> bool:
+    """Whether ``model`` has the shape of a Hub repo id (``namespace/name``)."""
     return bool(_REPO_ID.match(model)) and not model.startswith((".", "~"))
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+def offline_mode() -> bool:
+    """Whether the environment forbids Hub requests (``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE``).
+
+    Read now, and also as huggingface_hub read it at import time.
+    """
+    return _offline_reason(None) is not None
 
 
+def _offline_reason(local_files_only: bool | None) -> str | None:
+    if local_files_only:
+        return "local_files_only=True"
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(name, "").strip().lower() in _TRUE:
+            return f"{name}={os.environ[name]}"
+    with contextlib.suppress(ImportError):
+        from huggingface_hub import constants
+
+        if getattr(constants, "HF_HUB_OFFLINE", False):
+            return "HF_HUB_OFFLINE is set"
+    return None
+
+
+def hub_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The Hugging Face cache folder used for downloads (``cache_dir`` or ``HF_HUB_CACHE``)."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser().resolve()
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE).expanduser().resolve()
+
+
+def _repo_storage(cache: Path, repo_id: str) -> Path:
+    return cache / ("models--" + repo_id.replace("/", "--"))
+
+
+def _endpoint() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.ENDPOINT)
+
+
+# -- huggingface_hub, imported lazily -----------------------------------------------------------
+@dataclass(frozen=True)
+class _HubLib:
+    snapshot_download: Callable[..., Any]
+    api: Any
+    local_entry_not_found: type[BaseException]
+    incomplete_snapshot: type[BaseException] | None
+    repo_not_found: type[BaseException]
+    revision_not_found: type[BaseException]
+    network_errors: tuple[type[BaseException], ...]
+
+
+_lib: _HubLib | None = None
+
+
+def _hub() -> _HubLib:
+    """huggingface_hub's functions and error classes (import on first use)."""
+    global _lib
+    if _lib is not None:
+        return _lib
+    try:
+        from huggingface_hub import HfApi, snapshot_download
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise ImportError(
+            "huggingface_hub is needed to download models: pip install huggingface_hub"
+        ) from exc
+    from huggingface_hub import utils as errors  # these names are there in 0.23 ... 2.x
+
+    incomplete: type[BaseException] | None = None
+    with contextlib.suppress(ImportError):  # 2.x only: a snapshot cut short
+        from huggingface_hub.errors import IncompleteSnapshotError
+
+        incomplete = IncompleteSnapshotError
+    # Transport errors of whichever HTTP client this huggingface_hub uses (requests in 0.x,
+    # httpx in 1.x, httpx2 in 2.x); it imported that client already.
+    network: list[type[BaseException]] = [OSError, errors.HfHubHTTPError]
+    for module, name in (
+        ("httpx2", "TransportError"),
+        ("httpx", "TransportError"),
+        ("requests", "RequestException"),
+    ):
+        found = getattr(sys.modules.get(module), name, None)
+        if isinstance(found, type) and issubclass(found, BaseException):
+            network.append(found)
+    _lib = _HubLib(
+        snapshot_download=snapshot_download,
+        api=HfApi,
+        local_entry_not_found=errors.LocalEntryNotFoundError,
+        incomplete_snapshot=incomplete,
+        repo_not_found=errors.RepositoryNotFoundError,
+        revision_not_found=errors.RevisionNotFoundError,
+        network_errors=tuple(network),
+    )
+    return _lib
+
+
+def _quiet_tqdm() -> type:
+    from tqdm.auto import tqdm  # type: ignore[import-untyped,unused-ignore]
+
+    class QuietTqdm(tqdm):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+    return QuietTqdm
+
+
+# -- the process-wide memo ----------------------------------------------------------------------
+_Key = tuple[str, str, str, bool]
+_memo: dict[_Key, DownloadResult] = {}
+_key_locks: dict[_Key, threading.Lock] = {}
+_memo_lock = threading.Lock()
+
+
+def _lock_for(key: _Key) -> threading.Lock:
+    with _memo_lock:
+        return _key_locks.setdefault(key, threading.Lock())
+
+
+def clear_resolution_cache() -> None:
+    """Forget which Hub models this process resolved (the next use asks the Hub again)."""
+    with _memo_lock:
+        _memo.clear()
+
+
+# -- public entry points ------------------------------------------------------------------------
 def resolve_model(
     model: str | os.PathLike[str] | None = None,
     *,
@@ -41,56 +238,356 @@ def resolve_model(
     cache_dir: str | os.PathLike[str] | None = None,
     local_files_only: bool | None = None,
 ) -> ModelFolder:
-    """A validated model folder for a local path or a Hub repo id (downloaded if needed)."""
+    """A validated model folder for a local folder or a Hub repo id (downloaded if needed).
+
+    ``model`` None means ``$CLIPCLAP_MODEL`` or ``antflydb/clipclap``. A string naming an
+    existing folder is that folder; otherwise a ``namespace/name`` string is a Hub repo id.
+    ``revision`` (branch, tag or commit) and ``cache_dir`` apply to repo ids only.
+    ``local_files_only=True`` (or ``HF_HUB_OFFLINE=1``, which ``local_files_only=False``
+    does not override) never contacts the Hub. A ``Path`` is always taken as a folder.
+    """
+    explicit_path = isinstance(model, os.PathLike)
     name = os.fspath(model) if model is not None else default_model()
     path = Path(name).expanduser()
     if path.is_dir():
-        return load_model_folder(path, source=name)
-    if not is_repo_id(name):
-        raise ModelFolderError(path, [f"{name} is neither a folder nor a Hub repo id"])
-    folder, commit = download_model(
-        name, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
-    )
-    return load_model_folder(folder, revision=commit, source=name)
+        return load_model_folder(path, revision=_snapshot_commit(path), source=name)
+    if explicit_path or not is_repo_id(name):
+        what = "is a file, not a folder" if path.exists() else "does not exist"
+        hint = "" if explicit_path else " and is not a Hub repo id (namespace/name)"
+        raise ModelFolderError(path, [f"{name} {what}{hint}"])
+    reason = _offline_reason(local_files_only)
+    key: _Key = (name, revision or DEFAULT_REVISION, str(hub_cache_dir(cache_dir)), bool(reason))
+    with _lock_for(key):
+        with _memo_lock:
+            result = _memo.get(key)
+        if result is None or not result.folder.is_dir():
+            result = _acquire(name, revision, cache_dir, reason, progress=True)
+            _validate(result)
+            with _memo_lock:
+                _memo[key] = result
+    return load_model_folder(result.folder, revision=result.commit, source=name)
 
 
 def download_model(
-    repo_id: str,
+    repo_id: str | None = None,
     *,
     revision: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     local_files_only: bool | None = None,
-    force: bool = False,
-) -> tuple[Path, str | None]:
-    """Fetch (or find in the cache) every file of ``repo_id``; return (folder, commit hash)."""
-    offline = bool(local_files_only) or _offline()
-    key = (repo_id, revision, None if cache_dir is None else os.fspath(cache_dir), offline)
-    with _lock:
-        if not force and key in _resolved:
-            return _resolved[key]
-    try:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import LocalEntryNotFoundError
-    except ImportError as exc:  # pragma: no cover - a core dependency
-        raise ImportError(
-            "huggingface_hub is needed to download models: pip install huggingface_hub"
-        ) from exc
-    try:
-        folder = snapshot_download(
+    force_download: bool = False,
+    progress: bool = True,
+    validate: bool = True,
+) -> DownloadResult:
+    """Fetch every file of a Hub model into the cache (what ``clipclap download`` runs).
+
+    Always asks the Hub which commit ``revision`` (default ``main``) is, then downloads the
+    files not already cached (all of them with ``force_download``), with progress bars unless
+    ``progress=False``. ``repo_id`` None means ``$CLIPCLAP_MODEL`` if that is a repo id, else
+    ``antflydb/clipclap``. With ``validate`` the result is checked like any model folder
+    (``ModelFolderError`` lists what is wrong). Offline, only the cache is looked at.
+
+    Raises ``ModelNotAvailableError`` when the model can be neither fetched nor found in the
+    cache; its message says what to do.
+    """
+    if repo_id is None:
+        env = default_model()
+        repo_id = env if is_repo_id(env) and not Path(env).expanduser().is_dir() else DEFAULT_MODEL
+    if not is_repo_id(repo_id):
+        raise ValueError(f"not a Hub repo id (namespace/name): {repo_id!r}")
+    reason = _offline_reason(local_files_only)
+    key: _Key = (repo_id, revision or DEFAULT_REVISION, str(hub_cache_dir(cache_dir)), bool(reason))
+    with _lock_for(key):
+        result = _acquire(
             repo_id,
-            revision=revision,
-            cache_dir=None if cache_dir is None else os.fspath(cache_dir),
-            local_files_only=offline,
+            revision,
+            cache_dir,
+            reason,
+            progress=progress,
+            force_download=force_download,
         )
-    except LocalEntryNotFoundError:
-        where = f" (cache: {cache_dir})" if cache_dir else ""
+        if validate:
+            _validate(result)
+            with _memo_lock:
+                _memo[key] = result
+    return result
+
+
+# -- the work -----------------------------------------------------------------------------------
+def _acquire(
+    repo_id: str,
+    revision: str | None,
+    cache_dir: str | os.PathLike[str] | None,
+    offline_reason: str | None,
+    *,
+    progress: bool,
+    force_download: bool = False,
+) -> DownloadResult:
+    lib = _hub()
+    rev = revision or DEFAULT_REVISION
+    cache = hub_cache_dir(cache_dir)
+    if offline_reason is not None:
+        folder, problem = _cached_snapshot(lib, repo_id, rev, cache)
+        if folder is None:
+            raise ModelNotAvailableError(
+                _unavailable(repo_id, revision, cache_dir, cache, problem)
+                + f" Downloading is off ({offline_reason})."
+                + _how_to_fix(repo_id, revision, cache_dir, cache)
+            )
+        return _result(repo_id, rev, folder, downloaded=False, offline_reason=offline_reason)
+
+    try:
+        commit = _remote_commit(lib, repo_id, rev)
+    except lib.revision_not_found:
         raise ModelNotAvailableError(
-            f"the model {repo_id}{'@' + revision if revision else ''} is not in the local cache"
-            f"{where} and downloading is off (offline). On a machine with internet run "
-            f"`clipclap download {repo_id}` and copy the cache, or pass model=<a local folder>."
+            f"the Hub ({_endpoint()}) has no revision {rev!r} of {repo_id}: pass an existing "
+            "branch, tag or commit hash as revision=."
         ) from None
-    path = Path(folder)
-    commit = path.name if re.fullmatch(r"[0-9a-f]{40}", path.name) else None
-    with _lock:
-        _resolved[key] = (path, commit)
-    return path, commit
+    except lib.repo_not_found as exc:
+        return _fallback(
+            lib,
+            repo_id,
+            revision,
+            cache_dir,
+            cache,
+            f"the Hub ({_endpoint()}) has no repo {repo_id}, or it is private or gated "
+            f"(log in with `hf auth login` if you have access) ({type(exc).__name__})",
+            exc,
+            advice="Check the repo id, or:",
+        )
+    except lib.network_errors as exc:
+        return _fallback(
+            lib,
+            repo_id,
+            revision,
+            cache_dir,
+            cache,
+            f"the Hub ({_endpoint()}) could not be reached ({type(exc).__name__}: {exc})",
+            exc,
+        )
+
+    if commit is None:
+        raise ModelNotAvailableError(
+            f"the Hub ({_endpoint()}) did not say which commit {repo_id}@{rev} is"
+        )
+    folder = None if force_download else _usable_snapshot(lib, repo_id, commit, cache)
+    downloaded = False
+    if folder is None:
+        _remove_stale_partials(cache, repo_id)
+        logger.info("downloading %s at commit %s into %s", repo_id, commit, cache)
+        try:
+            folder = Path(
+                lib.snapshot_download(
+                    repo_id,
+                    revision=commit,
+                    cache_dir=None if cache_dir is None else str(cache),
+                    force_download=force_download,
+                    tqdm_class=None if progress else _quiet_tqdm(),
+                )
+            )
+        except (lib.revision_not_found, lib.repo_not_found) as exc:
+            raise ModelNotAvailableError(
+                f"the Hub ({_endpoint()}) refused the download of {repo_id} at commit {commit} "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+        except Exception as exc:  # network errors, and whatever hf_xet raises for them
+            return _fallback(
+                lib,
+                repo_id,
+                revision,
+                cache_dir,
+                cache,
+                f"downloading {repo_id} (commit {commit}) failed ({type(exc).__name__}: {exc}); "
+                "files that arrived whole are kept in the cache, so running again fetches "
+                "only the rest",
+                exc,
+            )
+        downloaded = True
+    _write_ref(cache, repo_id, rev, commit)
+    return _result(repo_id, rev, folder, downloaded=downloaded, commit=commit)
+
+
+def _remote_commit(lib: _HubLib, repo_id: str, rev: str) -> str | None:
+    """The commit ``rev`` points to on the Hub (a commit hash needs no request)."""
+    if _COMMIT.match(rev):
+        return rev
+    from huggingface_hub import constants
+
+    timeout = float(getattr(constants, "HF_HUB_ETAG_TIMEOUT", 10))
+    sha = lib.api().model_info(repo_id, revision=rev, timeout=timeout).sha
+    return str(sha) if sha else None
+
+
+def _cached_snapshot(
+    lib: _HubLib, repo_id: str, rev: str, cache: Path
+) -> tuple[Path | None, str | None]:
+    """The complete cached snapshot for ``rev`` (no request), or (None, what is wrong)."""
+    try:
+        folder = lib.snapshot_download(
+            repo_id, revision=rev, cache_dir=str(cache), local_files_only=True
+        )
+    except lib.local_entry_not_found as exc:
+        if lib.incomplete_snapshot is not None and isinstance(exc, lib.incomplete_snapshot):
+            return None, "incomplete (an earlier download was interrupted)"
+        return None, None
+    return Path(folder), None
+
+
+def _usable_snapshot(lib: _HubLib, repo_id: str, commit: str, cache: Path) -> Path | None:
+    """The cached snapshot of ``commit`` if it is complete and valid, else None."""
+    folder, _ = _cached_snapshot(lib, repo_id, commit, cache)
+    if folder is None:
+        return None
+    try:  # an older huggingface_hub cannot tell a partial snapshot: check the files ourselves
+        load_model_folder(folder, revision=commit, source=repo_id)  # cached for _validate
+    except ModelFolderError:
+        return None
+    return folder
+
+
+def _fallback(
+    lib: _HubLib,
+    repo_id: str,
+    revision: str | None,
+    cache_dir: str | os.PathLike[str] | None,
+    cache: Path,
+    reason: str,
+    error: BaseException,
+    *,
+    advice: str = "Check the connection (and HF_ENDPOINT or proxy settings) and try again, or:",
+) -> DownloadResult:
+    """The cached snapshot of ``revision`` with a warning, or ModelNotAvailableError."""
+    rev = revision or DEFAULT_REVISION
+    folder, problem = _cached_snapshot(lib, repo_id, rev, cache)
+    if folder is None:
+        raise ModelNotAvailableError(
+            f"{reason}. "
+            + _unavailable(repo_id, revision, cache_dir, cache, problem)
+            + _how_to_fix(repo_id, revision, cache_dir, cache, advice=advice)
+        ) from error
+    result = _result(repo_id, rev, folder, downloaded=False, offline_reason=reason)
+    warnings.warn(
+        HubUnreachableWarning(
+            f"{reason}; using the cached copy of {repo_id}@{rev} (commit {result.commit}) "
+            f"in {folder}"
+        ),
+        stacklevel=_outside_stacklevel(),
+    )
+    return result
+
+
+def _outside_stacklevel() -> int:
+    """The ``stacklevel`` that attributes a warning to the first caller outside this package."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(_PACKAGE):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
+
+def _result(
+    repo_id: str,
+    rev: str,
+    folder: Path,
+    *,
+    downloaded: bool,
+    commit: str | None = None,
+    offline_reason: str | None = None,
+) -> DownloadResult:
+    files = tuple(
+        ModelFile(p.relative_to(folder).as_posix(), p.stat().st_size)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    )
+    return DownloadResult(
+        repo_id=repo_id,
+        revision=rev,
+        commit=commit or _snapshot_commit(folder),
+        folder=folder,
+        files=files,
+        downloaded=downloaded,
+        offline_reason=offline_reason,
+    )
+
+
+def _validate(result: DownloadResult) -> None:
+    """Check a downloaded folder like a local one; name the repo and commit on failure."""
+    try:
+        load_model_folder(result.folder, revision=result.commit, source=result.repo_id)
+    except ModelFolderError as exc:
+        where = f"{result.repo_id}@{result.revision} (commit {result.commit}, in {result.folder})"
+        raise ModelFolderError(where, exc.problems) from None
+
+
+def _snapshot_commit(folder: Path) -> str | None:
+    """The commit of a Hugging Face cache snapshot folder (``.../snapshots/<sha>``)."""
+    if folder.parent.name == "snapshots" and _COMMIT.match(folder.name):
+        return folder.name
+    return None
+
+
+def _write_ref(cache: Path, repo_id: str, rev: str, commit: str) -> None:
+    """Record ``rev -> commit`` in the cache (``refs/<rev>``) so offline runs find it."""
+    if rev == commit:
+        return
+    ref = _repo_storage(cache, repo_id) / "refs" / rev
+    try:
+        if ref.is_file() and ref.read_text().strip() == commit:
+            return
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ref.with_name(f"{ref.name}.{os.getpid()}.tmp")
+        tmp.write_text(commit)
+        os.replace(tmp, ref)
+    except OSError as exc:  # a read-only cache still works, just not offline by branch name
+        logger.warning("could not record %s@%s -> %s in the cache: %s", repo_id, rev, commit, exc)
+
+
+def _remove_stale_partials(cache: Path, repo_id: str) -> int:
+    """Delete ``*.incomplete`` files of dead downloads (untouched for an hour); return count."""
+    blobs = _repo_storage(cache, repo_id) / "blobs"
+    removed = 0
+    now = time.time()
+    for partial in blobs.glob("*.incomplete") if blobs.is_dir() else ():
+        with contextlib.suppress(OSError):
+            if now - partial.stat().st_mtime > STALE_PARTIAL_SECONDS:
+                partial.unlink()
+                removed += 1
+    if removed:
+        logger.info("removed %d stale partial download(s) from %s", removed, blobs)
+    return removed
+
+
+# -- messages -----------------------------------------------------------------------------------
+def _unavailable(
+    repo_id: str,
+    revision: str | None,
+    cache_dir: str | os.PathLike[str] | None,
+    cache: Path,
+    problem: str | None,
+) -> str:
+    at = f" (revision {revision})" if revision else ""
+    if problem:
+        return f"The cached copy of {repo_id}{at} in {cache} is {problem}."
+    return f"The model {repo_id}{at} is not in the Hugging Face cache ({cache})."
+
+
+def _how_to_fix(
+    repo_id: str,
+    revision: str | None,
+    cache_dir: str | os.PathLike[str] | None,
+    cache: Path,
+    *,
+    advice: str = "To fix it:",
+) -> str:
+    command = f"clipclap download {repo_id}"
+    if revision:
+        command += f" --revision {revision}"
+    if cache_dir is not None:
+        command += f" --cache-dir {cache}"
+    return (
+        f" {advice}\n"
+        f"  - on a machine with internet access run `{command}`, then copy the Hugging Face "
+        f"cache folder it fills to {cache} on this machine (or point HF_HUB_CACHE or "
+        "cache_dir= at the copy); or\n"
+        "  - pass model=<a local CLIPCLAP model folder> (or set CLIPCLAP_MODEL to one)."
+    )

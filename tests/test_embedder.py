@@ -147,7 +147,7 @@ def test_bad_model_folder_lists_every_problem(tiny_model_dir: Path, tmp_path: Pa
     assert len(info.value.problems) >= 4
     with pytest.raises(ModelFolderError, match="nowhere"):
         ClipClapEmbedder(tmp_path / "nowhere")
-    with pytest.raises(ModelFolderError, match="neither a folder nor a Hub repo id"):
+    with pytest.raises(ModelFolderError, match="does not exist and is not a Hub repo id"):
         ClipClapEmbedder("./not/a/folder/either")
 
 
