@@ -61,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("download", help="fetch a model from the Hub into the cache")
     p.add_argument("model", nargs="?", default=None, help="Hub repo id (default antflydb/clipclap)")
-    p.add_argument("--revision", default=None)
-    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--revision", default=None, help="branch, tag or commit (default main)")
+    p.add_argument("--cache-dir", default=None, help="Hub cache folder")
+    p.add_argument("--force", action="store_true", help="download again even if cached")
 
     p = sub.add_parser("info", help="where the model is, its files, providers and dimension")
     _model_args(p)
@@ -168,14 +169,23 @@ def _progress(total: int, desc: str) -> Any:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from .hub import DEFAULT_MODEL, download_model
+    from .hub import download_model, is_repo_id
 
-    repo = args.model or os.environ.get("CLIPCLAP_MODEL") or DEFAULT_MODEL
-    folder, commit = download_model(repo, revision=args.revision, cache_dir=args.cache_dir)
-    from .model import load_model_folder
-
-    load_model_folder(folder, revision=commit, source=repo)
-    print(f"{repo} @ {commit or 'local'} -> {folder}")
+    model = args.model or os.environ.get("CLIPCLAP_MODEL") or None
+    if model and (Path(model).expanduser().is_dir() or not is_repo_id(model)):
+        print(f"{model} is a local folder, not a Hub repo id: nothing to download",
+              file=sys.stderr)
+        return 2
+    result = download_model(model, revision=args.revision, cache_dir=args.cache_dir,
+                            force_download=args.force)
+    if result.offline_reason:
+        print(f"note: {result.offline_reason}; used the cached copy", file=sys.stderr)
+    print(f"{result.repo_id}@{result.revision} = commit {result.commit}")
+    print(f"folder: {result.folder}")
+    for f in result.files:
+        print(f"  {f.size:>14,}  {f.path}")
+    state = "downloaded" if result.downloaded else "already in the cache"
+    print(f"  {result.total_size:>14,}  total ({state})")
     return 0
 
 

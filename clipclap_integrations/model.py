@@ -291,9 +291,11 @@ def _validate(folder: Path, *, revision: str | None, source: str) -> ModelFolder
     dim = dims.pop() if dims else int(clip_config.get("projection_dim", 512))
     root = folder.resolve()
     fingerprints = {}
-    for name in signatures:
-        st = (root / name).stat()
-        fingerprints[name] = (str(root / name), st.st_size, st.st_mtime_ns)
+    for name, sig in signatures.items():
+        # The graph and its external weights: replacing either must give a new session.
+        stats = [(root / f).stat() for f in (name, *sig.external_files)]
+        fingerprints[name] = (str(root / name), sum(s.st_size for s in stats),
+                              max(s.st_mtime_ns for s in stats))
     return ModelFolder(
         fingerprints=fingerprints,
         path=root,

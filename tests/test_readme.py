@@ -81,3 +81,35 @@ def test_shell_snippets_run(workdir: Path, tiny_model_dir: Path) -> None:
         done = subprocess.run(command, shell=True, cwd=workdir, env=env_with(tiny_model_dir),
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"{command}\n{done.stderr}"
+
+
+@pytest.mark.server
+def test_main_command_downloads_the_default_model_from_a_hub(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    """The README's main job, as a new user runs it: default model, fetched from the Hub."""
+    from clipclap_integrations.testing.standin_hub import StandinHub
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "examples").symlink_to(ROOT / "examples")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CLIPCLAP_MODEL", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    with StandinHub() as hub:
+        hub.add_repo("antflydb/clipclap", tiny_model_dir)
+        env.update(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf-home"))
+        outputs = []
+        for command in cli_commands(marked_command("main-command")):
+            done = subprocess.run(command, shell=True, cwd=work, env=env, capture_output=True,
+                                  text=True, timeout=300)
+            assert done.returncode == 0, f"{command}\n{done.stderr}"
+            outputs.append(done.stdout)
+        download = subprocess.run(
+            [sys.executable, "-m", "clipclap_integrations", "download"], cwd=work, env=env,
+            capture_output=True, text=True, timeout=300)
+        assert download.returncode == 0, download.stderr
+    assert "added" in outputs[0] and "0 failed" in outputs[0]
+    assert outputs[1].splitlines()[0].split()[:3] == ["rank", "score", "modality"]
+    assert len(outputs[1].splitlines()) == 1 + 10  # header and the default 10 results
+    assert all("image" in line for line in outputs[2].splitlines()[1:])
+    assert (tmp_path / "hf-home" / "hub" / "models--antflydb--clipclap").is_dir()
