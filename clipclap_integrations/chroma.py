@@ -28,6 +28,7 @@ first; pass ``data_loader=ClipClapDataLoader()`` again for ``query_uris``/``incl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import mimetypes
 import os
@@ -244,6 +245,7 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
         max_image_pixels: int | None = DEFAULT_MAX_PIXELS,
         max_audio_seconds: float | None = DEFAULT_MAX_SECONDS,
         fast_jpeg: bool | None = None,
+        allow_revision_change: bool = False,
     ) -> None:
         given = {
             "cache_dir": cache_dir,
@@ -275,6 +277,8 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
         self.validate_config(config)
         self._config = config
         self._embedder: ClipClapEmbedder | None = None
+        # Per use, never stored: query a collection built from another Hub revision anyway.
+        self.allow_revision_change = bool(allow_revision_change)
 
     # -- the persistence contract ------------------------------------------------------------
     @staticmethod
@@ -282,8 +286,33 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
         return NAME
 
     def get_config(self) -> dict[str, Any]:
-        """Model, revision and the options set explicitly (JSON values only)."""
-        return dict(self._config)
+        """Model, revision and the options set explicitly (JSON values only).
+
+        For a Hub model the revision is the commit actually in use (resolved once per
+        process), so the collection stays tied to the weights that made its vectors.
+        """
+        config = dict(self._config)
+        if is_repo_id(config["model"]):
+            # Unresolvable now (offline, no cache): keep what was asked for.
+            with contextlib.suppress(Exception):
+                config["revision"] = self.embedder.model_revision or config["revision"]
+        return config
+
+    def check_compatible(self, stored: Mapping[str, Any], what: str) -> None:
+        """Refuse to embed for vectors made by another model, or another Hub revision.
+
+        A revision change is allowed when this function was created with
+        ``allow_revision_change=True``, or when the stored config names no revision.
+        """
+        old, new = _identity(stored), _identity(self.get_config())
+        if old[0] != new[0]:
+            raise ValueError(_incompatible(old, new, what))
+        if old[1] is not None and old[1] != new[1] and not self.allow_revision_change:
+            raise ValueError(
+                _incompatible(old, new, what)
+                + f" To use revision {old[1]!r} pass revision={old[1]!r}; to mix revisions "
+                "knowingly pass allow_revision_change=True."
+            )
 
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> ClipClapEmbeddingFunction:
@@ -366,12 +395,8 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
         owner = _calling_collection(self)
         if owner is not None:
             stored = _stored_config(owner)
-            if stored is not None and _identity(stored) != _identity(self._config):
-                raise ValueError(
-                    _incompatible(
-                        _identity(stored), _identity(self._config), f"collection {owner.name!r}"
-                    )
-                )
+            if stored is not None:
+                self.check_compatible(stored, f"collection {owner.name!r}")
 
     def __repr__(self) -> str:
         return f"ClipClapEmbeddingFunction({self._config!r})"
@@ -544,12 +569,8 @@ def _embedding_function_for(
                 "with embedding_function=ClipClapEmbeddingFunction(...) or pass "
                 "embedding_function= here"
             )
-    if stored is not None and _identity(stored) != _identity(ef.get_config()):
-        raise ValueError(
-            _incompatible(
-                _identity(stored), _identity(ef.get_config()), f"collection {collection.name!r}"
-            )
-        )
+    if stored is not None:
+        ef.check_compatible(stored, f"collection {collection.name!r}")
     return ef
 
 
