@@ -1,16 +1,31 @@
-"""Fetching http(s) URLs with a timeout, a size cap and no scheme other than http(s)."""
+"""Fetching http(s) URLs with a timeout, a size cap and no scheme other than http(s).
+
+``fetch`` bounds a download three ways: every socket operation times out after ``timeout``
+seconds, a watchdog shuts the connection down once ``timeout`` seconds have passed in all
+(so a server that drips one byte at a time, or stalls mid-header, cannot hold a call for
+longer), and no more than ``max_bytes`` bytes are read (a declared ``Content-Length`` over the
+limit is refused before the body is read). Redirects are followed only to http(s) URLs, at
+most ``max_redirects`` times. Every failure is a ``ClipClapInputError``.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import ClipClapInputError
 
 USER_AGENT = "clipclap-integrations (+https://pypi.org/project/clipclap-integrations/)"
+MAX_REDIRECTS = 5
+_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -20,62 +35,224 @@ class Fetched:
     url: str  # after redirects
 
 
+class _Watchdog:
+    """Shuts down every socket of one download when its time is up."""
+
+    def __init__(self, timeout: float) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(timeout, self.expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def track(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            if not self.expired:
+                return
+        self._shutdown(sock)
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            self._shutdown(sock)
+
+    @staticmethod
+    def _shutdown(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+class _TrackedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args: Any, watchdog: _Watchdog, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._watchdog = watchdog
+
+    def connect(self) -> None:
+        super().connect()
+        self._watchdog.track(self.sock)
+
+
+class _TrackedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args: Any, watchdog: _Watchdog, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._watchdog = watchdog
+
+    def connect(self) -> None:
+        super().connect()
+        self._watchdog.track(self.sock)
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, watchdog: _Watchdog) -> None:
+        super().__init__()
+        self._watchdog = watchdog
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        def connection(host: str, **kwargs: Any) -> _TrackedHTTPConnection:
+            return _TrackedHTTPConnection(host, watchdog=self._watchdog, **kwargs)
+
+        return self.do_open(connection, req)  # type: ignore[arg-type]
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, watchdog: _Watchdog) -> None:
+        super().__init__()
+        self._watchdog = watchdog
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        def connection(host: str, **kwargs: Any) -> _TrackedHTTPSConnection:
+            return _TrackedHTTPSConnection(host, watchdog=self._watchdog, **kwargs)
+
+        return self.do_open(connection, req, context=self._context)  # type: ignore[arg-type]
+
+
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    max_redirections = 5
+    def __init__(self, max_redirects: int) -> None:
+        super().__init__()
+        self.max_redirections = max_redirects
+
+    @staticmethod
+    def _refuse(fp: Any, newurl: str) -> None:
+        try:
+            scheme = urllib.parse.urlsplit(newurl).scheme.lower()
+        except ValueError:
+            scheme = "malformed"
+        if scheme not in ("http", "https"):
+            fp.close()
+            raise ClipClapInputError(
+                f"the URL redirects to a {scheme}: URL; only http and https are followed"
+            )
+
+    def http_error_302(self, req, fp, code, msg, headers):  # type: ignore[no-untyped-def]
+        target = headers.get("location") or headers.get("uri")
+        if target:  # checked before urllib's own check, for one clear message
+            self._refuse(fp, urllib.parse.urljoin(req.full_url, target))
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
-        scheme = urllib.parse.urlsplit(newurl).scheme.lower()
-        if scheme not in ("http", "https"):
-            raise ClipClapInputError(f"the URL redirects to a {scheme or 'relative'}: URL, refused")
+        self._refuse(fp, newurl)
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-_opener = urllib.request.build_opener(_HttpOnlyRedirects)
+def _opener(watchdog: _Watchdog, max_redirects: int) -> urllib.request.OpenerDirector:
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.ProxyHandler(),  # honours http_proxy / https_proxy / no_proxy
+        _HTTPHandler(watchdog),
+        _HTTPSHandler(watchdog),
+        _HttpOnlyRedirects(max_redirects),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPErrorProcessor(),
+        urllib.request.UnknownHandler(),
+    ):
+        opener.add_handler(handler)
+    return opener
 
 
-def fetch(url: str, *, timeout: float, max_bytes: int) -> Fetched:
-    """Download ``url`` whole; give up past ``timeout`` seconds in all or ``max_bytes`` bytes."""
-    scheme = urllib.parse.urlsplit(url).scheme.lower()
+def fetch(
+    url: str, *, timeout: float, max_bytes: int, max_redirects: int = MAX_REDIRECTS
+) -> Fetched:
+    """Download ``url`` whole, within ``timeout`` seconds in all and ``max_bytes`` bytes."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:
+        raise ClipClapInputError(f"not a valid URL ({exc})") from None
+    scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise ClipClapInputError(f"only http and https URLs are fetched, not {scheme}:")
+    if not host:
+        raise ClipClapInputError("not a valid URL (no host)")
+    request = urllib.request.Request(
+        url, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    )
     deadline = time.monotonic() + timeout
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    try:
-        with _opener.open(request, timeout=timeout) as response:
-            length = response.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > max_bytes:
-                raise ClipClapInputError(
-                    f"the URL serves {int(length):,} bytes, over the limit of {max_bytes:,}"
-                )
-            chunks: list[bytes] = []
-            total = 0
-            while True:
-                if time.monotonic() > deadline:
-                    raise ClipClapInputError(f"the download took longer than {timeout:g} s")
-                chunk = (
-                    response.read1(65536) if hasattr(response, "read1") else response.read(65536)
-                )
-                if not chunk:
-                    break
-                total += len(chunk)
-                if total > max_bytes:
-                    raise ClipClapInputError(
-                        f"the URL serves more than the limit of {max_bytes:,} bytes"
-                    )
-                chunks.append(chunk)
-            return Fetched(
-                b"".join(chunks), response.headers.get("Content-Type"), response.geturl()
+    with _Watchdog(timeout) as watchdog:
+        try:
+            return _download(
+                _opener(watchdog, max_redirects), request, timeout, max_bytes, deadline, watchdog
             )
-    except ClipClapInputError:
-        raise
-    except urllib.error.HTTPError as exc:
-        raise ClipClapInputError(f"the URL answered HTTP {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
+        except ClipClapInputError:
+            raise
+        except Exception as exc:
+            if watchdog.expired or time.monotonic() >= deadline:
+                raise ClipClapInputError(_too_slow(timeout)) from None
+            raise ClipClapInputError(_describe_failure(exc, timeout)) from None
+
+
+def _download(
+    opener: urllib.request.OpenerDirector,
+    request: urllib.request.Request,
+    timeout: float,
+    max_bytes: int,
+    deadline: float,
+    watchdog: _Watchdog,
+) -> Fetched:
+    with opener.open(request, timeout=timeout) as response:
+        length = response.headers.get("Content-Length", "").strip()
+        declared = int(length) if length.isdigit() else None
+        if declared is not None and declared > max_bytes:
+            raise ClipClapInputError(
+                f"the URL serves {declared:,} bytes, over the limit of {max_bytes:,} "
+                "(max_remote_bytes)"
+            )
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            if watchdog.expired or time.monotonic() > deadline:
+                raise ClipClapInputError(_too_slow(timeout))
+            chunk = response.read1(_CHUNK) if hasattr(response, "read1") else response.read(_CHUNK)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > max_bytes:
+                raise ClipClapInputError(
+                    f"the URL serves more than the limit of {max_bytes:,} bytes (max_remote_bytes)"
+                )
+            chunks.append(chunk)
+        if watchdog.expired:  # the watchdog's shutdown reads as a clean end of stream
+            raise ClipClapInputError(_too_slow(timeout))
+        if declared is not None and total < declared:
+            raise ClipClapInputError(
+                f"the download was cut short ({total:,} of {declared:,} bytes)"
+            )
+        return Fetched(b"".join(chunks), response.headers.get("Content-Type"), response.geturl())
+
+
+def _too_slow(timeout: float) -> str:
+    return f"the URL did not deliver its content within {timeout:g} s (remote_timeout)"
+
+
+def _describe_failure(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        with contextlib.suppress(Exception):
+            exc.close()
+        if "infinite loop" in str(exc.msg):
+            return "the URL redirects too many times (or in a loop)"
+        return f"the URL answered HTTP {exc.code} {exc.reason}".rstrip()
+    if isinstance(exc, urllib.error.URLError):
         reason = exc.reason
-        if isinstance(reason, TimeoutError) or "timed out" in str(reason):
-            raise ClipClapInputError(f"the URL did not answer within {timeout:g} s") from None
-        raise ClipClapInputError(f"the URL is unreachable ({reason})") from None
-    except TimeoutError:
-        raise ClipClapInputError(f"the URL did not answer within {timeout:g} s") from None
-    except (OSError, ValueError) as exc:
-        raise ClipClapInputError(f"the download failed ({exc})") from None
+        if isinstance(reason, TimeoutError | socket.timeout) or "timed out" in str(reason):
+            return _too_slow(timeout)
+        return f"the URL is unreachable ({reason})"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return _too_slow(timeout)
+    if isinstance(exc, http.client.IncompleteRead):
+        return "the download was cut short"
+    if isinstance(exc, http.client.HTTPException | OSError):
+        return f"the download failed ({type(exc).__name__}: {exc})"
+    return f"the download failed ({type(exc).__name__}: {exc})"

@@ -1,0 +1,418 @@
+"""Same content, same vector; mixed batches; the error contract; property-based robustness."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from inputs_media import SR, audio_bytes, b64, data_uri, image_bytes, rgb_array, tone
+
+from clipclap_integrations import (
+    Audio,
+    ClipClapEmbedder,
+    ClipClapInputError,
+    Image,
+    Modality,
+    Text,
+)
+from clipclap_integrations.audio import decode_audio, resample, to_mono
+from clipclap_integrations.inputs import InputOptions, classify, parse_data_uri
+
+ATOL = 1e-6
+PROPERTY = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@pytest.fixture(scope="module")
+def embedder(tiny_model_dir: Path) -> ClipClapEmbedder:
+    return ClipClapEmbedder(tiny_model_dir)
+
+
+def _assert_rows_equal(vectors: np.ndarray, names: list[str]) -> None:
+    for row, name in enumerate(names):
+        np.testing.assert_allclose(vectors[row], vectors[0], atol=ATOL, err_msg=name)
+
+
+# --------------------------------------------------------------------------- same content
+
+
+def test_every_form_of_an_image_gives_the_same_vector(
+    embedder: ClipClapEmbedder, tmp_path: Path
+) -> None:
+    from PIL import Image as PILImage
+
+    arr = rgb_array(80, 60)
+    png = image_bytes("PNG", arr)
+    path = tmp_path / "picture.png"
+    path.write_bytes(png)
+    moved = io.BytesIO(png)
+    moved.seek(17)
+    with open(path, "rb") as handle:
+        handle.seek(5)
+        forms: dict[str, Any] = {
+            "str path": str(path),
+            "Path": path,
+            "bytes": png,
+            "bytearray": bytearray(png),
+            "memoryview": memoryview(png),
+            "BytesIO": io.BytesIO(png),
+            "BytesIO at a non-zero position": moved,
+            "binary file object": handle,
+            "data URI": data_uri(png, "image/png"),
+            "file:// URL": path.as_uri(),
+            "PIL image": PILImage.fromarray(arr),
+            "lazily opened PIL image": PILImage.open(path),
+            "HxWx3 uint8 array": arr,
+            "HxWx3 float array in [0, 1]": arr / 255.0,
+            "float32 array in [0, 1]": (arr / np.float32(255)).astype(np.float32),
+            "CxHxW array": np.ascontiguousarray(arr.transpose(2, 0, 1)),
+            "int64 array in [0, 255]": arr.astype(np.int64),
+            "HxWx4 opaque RGBA": np.dstack([arr, np.full(arr.shape[:2], 255, np.uint8)]),
+            "Image(path)": Image(str(path)),
+            "Image(nested list)": Image(arr.tolist()),
+            "image_url part": {
+                "type": "image_url",
+                "image_url": {"url": data_uri(png, "image/png")},
+            },
+            "media part": {"type": "media", "data": b64(png), "mime_type": "image/png"},
+            "image part": {"type": "image", "base64": b64(png), "mime_type": "image/png"},
+        }
+        vectors = embedder.embed(list(forms.values()))
+        assert handle.tell() == 5  # the caller's file position is left alone
+    assert moved.tell() == 17
+    _assert_rows_equal(vectors, list(forms))
+    np.testing.assert_allclose(embedder.embed_images([path])[0], vectors[0], atol=ATOL)
+
+
+def test_gray_alpha_array_matches_its_pil_image(embedder: ClipClapEmbedder) -> None:
+    from PIL import Image as PILImage
+
+    la = PILImage.fromarray(rgb_array()[..., :2])
+    assert la.mode == "LA"
+    _assert_rows_equal(embedder.embed([la, np.asarray(la)]), ["PIL LA", "HxWx2 array"])
+
+
+def test_exif_orientation_is_applied_to_files_and_pil_images(
+    embedder: ClipClapEmbedder, media_dir: Path
+) -> None:
+    from PIL import Image as PILImage
+    from PIL import ImageOps
+
+    path = media_dir / "exif_orientation6_300x180.jpg"
+    upright = ImageOps.exif_transpose(PILImage.open(path))
+    forms = [path, path.read_bytes(), PILImage.open(path), np.asarray(upright)]
+    _assert_rows_equal(embedder.embed(forms), ["path", "bytes", "PIL", "upright array"])
+
+
+def test_every_form_of_a_sound_gives_the_same_vector(
+    embedder: ClipClapEmbedder, tmp_path: Path
+) -> None:
+    rate = 22_050
+    stereo = tone(0.7, rate, channels=2)  # (frames, channels)
+    wav = audio_bytes("WAV", "FLOAT", samples=stereo, rate=rate)
+    path = tmp_path / "sound.wav"
+    path.write_bytes(wav)
+    pcm16 = audio_bytes("WAV", "PCM_16", samples=stereo, rate=rate)
+    as_int16 = np.frombuffer(pcm16[44:], "<i2").reshape(-1, 2)
+    forms: dict[str, Any] = {
+        "str path": str(path),
+        "Path": path,
+        "bytes": wav,
+        "BytesIO": io.BytesIO(wav),
+        "data URI": data_uri(wav, "audio/wav"),
+        "file:// URL": path.as_uri(),
+        "(samples x channels, rate)": (stereo, rate),
+        "(channels x samples, rate)": (np.ascontiguousarray(stereo.T), rate),
+        "(rate, samples)": (rate, stereo),
+        "(samples, float rate)": (stereo, float(rate)),
+        "Audio(samples, sample_rate=)": Audio(stereo, sample_rate=rate),
+        "Audio(path)": Audio(path),
+        "audio_url part": {"type": "audio_url", "audio_url": {"url": data_uri(wav, "audio/wav")}},
+        "input_audio part": {
+            "type": "input_audio",
+            "input_audio": {"data": b64(wav), "format": "wav"},
+        },
+        "media part": {"type": "media", "data": b64(wav), "mime_type": "audio/wav"},
+    }
+    vectors = embedder.embed(list(forms.values()))
+    _assert_rows_equal(vectors, list(forms))
+    # 16-bit PCM as a file and as int16 samples agree with each other
+    pair = embedder.embed([pcm16, (as_int16, rate), Audio(as_int16.T, sample_rate=rate)])
+    _assert_rows_equal(pair, ["pcm16 bytes", "(int16, rate)", "Audio(int16 channels-first)"])
+
+
+def test_mono_forms_and_the_48k_default(embedder: ClipClapEmbedder) -> None:
+    mono = tone(0.5, SR)
+    wav = audio_bytes("WAV", "FLOAT", samples=mono, rate=SR)
+    forms = [wav, mono, (mono, SR), Audio(mono), Audio(mono, sample_rate=SR), mono.tolist()]
+    _assert_rows_equal(
+        embedder.embed([*forms[:5], Audio(forms[5])]),
+        ["bytes", "1-D array", "(array, 48000)", "Audio(array)", "Audio(array, 48k)", "list"],
+    )
+
+
+def test_streamed_decode_matches_decoding_whole(tmp_path: Path) -> None:
+    """decode_audio(target_rate=...) resamples block by block: bit-identical to one shot."""
+    rng = np.random.default_rng(5)
+    for rate, channels, seconds in [(44_100, 3, 3.1), (96_000, 2, 6.2), (16_000, 1, 1.0)]:
+        x = (0.2 * rng.standard_normal((int(rate * seconds), channels))).astype(np.float32)
+        data = audio_bytes("WAV", "FLOAT", samples=x, rate=rate)
+        whole = resample(to_mono(x.T), rate, SR)
+        streamed, out_rate = decode_audio(data, target_rate=SR)
+        assert out_rate == SR and streamed.shape == (1, whole.shape[0])
+        np.testing.assert_array_equal(streamed[0], whole)
+        native, native_rate = decode_audio(data)
+        assert native_rate == rate
+        np.testing.assert_array_equal(native[0], to_mono(x.T))
+
+
+# --------------------------------------------------------------------------- batches, errors
+
+
+def test_mixed_batch_rows_stay_in_input_order(embedder: ClipClapEmbedder) -> None:
+    png, wav = image_bytes("PNG"), audio_bytes("WAV")
+    items = ["a cat", png, wav, {"type": "text", "text": "a dog"}, rgb_array(), tone(), "x"]
+    vectors = embedder.embed(items)
+    assert vectors.shape == (len(items), embedder.dim) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    expected = [
+        embedder.embed_text(["a cat"])[0],
+        embedder.embed_images([png])[0],
+        embedder.embed_audio([wav])[0],
+        embedder.embed_text(["a dog"])[0],
+        embedder.embed_images([rgb_array()])[0],
+        embedder.embed_audio([tone()])[0],
+        embedder.embed_text(["x"])[0],
+    ]
+    np.testing.assert_allclose(vectors, np.stack(expected), atol=ATOL)
+    assert [embedder.detect(i) for i in items] == [
+        Modality.TEXT,
+        Modality.IMAGE,
+        Modality.AUDIO,
+        Modality.TEXT,
+        Modality.IMAGE,
+        Modality.AUDIO,
+        Modality.TEXT,
+    ]
+    assert embedder.embed([]).shape == (0, embedder.dim)
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (image_bytes("PNG")[:300], "corrupt or truncated image"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 50, "corrupt or truncated image|not a recognizable"),
+        (np.full(100, np.nan, np.float32), "NaN"),
+        (np.zeros(4800, np.float32), "silent"),
+        ((np.zeros((0, 2), np.float32), SR), "empty"),
+        (None, "unsupported input type NoneType"),
+    ],
+)
+def test_a_bad_item_fails_the_whole_call_naming_it(embedder, bad, reason: str) -> None:
+    items = ["fine", image_bytes("PNG"), tone(), bad, "also fine"]
+    with pytest.raises(ClipClapInputError, match=reason) as info:
+        embedder.embed(items)
+    err = info.value
+    assert isinstance(err, ValueError)
+    assert err.index == 3 and str(err).startswith("input 3 (")
+    assert err.item_description and err.item_description in str(err)
+    assert err.reason in str(err)
+
+
+def test_error_descriptions_are_short_and_useful(embedder: ClipClapEmbedder) -> None:
+    for item, expected in [
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 10_000, "<10,008 bytes, image/png>"),
+        (np.zeros((3, 4, 5, 6)), "<array float64 (3, 4, 5, 6)>"),
+        ((np.zeros(0), SR), "<waveform float64 (0,), rate 48000>"),
+        ({"type": "image_url"}, "<image_url part>"),
+        (Image(None), "Image(<NoneType>)"),
+        (
+            Audio("no/such/file.wav", sample_rate=8000),
+            "Audio('no/such/file.wav', sample_rate=8000)",
+        ),
+        (
+            "data:image/png;base64," + "A" * 5000 + "!",
+            repr(("data:image/png;base64," + "A" * 5000)[:57] + "..."),
+        ),
+    ]:
+        with pytest.raises(ClipClapInputError) as info:
+            embedder.embed([item])
+        assert info.value.item_description == expected
+        assert len(str(info.value)) < 400
+
+
+def test_strings_in_every_guise(embedder: ClipClapEmbedder, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.md"
+    notes.write_text("# my notes\n", encoding="utf-8")
+    # an existing non-media file named by a string is text: the string itself is embedded
+    np.testing.assert_array_equal(
+        embedder.embed([str(notes)])[0], embedder.embed_text([str(notes)])[0]
+    )
+    np.testing.assert_array_equal(
+        embedder.embed(["data:,a%20red%20boat"])[0], embedder.embed_text(["a red boat"])[0]
+    )
+    np.testing.assert_array_equal(
+        embedder.embed([{"type": "text", "text": "hi"}, Text("hi")]),
+        embedder.embed_text(["hi", "hi"]),
+    )
+
+
+def test_data_uri_parsing() -> None:
+    assert parse_data_uri("data:,A%20brief%20note") == (None, {}, b"A brief note")
+    mime, params, data = parse_data_uri("data:text/plain;charset=iso-8859-1;base64,aOk=")
+    assert (mime, params, data) == ("text/plain", {"charset": "iso-8859-1"}, b"h\xe9")
+    opts = InputOptions()
+    assert classify("data:text/plain;charset=iso-8859-1;base64,aOk=", opts).payload == "hé"
+    with pytest.raises(ClipClapInputError, match="not valid utf-8"):
+        classify("data:text/plain;base64,/w==", opts)
+    with pytest.raises(ClipClapInputError, match="unknown charset"):
+        classify("data:text/plain;charset=klingon,abc", opts)
+
+
+# --------------------------------------------------------------------------- properties
+
+_MAGIC = st.sampled_from(
+    [
+        b"",
+        b"\x89PNG\r\n\x1a\n",
+        b"\xff\xd8\xff\xe0",
+        b"GIF89a",
+        b"RIFF\x24\x00\x00\x00WAVEfmt ",
+        b"RIFF\x24\x00\x00\x00WEBPVP8 ",
+        b"fLaC",
+        b"OggS\x00\x02",
+        b"ID3\x04\x00\x00\x00\x00\x00\x00",
+        b"\xff\xfb\x90\x00",
+        b"\xff\xf1\x50\x80",
+        b"\x00\x00\x00\x20ftypM4A ",
+        b"FORM\x00\x00\x00\x00AIFF",
+        b"II*\x00",
+        b"BM" + b"\x00" * 8,
+        b"\x00\x00\x01\x00\x01\x00",
+        b"\x1a\x45\xdf\xa3",
+    ]
+)
+
+
+def _check(embedder: ClipClapEmbedder, items: list[Any]) -> None:
+    try:
+        vectors = embedder.embed(items)
+    except ClipClapInputError as exc:
+        assert exc.index is not None and 0 <= exc.index < len(items)
+        return
+    assert vectors.shape == (len(items), embedder.dim)
+    assert np.all(np.isfinite(vectors))
+
+
+@PROPERTY
+@given(prefix=_MAGIC, body=st.binary(max_size=600))
+def test_arbitrary_bytes(embedder: ClipClapEmbedder, prefix: bytes, body: bytes) -> None:
+    data = prefix + body
+    _check(embedder, [data])
+    _check(embedder, [Image(data)])
+    _check(embedder, [Audio(data)])
+
+
+@PROPERTY
+@given(
+    prefix=_MAGIC,
+    cut=st.floats(0.0, 1.0),
+    flips=st.lists(st.integers(0, 10_000), max_size=3),
+    kind=st.sampled_from(["PNG", "JPEG", "GIF", "WAV", "FLAC", "MP3", "OGG"]),
+)
+def test_damaged_media(embedder, prefix: bytes, cut: float, flips: list[int], kind: str) -> None:
+    good = (
+        image_bytes(kind)
+        if kind in ("PNG", "JPEG", "GIF")
+        else audio_bytes(kind, "VORBIS" if kind == "OGG" else None)
+    )
+    data = bytearray(good[: max(1, int(len(good) * cut))])
+    for at in flips:
+        if data:
+            data[at % len(data)] ^= 0xFF
+    _check(embedder, [bytes(data)])
+    del prefix
+
+
+_TEXTISH = st.one_of(
+    st.text(max_size=80),
+    st.sampled_from(["data:", "data:,", "file://", "file:///", "http://", "~", "~x", ".", "/"]),
+    st.builds(
+        lambda a, b: a + b,
+        st.sampled_from(["data:", "file:", "data:image/png;base64,"]),
+        st.text(max_size=40),
+    ),
+)
+
+
+@PROPERTY
+@given(text=_TEXTISH)
+def test_arbitrary_strings(tiny_model_dir: Path, text: str) -> None:
+    e = ClipClapEmbedder(tiny_model_dir, allow_remote=False)  # never touch the network
+    _check(e, [text])
+    with contextlib.suppress(ClipClapInputError):
+        assert e.detect(text) in tuple(Modality)
+
+
+_LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    st.binary(max_size=40),
+    st.sampled_from([np.zeros(3), np.ones((2, 2), np.uint8), np.array(["a"]), np.float64(1.0)]),
+)
+_NESTED = st.recursive(
+    _LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.tuples(inner, inner),
+        st.dictionaries(
+            st.sampled_from(["type", "text", "image_url", "url", "data"]), inner, max_size=3
+        ),
+        st.builds(Image, inner),
+        st.builds(Audio, inner),
+        st.builds(Audio, inner, st.one_of(st.none(), st.integers(-5, 200_000))),
+        st.builds(Text, inner),
+        st.builds(
+            lambda t: {"type": t},
+            st.sampled_from(
+                ["text", "image_url", "audio_url", "input_audio", "media", "image", "audio"]
+            ),
+        ),
+    ),
+    max_leaves=8,
+)
+
+
+@PROPERTY
+@given(items=st.lists(_NESTED, min_size=1, max_size=4))
+def test_arbitrary_nested_objects(tiny_model_dir: Path, items: list[Any]) -> None:
+    e = ClipClapEmbedder(tiny_model_dir, allow_remote=False)
+    _check(e, items)
+
+
+def test_no_stray_files_or_fds_after_errors(embedder: ClipClapEmbedder, tmp_path: Path) -> None:
+    """Decoders that fail must not leave temporary files or open descriptors behind."""
+    before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    for data in (b"ID3" + b"\0" * 64, b"\0\0\0\x20ftypM4A " + b"\0" * 64, b"OggS" + b"\1" * 64):
+        with pytest.raises(ClipClapInputError):
+            embedder.embed([data])
+    path = tmp_path / "broken.png"
+    path.write_bytes(image_bytes("PNG")[:200])
+    for _ in range(20):
+        with pytest.raises(ClipClapInputError):
+            embedder.embed([path])
+    if before is not None:
+        assert len(os.listdir("/proc/self/fd")) <= before + 2
