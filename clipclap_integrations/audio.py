@@ -28,30 +28,45 @@ _CHUNK = 8  # clips per STFT block: bounds the float64 frame buffer to ~65 MB
 
 
 def _pcm_to_float(samples: np.ndarray) -> np.ndarray:
-    """Integer PCM to float32 in [-1, 1) as soundfile scales it; floats as float32."""
-    if np.issubdtype(samples.dtype, np.floating):
+    """Integer PCM to float32 in [-1, 1) as soundfile scales it; floats as float32.
+
+    PCM integer types are uint8 (offset binary), int8, int16 and int32; other integer types
+    (int64 above all, numpy's default) say nothing about their scale and are refused.
+    """
+    dtype = samples.dtype
+    if dtype.kind == "f":
         return samples.astype(np.float32, copy=False)
-    if samples.dtype == np.uint8:
+    if dtype == np.uint8:
         return ((samples.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
-    if np.issubdtype(samples.dtype, np.signedinteger):
-        scale = float(2 ** (8 * samples.dtype.itemsize - 1))
+    if dtype in (np.int8, np.int16, np.int32):
+        scale = float(2 ** (8 * dtype.itemsize - 1))
         return (samples.astype(np.float64) / scale).astype(np.float32)
-    if samples.dtype == np.bool_:
+    if dtype == np.bool_:
         return samples.astype(np.float32)
-    raise ClipClapInputError(f"audio samples must be numbers, got dtype {samples.dtype}")
+    if dtype.kind in "iu":
+        raise ClipClapInputError(
+            f"{dtype} audio is ambiguous: give float samples in [-1, 1] or int16/int32 PCM"
+        )
+    raise ClipClapInputError(f"audio samples must be numbers, got dtype {dtype}")
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
     """Mono float32 from a 1-D clip, or a 2-D clip whose channel axis is the shorter one."""
-    arr = _pcm_to_float(np.asarray(samples))
+    try:
+        arr = np.asarray(samples)
+    except Exception as exc:
+        raise ClipClapInputError(f"the waveform cannot be read as an array ({exc})") from None
+    if arr.ndim not in (1, 2):
+        raise ClipClapInputError(
+            f"a waveform must be 1-D (mono) or 2-D (multichannel), got shape {tuple(arr.shape)}"
+        )
+    if arr.size == 0:
+        raise ClipClapInputError("the audio is empty (no samples)")
+    arr = _pcm_to_float(arr)
     if arr.ndim == 2:
         if arr.shape[0] > arr.shape[1]:  # (frames, channels) -> (channels, frames)
             arr = arr.T
         arr = np.mean(arr, axis=0) if arr.shape[0] > 1 else arr[0]  # librosa.to_mono
-    elif arr.ndim != 1:
-        raise ClipClapInputError(
-            f"a waveform must be 1-D (mono) or 2-D (multichannel), got shape {tuple(arr.shape)}"
-        )
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
@@ -72,64 +87,215 @@ def resample(mono: np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray
 
 
 def check_waveform(mono: np.ndarray, sample_rate: int, max_seconds: float | None) -> None:
+    """Refuse audio the model cannot meaningfully embed: empty, too long, NaN or infinite,
+    absurdly loud (beyond any PCM scale), digitally silent, or at an impossible rate."""
+    from .inputs import MAX_SAMPLE_RATE
+
+    if not 1 <= sample_rate <= MAX_SAMPLE_RATE:
+        raise ClipClapInputError(
+            f"unsupported sample rate {sample_rate} Hz (expected 1 to {MAX_SAMPLE_RATE:,})"
+        )
     if mono.size == 0:
         raise ClipClapInputError("the audio is empty (no samples)")
     if max_seconds is not None and mono.size > max_seconds * sample_rate:
         raise ClipClapInputError(
             f"the audio lasts {mono.size / sample_rate:,.1f} s, over the limit of "
-            f"{max_seconds:,.0f} s (raise max_audio_seconds to allow it)"
+            f"{max_seconds:,.0f} s (max_audio_seconds)"
         )
-    if not np.all(np.isfinite(mono)):
+    peak = float(np.max(np.abs(mono)))  # NaN if any sample is NaN
+    if not np.isfinite(peak):
         raise ClipClapInputError("the audio holds NaN or infinite samples")
+    if peak > 2.0**31:
+        raise ClipClapInputError(
+            f"the audio has samples up to {peak:.3g}, beyond any PCM scale (give float samples "
+            "in [-1, 1])"
+        )
+    if peak == 0.0:
+        raise ClipClapInputError("the audio is silent (every sample is 0)")
 
 
 def decode_audio(
-    source: bytes | Path | str, *, max_seconds: float | None = DEFAULT_MAX_SECONDS
+    source: bytes | Path | str,
+    *,
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
+    target_rate: int | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Decode an audio file (or its bytes) into (samples (channels, frames) float32, rate)."""
+    """Decode an audio file (or its bytes) into (samples (1, frames) float32, rate).
+
+    The result is already mono (channels averaged as ``librosa.to_mono`` does), read block by
+    block so memory holds one mono copy, not every channel. With ``target_rate`` it is also
+    resampled, block by block, to that rate (bit-identical to resampling it whole with soxr),
+    so a long high-rate file never sits in memory at its own rate. Refuses files over
+    ``max_seconds`` by their header, before reading, and stops reading a file that lied.
+    Formats libsndfile cannot read go to ``audioread`` (ffmpeg or GStreamer) if installed.
+    """
     import soundfile as sf
 
-    stream: Any = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
+    from .inputs import MAX_SAMPLE_RATE
+    from .sniff import mpeg_stream_problem, sniff_bytes
+
+    block_frames = 1 << 18
+    unknown_length = 1 << 62  # libsndfile reports SF_COUNT_MAX for streams of unknown length
+    in_memory = isinstance(source, bytes | bytearray | memoryview)
     try:
-        with sf.SoundFile(stream) as f:
-            rate, frames = f.samplerate, f.frames
-            if rate <= 0:
-                raise ClipClapInputError("the audio file declares no sample rate")
-            if max_seconds is not None and frames > max_seconds * rate:
+        if in_memory:
+            data = memoryview(source)
+            kind = sniff_bytes(bytes(data[:64]))
+            if kind is not None and kind[1] == "audio/mpeg":
+                # Checked first: libmpg123 hunts through junk and resyncs over corrupt frames
+                # printing notes on stderr, or stops quietly partway through.
+                problem = mpeg_stream_problem(lambda at, n: bytes(data[at : at + n]), len(data))
+                if problem is not None:
+                    raise ClipClapInputError(problem)
+        else:
+            with open(source, "rb") as raw:
+                kind = sniff_bytes(raw.read(64))
+                if kind is not None and kind[1] == "audio/mpeg":
+
+                    def read_at(at: int, n: int) -> bytes:
+                        raw.seek(at)
+                        return raw.read(n)
+
+                    problem = mpeg_stream_problem(read_at, os.fstat(raw.fileno()).st_size)
+                    if problem is not None:
+                        raise ClipClapInputError(problem)
+    except OSError as exc:
+        raise ClipClapInputError(f"cannot read the file ({exc})") from None
+
+    class _Bytes(io.BytesIO):
+        """libsndfile's virtual IO may ask for a seek before the start; an exception in that
+        cffi callback would be printed to stderr ("Exception ignored ..."), so stay put."""
+
+        def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+            try:
+                return super().seek(offset, whence)
+            except (ValueError, OverflowError):
+                return self.tell()
+
+    stream: Any = _Bytes(source) if in_memory else source
+    try:
+        f = sf.SoundFile(stream)
+    except Exception:
+        return _decode_with_librosa(source, max_seconds, target_rate)
+    try:
+        with f:
+            rate, channels, frames = int(f.samplerate), int(f.channels), int(f.frames)
+            if not 1 <= rate <= MAX_SAMPLE_RATE:
+                raise ClipClapInputError(f"unsupported sample rate {rate} Hz in the file header")
+            if channels < 1:
+                raise ClipClapInputError("the audio file declares no channels")
+            limit = None if max_seconds is None else int(max_seconds * rate)
+            if limit is not None and limit < frames < unknown_length:
                 raise ClipClapInputError(
                     f"the audio lasts {frames / rate:,.1f} s, over the limit of "
-                    f"{max_seconds:,.0f} s (raise max_audio_seconds to allow it)"
+                    f"{max_seconds:,.0f} s (max_audio_seconds)"
                 )
-            data = f.read(dtype="float32", always_2d=True)
-        return np.ascontiguousarray(data.T), int(rate)
+            resampler = None
+            out_rate = rate
+            if target_rate is not None and target_rate != rate:
+                import soxr
+
+                resampler = soxr.ResampleStream(
+                    rate, target_rate, 1, dtype="float32", quality="soxr_hq"
+                )
+                out_rate = target_rate
+            pieces: list[np.ndarray] = []
+            total = 0
+            while True:
+                block = f.read(block_frames, dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                total += block.shape[0]
+                if limit is not None and total > limit:
+                    raise ClipClapInputError(
+                        f"the audio lasts over {max_seconds:,.0f} s, the limit (max_audio_seconds)"
+                    )
+                # librosa.to_mono over the (channels, frames) view of what soundfile read
+                mono = block[:, 0].copy() if channels == 1 else np.mean(block.T, axis=0)
+                if resampler is not None:
+                    mono = resampler.resample_chunk(mono, last=False)
+                pieces.append(np.asarray(mono, dtype=np.float32))
+            if resampler is not None:
+                pieces.append(
+                    np.asarray(
+                        resampler.resample_chunk(np.zeros(0, np.float32), last=True),
+                        dtype=np.float32,
+                    )
+                )
     except ClipClapInputError:
         raise
-    except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError):
-        pass
-    return _decode_with_librosa(source, max_seconds)
+    except MemoryError:
+        raise ClipClapInputError("the audio is too large to decode in memory") from None
+    except Exception as exc:
+        raise ClipClapInputError(f"corrupt or truncated audio ({exc})") from None
+    if 0 < frames < unknown_length and total < frames - max(frames // 100, 4096):
+        # libsndfile trims a WAV's claim to the bytes present, so this is a compressed stream
+        # (FLAC, MP3, Ogg) that ended, or broke, long before its header said it would.
+        raise ClipClapInputError(
+            f"corrupt or truncated audio (decoded {total:,} of the {frames:,} frames its "
+            "header declares)"
+        )
+    wave = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+    del pieces
+    if resampler is not None:  # librosa's length fix: ceil(n * ratio) samples
+        n = int(np.ceil(total * (float(out_rate) / rate)))
+        wave = wave[:n] if wave.shape[0] >= n else np.pad(wave, (0, n - wave.shape[0]))
+    return wave[None, :], out_rate
 
 
-def _decode_with_librosa(source: bytes | Path | str, max_seconds: float | None):
-    """Fallback for formats libsndfile cannot read (uses audioread/ffmpeg when present)."""
+def _decode_with_librosa(
+    source: bytes | Path | str, max_seconds: float | None, target_rate: int | None = None
+) -> tuple[np.ndarray, int]:
+    """Formats libsndfile cannot read (MP4/AAC, WebM, ...) through audioread's ffmpeg or
+    GStreamer backends, exactly as ``librosa.load`` reads them.
+
+    audioread's pure-Python backend is skipped (it reads only what libsndfile already read),
+    so without ffmpeg or GStreamer this fails at once, quietly, with a clear error.
+    """
     import tempfile
-    import warnings
+
+    from .inputs import MAX_SAMPLE_RATE
 
     try:
-        import librosa
-    except ImportError:  # pragma: no cover - librosa is a core dependency
-        raise ClipClapInputError("not a recognizable audio file") from None
+        import audioread
+        from audioread import rawread
+
+        backends = [b for b in audioread.available_backends() if b is not rawread.RawAudioFile]
+    except Exception:
+        backends = []
+    if not backends:
+        raise ClipClapInputError(
+            "not an audio file this installation can decode (libsndfile cannot read it, and "
+            "no ffmpeg or GStreamer is installed for other formats)"
+        )
     tmp: Path | None = None
     try:
-        path = source
+        path: Any = source
         if isinstance(source, bytes | bytearray):
             fd, name = tempfile.mkstemp(suffix=".audio")
             tmp = Path(name)
-            with os.fdopen(fd, "wb") as f:
-                f.write(source)
+            with os.fdopen(fd, "wb") as out:
+                out.write(source)
             path = name
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            y, rate = librosa.load(path, sr=None, mono=False, duration=max_seconds)
+        pieces: list[np.ndarray] = []
+        with audioread.audio_open(os.fspath(path), backends=backends) as f:
+            rate, channels = int(f.samplerate), int(f.channels)
+            if not 1 <= rate <= MAX_SAMPLE_RATE or channels < 1:
+                raise ClipClapInputError(f"unsupported audio stream ({rate} Hz, {channels} ch)")
+            limit = None if max_seconds is None else int(max_seconds * rate) * channels
+            total = 0
+            for buffer in f:  # 16-bit little-endian PCM, interleaved
+                chunk = np.frombuffer(buffer, "<i2").astype(np.float32) * np.float32(1 / 32768)
+                total += chunk.size
+                if limit is not None and total > limit:
+                    raise ClipClapInputError(
+                        f"the audio lasts over {max_seconds:,.0f} s, the limit (max_audio_seconds)"
+                    )
+                pieces.append(chunk)
+    except ClipClapInputError:
+        raise
+    except MemoryError:
+        raise ClipClapInputError("the audio is too large to decode in memory") from None
     except Exception:
         raise ClipClapInputError(
             "not a decodable audio file (corrupt, truncated, or a format without a decoder here)"
@@ -137,8 +303,11 @@ def _decode_with_librosa(source: bytes | Path | str, max_seconds: float | None):
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
-    y = np.atleast_2d(np.asarray(y, dtype=np.float32))
-    return y, int(rate)
+    y = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+    y = y[: y.size - y.size % channels].reshape(-1, channels).T  # (channels, frames)
+    if target_rate is not None and target_rate != rate:
+        return resample(to_mono(y), rate, target_rate)[None, :], target_rate
+    return np.ascontiguousarray(y), rate
 
 
 def window_bounds(n: int, window: int, hop: int) -> list[tuple[int, int]]:
@@ -160,7 +329,15 @@ def window_bounds(n: int, window: int, hop: int) -> list[tuple[int, int]]:
 
 
 class AudioPreprocessor:
-    """48 kHz mono waveforms -> CLAP ``input_features`` (B, 1, frames, mels) float32."""
+    """48 kHz mono waveforms -> CLAP ``input_features`` (B, 1, frames, mels) float32.
+
+    The front end is one vectorized computation per block of clips: one reflect pad, one
+    strided view of every frame, one float64 rFFT, then the mel projection filter by filter
+    over the few bins each triangle covers (most of the 513 bins lie above 14 kHz or under
+    one filter only). No BLAS call: BLAS would start a thread pool of its own that competes
+    with onnxruntime's for the cores while the model runs. The result is bit-identical to the
+    dense ``ClapFeatureExtractor`` computation.
+    """
 
     def __init__(self, settings: AudioSettings) -> None:
         self.settings = settings
@@ -170,6 +347,20 @@ class AudioPreprocessor:
         """Slaney-scale, Slaney-normalized mel filter bank, (n_fft // 2 + 1, n_mels) float64."""
         s = self.settings
         return slaney_mel_filters(s.sample_rate, s.n_fft, s.n_mels, s.fmin, s.fmax)
+
+    @cached_property
+    def _mel_bands(self) -> tuple[int, int, tuple[tuple[int, int, np.ndarray], ...]]:
+        """The bins any filter uses, [lo, hi), and per filter its (start, end, weights)
+        relative to ``lo``."""
+        filters = self.mel_filters
+        used = np.flatnonzero(np.any(filters != 0.0, axis=1))
+        lo, hi = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 0)
+        bands = []
+        for m in range(filters.shape[1]):
+            nonzero = np.flatnonzero(filters[:, m])
+            a, b = (int(nonzero[0]), int(nonzero[-1]) + 1) if nonzero.size else (lo, lo)
+            bands.append((a - lo, b - lo, np.ascontiguousarray(filters[a:b, m])))
+        return lo, hi, tuple(bands)
 
     @cached_property
     def window(self) -> np.ndarray:
@@ -219,9 +410,15 @@ class AudioPreprocessor:
         frames = np.lib.stride_tricks.sliding_window_view(padded, s.n_fft, axis=1)[
             :, :: s.hop_length
         ]
-        spectrum = np.fft.rfft(frames * self.window, axis=-1).astype(np.complex64)
-        power = np.abs(spectrum, dtype=np.float64) ** 2
-        mel = np.maximum(1e-10, power @ self.mel_filters)
+        lo, hi, bands = self._mel_bands
+        # Rounded to complex64 as the reference does, then |X|^2 in float64.
+        spectrum = np.fft.rfft(frames * self.window, axis=-1)[..., lo:hi].astype(np.complex64)
+        power = np.abs(spectrum, dtype=np.float64)
+        power *= power
+        mel = np.empty((*power.shape[:-1], len(bands)), dtype=np.float64)
+        for m, (a, b, weights) in enumerate(bands):
+            np.einsum("...k,k->...", power[..., a:b], weights, out=mel[..., m])
+        np.maximum(mel, 1e-10, out=mel)
         return (10.0 * np.log10(mel)).astype(np.float32)
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
+from dataclasses import replace
 from functools import cached_property
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,11 +27,23 @@ from .hub import resolve_model
 from .image import DEFAULT_MAX_PIXELS, ImagePreprocessor, image_from_array, open_image
 from .inputs import InputOptions, Item, Media, RemoteURL, Waveform, classify, classify_all, describe
 from .model import GRAPHS, ModelFolder
+from .optimize import (
+    OptimizeOption,
+    QuantizeOption,
+    applies_to,
+    check_options,
+    derived_graph,
+)
+from .prefetch import Prefetch
 from .sessions import ProviderSpec, SessionConfig, get_session, normalize_providers
 from .text import TextPreprocessor
 from .types import AudioSegments, Modality
 
-T = TypeVar("T")
+# The audio encoder needs ~40 MB of activations per 10 s window and runs as fast 8 windows at a
+# time as 32: longer runs only cost memory.
+_MAX_RUN: dict[Modality, int] = {Modality.AUDIO: 8}
+# Graphs whose onnxruntime memory patterns cost more than they give (see SessionConfig).
+_NO_MEM_PATTERN = frozenset({GRAPHS[Modality.TEXT].encoder, GRAPHS[Modality.AUDIO].encoder})
 
 
 def _normalize(vectors: np.ndarray) -> np.ndarray:
@@ -54,7 +67,8 @@ class ClipClapEmbedder:
         local_files_only: never contact the Hub; use the cache only.
         providers: onnxruntime execution providers in order of preference.
         threads: intra-op threads per session (default: onnxruntime's choice).
-        batch_size: items per model run (audio: 10 s windows per run).
+        batch_size: items per model run (audio: 10 s windows per batch, run by the audio
+            encoder at most 8 at a time: the same speed, a fraction of the memory).
         long_audio: clips over 10 s: ``"mean"`` of consecutive windows, ``"first"`` or
             ``"center"`` 10 s.
         allow_remote: fetch http(s) URLs; set False for untrusted input.
@@ -65,6 +79,12 @@ class ClipClapEmbedder:
         max_audio_seconds: refuse longer audio (bounds memory).
         fast_jpeg: decode JPEGs at reduced size (Pillow draft mode): much faster on large
             photos, at a small parity cost.
+        optimize: ``"fusions"`` runs a copy of each encoder with onnxruntime's transformer
+            graph fusions applied (built once, cached on disk). Opt-in: vectors move slightly.
+        quantize: ``"int8"`` runs a dynamically int8-quantized copy of each encoder (built
+            once, cached): much faster on CPUs, at a small parity cost.
+        optimized_dir: where those copies are cached (default ``$CLIPCLAP_CACHE``, else
+            ``~/.cache/clipclap-integrations``).
     """
 
     def __init__(
@@ -85,6 +105,9 @@ class ClipClapEmbedder:
         max_image_pixels: int | None = DEFAULT_MAX_PIXELS,
         max_audio_seconds: float | None = DEFAULT_MAX_SECONDS,
         fast_jpeg: bool = False,
+        optimize: OptimizeOption | None = None,
+        quantize: QuantizeOption | None = None,
+        optimized_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -111,6 +134,11 @@ class ClipClapEmbedder:
         self.max_image_pixels = max_image_pixels
         self.max_audio_seconds = max_audio_seconds
         self.fast_jpeg = fast_jpeg
+        check_options(optimize, quantize)
+        self.optimize: OptimizeOption | None = optimize
+        self.quantize: QuantizeOption | None = quantize
+        self.optimized_dir = None if optimized_dir is None else Path(optimized_dir).expanduser()
+        self._graphs: dict[str, tuple[Path, tuple[Any, ...]]] = {}
 
     # -- what the model is ------------------------------------------------------------------
     @property
@@ -234,12 +262,43 @@ class ClipClapEmbedder:
         return classify_all(inputs, self.input_options, forced)
 
     def _session(self, name: str):  # -> onnxruntime.InferenceSession
-        return get_session(
-            self.folder.graph_path(name), self.folder.fingerprint(name), self.session_config
-        )
+        config = self.session_config
+        if name in _NO_MEM_PATTERN:
+            config = replace(config, mem_pattern=False)
+        if (self.optimize or self.quantize) and applies_to(name):
+            graph = self._graphs.get(name)
+            if graph is None:  # an optimized copy, built (or found) once per embedder
+                path = derived_graph(
+                    self.folder.graph_path(name),
+                    optimize=self.optimize,
+                    quantize=self.quantize,
+                    config=self._clip_config,
+                    cache_dir=self.optimized_dir,
+                )
+                st = path.stat()
+                graph = self._graphs[name] = (path, (str(path), st.st_size, st.st_mtime_ns))
+            return get_session(graph[0], graph[1], config)
+        return get_session(self.folder.graph_path(name), self.folder.fingerprint(name), config)
+
+    @cached_property
+    def _clip_config(self) -> dict[str, Any]:
+        try:
+            config = json.loads((self.folder.path / "clip_config.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return config if isinstance(config, dict) else {}
 
     def _project(self, modality: Modality, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """Encoder, then projection, then L2 normalization, for one prepared batch."""
+        n = next(iter(feeds.values())).shape[0]
+        cap = _MAX_RUN.get(modality)
+        if cap is not None and n > cap:
+            return np.concatenate(
+                [
+                    self._project(modality, {k: v[s : s + cap] for k, v in feeds.items()})
+                    for s in range(0, n, cap)
+                ]
+            )
         pair = GRAPHS[modality]
         encoder, projection = self._session(pair.encoder), self._session(pair.projection)
         names = {i.name for i in encoder.get_inputs()}
@@ -292,16 +351,17 @@ class ClipClapEmbedder:
 
     def _embed_images(self, items: list[Item], indices: list[int]) -> np.ndarray:
         out = np.empty((len(items), self.dim), dtype=np.float32)
-        batches = [
-            list(range(s, min(s + self.batch_size, len(items))))
-            for s in range(0, len(items), self.batch_size)
-        ]
+        size = self.batch_size
 
-        def prepare(rows: list[int]) -> np.ndarray:
-            return np.stack([self._load_pixels(items[r], indices[r]) for r in rows])
+        def load(r: int) -> np.ndarray:
+            return self._load_pixels(items[r], indices[r])
 
-        for rows, pixels in _prefetched(batches, prepare):
-            out[rows] = self._project(Modality.IMAGE, {"pixel_values": pixels})
+        # Images are decoded in the worker threads, the next batch while this one runs.
+        with Prefetch(len(items), load, budget=2 * size) as feed:
+            for start in range(0, len(items), size):
+                rows = range(start, min(start + size, len(items)))
+                pixels = np.stack([feed.get(r) for r in rows])
+                out[start : rows.stop] = self._project(Modality.IMAGE, {"pixel_values": pixels})
         return out
 
     def _load_waveform(self, item: Item, index: int) -> np.ndarray:
@@ -322,35 +382,57 @@ class ClipClapEmbedder:
 
     def _run_audio_windows(self, windows: list[np.ndarray]) -> np.ndarray:
         out = np.empty((len(windows), self.dim), dtype=np.float32)
-        batches = [
-            list(range(s, min(s + self.batch_size, len(windows))))
-            for s in range(0, len(windows), self.batch_size)
-        ]
+        size = self.batch_size
+        pre = self.audio_preprocessor
 
-        def prepare(rows: list[int]) -> np.ndarray:
-            return self.audio_preprocessor([windows[r] for r in rows])
+        def load(r: int) -> np.ndarray:
+            return pre([windows[r]])[0]
 
-        for rows, features in _prefetched(batches, prepare):
-            out[rows] = self._project(Modality.AUDIO, {"input_features": features})
+        with Prefetch(len(windows), load, budget=2 * size) as feed:
+            for start in range(0, len(windows), size):
+                rows = range(start, min(start + size, len(windows)))
+                features = np.stack([feed.get(r) for r in rows])
+                out[start : rows.stop] = self._project(
+                    Modality.AUDIO, {"input_features": features}
+                )
         return out
 
     def _embed_audio(self, items: list[Item], indices: list[int]) -> np.ndarray:
+        """Clips are decoded, resampled and turned into features (all their windows at once)
+        in the worker threads while the model runs; windows of consecutive clips share
+        batches; a clip's vector is its window's, or the normalized mean of its windows'."""
         out = np.empty((len(items), self.dim), dtype=np.float32)
         pre = self.audio_preprocessor
-        # Windows of many clips share batches; bounded groups keep memory flat on long lists.
-        group = max(1, self.batch_size)
-        for first in range(0, len(items), group):
-            owners: list[int] = []
-            windows: list[np.ndarray] = []
-            for r in range(first, min(first + group, len(items))):
-                pieces = pre.windows(self._load_waveform(items[r], indices[r]), self.long_audio)
-                owners.extend([r] * len(pieces))
-                windows.extend(pieces)
-            vectors = self._run_audio_windows(windows)
-            owner_arr = np.asarray(owners)
-            for r in sorted(set(owners)):
-                mine = vectors[owner_arr == r]
-                out[r] = mine[0] if len(mine) == 1 else _normalize(mine.mean(axis=0))
+        size = self.batch_size
+
+        def load(r: int) -> np.ndarray:
+            wave = self._load_waveform(items[r], indices[r])
+            return pre(pre.windows(wave, self.long_audio))
+
+        pending: list[np.ndarray] = []  # features of windows waiting for a batch
+        owners: list[int] = []
+        done: dict[int, list[np.ndarray]] = {}
+        count = [0] * len(items)
+        with Prefetch(len(items), load, budget=2 * size, size=len) as feed:
+            following = 0
+            while following < len(items) or pending:
+                while following < len(items) and len(pending) < size:
+                    features = feed.get(following)
+                    count[following] = len(features)
+                    pending.extend(features)
+                    owners.extend([following] * len(features))
+                    following += 1
+                take = min(size, len(pending))
+                vectors = self._project(
+                    Modality.AUDIO, {"input_features": np.stack(pending[:take])}
+                )
+                for r, vector in zip(owners[:take], vectors, strict=True):
+                    mine = done.setdefault(r, [])
+                    mine.append(vector)
+                    if len(mine) == count[r]:
+                        out[r] = mine[0] if len(mine) == 1 else _normalize(np.mean(mine, axis=0))
+                        del done[r]
+                del pending[:take], owners[:take]
         return out
 
 
@@ -416,34 +498,3 @@ def _run(session: Any, feeds: dict[str, np.ndarray], prefer: str) -> np.ndarray:
             }
         parts.append(session.run([name], chunk)[0][:got])
     return np.concatenate(parts)
-
-
-_prefetch_pool: ThreadPoolExecutor | None = None
-_prefetch_lock = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _prefetch_pool
-    with _prefetch_lock:
-        if _prefetch_pool is None:
-            _prefetch_pool = ThreadPoolExecutor(2, thread_name_prefix="clipclap-prep")
-        return _prefetch_pool
-
-
-def _prefetched(
-    batches: list[list[int]], prepare: Callable[[list[int]], T]
-) -> Iterator[tuple[list[int], T]]:
-    """Yield (rows, prepare(rows)), preparing the next batch while the caller runs this one."""
-    if len(batches) <= 1:
-        for rows in batches:
-            yield rows, prepare(rows)
-        return
-    pending: Future[T] = _pool().submit(prepare, batches[0])
-    try:
-        for k, rows in enumerate(batches):
-            ready = pending.result()
-            if k + 1 < len(batches):
-                pending = _pool().submit(prepare, batches[k + 1])
-            yield rows, ready
-    finally:
-        pending.cancel()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import io
 import math
-import warnings
+import os
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,75 +28,207 @@ DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit (Image.
 
 
 def open_image(
-    source: bytes | Path | str,
+    source: bytes | Path | str | Any,
     *,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     draft: tuple[int, int] | None = None,
+    resize_to: int | None = 224,
 ) -> PILImage.Image:
     """Decode encoded image bytes (or a file) into a loaded, EXIF-upright Pillow image.
+
+    Fails with ``ClipClapInputError`` on anything that is not a whole, decodable image: unknown
+    or corrupt data, truncated files (unless the caller set Pillow's own
+    ``ImageFile.LOAD_TRUNCATED_IMAGES``), zero size, more than ``max_pixels`` pixels, or an
+    aspect ratio so extreme that resizing the short side to ``resize_to`` would exceed
+    ``max_pixels``. Sizes are checked from the header, before any pixel is decoded. Pillow's
+    global settings (``MAX_IMAGE_PIXELS``, warning filters) are neither read for the limit nor
+    changed: ``max_pixels`` alone decides, up or down.
 
     ``draft`` asks a JPEG decoder for a reduced size no smaller than the given (width, height):
     much faster for large photos, at a small cost in parity.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    import struct
 
-    stream: Any = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
+    from PIL import Image, ImageOps
+
+    from .sniff import jpeg_data_problem
+
+    def _reader(fp: Any) -> Any:
+        def read(at: int, n: int) -> bytes:
+            fp.seek(at)
+            return fp.read(n)
+
+        return read
+
+    def _stream_size(fp: Any) -> int:
+        here = fp.tell()
+        try:
+            return fp.seek(0, io.SEEK_END)
+        finally:
+            fp.seek(here)
+
+    def identify(fp: Any) -> Any:
+        # Image.open() without its global decompression-bomb check (which would warn, or
+        # refuse, by Pillow's process-wide limit instead of ``max_pixels``): the same plugin
+        # loop, over the same registry, in the same order.
+        prefix = fp.read(16)
+        if not isinstance(getattr(Image, "ID", None), list) or not hasattr(Image, "OPEN"):
+            fp.seek(0)  # a Pillow without the registry this loop knows: its own opener
+            return Image.open(fp)
+        Image.preinit()
+        tried: set[str] = set()
+        notes: list[str] = []
+        postscript = False
+        for stage in (0, 1):
+            if stage:
+                Image.init()
+            for fmt in [f for f in Image.ID if f not in tried]:
+                tried.add(fmt)
+                try:
+                    factory, accept = Image.OPEN[fmt]
+                    result = not accept or accept(prefix)
+                    if fmt == "EPS":  # Pillow renders PostScript by running Ghostscript
+                        postscript = bool(result) and not isinstance(result, str)
+                        continue
+                    if isinstance(result, str):
+                        notes.append(result)
+                    elif result:
+                        fp.seek(0)
+                        return factory(fp, "")
+                except (SyntaxError, IndexError, TypeError, KeyError, ValueError, struct.error):
+                    continue
+        if postscript:
+            raise ClipClapInputError(
+                "PostScript/EPS images are not decoded (Pillow would run Ghostscript on them)"
+            )
+        extra = f" ({notes[0]})" if notes else ""
+        raise ClipClapInputError(f"not a recognizable image{extra}")
+
+    own: Any = None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(stream)
-            width, height = image.size
-            if width <= 0 or height <= 0:
-                raise ClipClapInputError("the image has zero size")
-            if max_pixels is not None and width * height > max_pixels:
-                raise ClipClapInputError(
-                    f"the image is {width}x{height} = {width * height:,} pixels, over the "
-                    f"limit of {max_pixels:,} (raise max_image_pixels to allow it)"
-                )
-            if getattr(image, "n_frames", 1) > 1:
-                image.seek(0)
-            if draft is not None and image.format == "JPEG":
-                image.draft("RGB", draft)
-            image.load()
-            return ImageOps.exif_transpose(image) or image
+        if isinstance(source, bytes | bytearray | memoryview):
+            stream: Any = io.BytesIO(source)
+        elif isinstance(source, str | os.PathLike):
+            stream = own = open(source, "rb")  # noqa: SIM115 - closed in ``finally``
+        else:
+            stream = source
+        image = identify(stream)
+        width, height = image.size
+        check_image_size(width, height, max_pixels, resize_to)
+        if image.format in ("JPEG", "MPO"):
+            problem = jpeg_data_problem(_reader(stream), _stream_size(stream))
+            if problem is not None:
+                raise ClipClapInputError(problem)
+        if draft is not None and image.format == "JPEG":
+            image.draft("RGB", draft)
+        image.load()  # the first frame of an animation; raises on truncated data
+        check_image_size(*image.size, max_pixels, resize_to)  # some plugins learn it late
+        try:
+            orientation = image.getexif().get(0x0112, 1)
+        except Exception:  # unreadable EXIF: the pixels are fine, keep them as stored
+            orientation = 1
+        if orientation in (2, 3, 4, 5, 6, 7, 8):
+            ImageOps.exif_transpose(image, in_place=True)  # no copy when upright already
+        return image
     except ClipClapInputError:
         raise
-    except UnidentifiedImageError:
-        raise ClipClapInputError("not a recognizable image") from None
     except Image.DecompressionBombError as exc:
         raise ClipClapInputError(f"the image is too large to decode safely ({exc})") from None
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
-        raise ClipClapInputError(f"corrupt or truncated image ({exc})") from None
+    except MemoryError:
+        raise ClipClapInputError("the image is too large to decode in memory") from None
+    except Exception as exc:
+        raise ClipClapInputError(f"corrupt or truncated image ({_reason(exc)})") from None
+    finally:
+        if own is not None:
+            own.close()
 
 
-def image_from_array(array: np.ndarray) -> PILImage.Image:
-    """A Pillow image from an HxW, HxWx1, HxWx3 or HxWx4 array (uint8, or float in [0, 1])."""
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def check_image_size(
+    width: int, height: int, max_pixels: int | None, resize_to: int | None = 224
+) -> None:
+    """Refuse a zero-size image, one over ``max_pixels``, or one whose short side resized to
+    ``resize_to`` would make more than ``max_pixels`` pixels (an extreme aspect ratio)."""
+    if width <= 0 or height <= 0:
+        raise ClipClapInputError(f"the image has zero size ({width}x{height})")
+    if max_pixels is None:
+        return
+    if width * height > max_pixels:
+        raise ClipClapInputError(
+            f"the image is {width}x{height} = {width * height:,} pixels, over the limit of "
+            f"{max_pixels:,} (max_image_pixels)"
+        )
+    if resize_to:
+        short, long = min(width, height), max(width, height)
+        resized = resize_to * int(resize_to * long / short)
+        if resized > max_pixels:
+            raise ClipClapInputError(
+                f"the image is {width}x{height}: resizing its short side to {resize_to} "
+                f"would make {resized:,} pixels, over the limit of {max_pixels:,} "
+                "(max_image_pixels)"
+            )
+
+
+def image_from_array(
+    array: np.ndarray,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    resize_to: int | None = 224,
+) -> PILImage.Image:
+    """A Pillow image from an image array.
+
+    Layouts: HxW (gray), HxWxC with C = 1 (gray), 2 (gray + alpha), 3 (RGB), 4 (RGBA), or
+    CxHxW when the last axis cannot be channels. Values: uint8; bool; other integers within
+    [0, 255]; floats within [0, 1] (scaled by 255 and rounded).
+    """
     from PIL import Image
 
-    arr = np.asarray(array)
+    from .inputs import image_array_layout
+
+    try:
+        arr = np.asarray(array)
+    except Exception as exc:
+        raise ClipClapInputError(f"cannot be read as an array ({_reason(exc)})") from None
+    if arr.dtype.kind not in "biuf":
+        raise ClipClapInputError(f"an image array must hold numbers, not {arr.dtype}")
+    layout = image_array_layout(arr.shape)
+    if layout == "CHW":
+        arr = np.moveaxis(arr, 0, -1)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
-        raise ClipClapInputError(
-            f"an image array must be HxW, HxWx3 or HxWx4, got shape {tuple(arr.shape)}"
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ClipClapInputError("the image has zero size")
-    if arr.dtype != np.uint8:
-        if arr.dtype == np.bool_:
-            arr = arr.astype(np.uint8) * 255
-        elif np.issubdtype(arr.dtype, np.floating):
-            if not np.all(np.isfinite(arr)) or arr.min() < 0.0 or arr.max() > 1.0:
-                raise ClipClapInputError("a float image array must hold finite values in [0, 1]")
-            arr = np.round(arr * 255.0).astype(np.uint8)
-        elif np.issubdtype(arr.dtype, np.integer) and arr.min() >= 0 and arr.max() <= 255:
-            arr = arr.astype(np.uint8)
-        else:
+    hint = "; for multichannel audio pass (samples, sample_rate)" if min(arr.shape[:2]) <= 8 else ""
+    try:
+        check_image_size(int(arr.shape[1]), int(arr.shape[0]), max_pixels, resize_to)
+    except ClipClapInputError as exc:
+        raise ClipClapInputError(exc.reason + (f" ({hint[2:]})" if hint else "")) from None
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype.kind == "f":
+        lo, hi = float(np.min(arr)), float(np.max(arr))
+        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -1e-3 or hi > 1.0 + 1e-3:
             raise ClipClapInputError(
-                f"an image array must be uint8 (or float in [0, 1]), got {arr.dtype}"
+                "a float image array must hold finite values in [0, 1], got values in "
+                f"[{lo:.4g}, {hi:.4g}] (convert 0-255 data to uint8{hint})"
             )
-    mode = {2: "L", 3: "RGB", 4: "RGBA"}[arr.ndim if arr.ndim == 2 else arr.shape[-1]]
-    return Image.fromarray(np.ascontiguousarray(arr), mode=mode)
+        arr = np.round(np.clip(arr, 0.0, 1.0).astype(np.float64) * 255.0).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        lo, hi = int(np.min(arr)), int(np.max(arr))
+        if lo < 0 or hi > 255:
+            raise ClipClapInputError(
+                f"an {arr.dtype} image array must hold values in [0, 255], got values in "
+                f"[{lo}, {hi}] (images are uint8, or float in [0, 1]{hint})"
+            )
+        arr = arr.astype(np.uint8)
+    try:
+        return Image.fromarray(np.ascontiguousarray(arr))
+    except MemoryError:
+        raise ClipClapInputError("the image is too large to hold in memory") from None
+    except Exception as exc:
+        raise ClipClapInputError(f"cannot be made into an image ({_reason(exc)})") from None
 
 
 def to_rgb(image: PILImage.Image) -> PILImage.Image:
@@ -135,14 +268,27 @@ class ImagePreprocessor:
         arr = np.asarray(rgb)  # H, W, 3 uint8
         if s.do_center_crop:
             arr = _center_crop(arr, s.crop_height, s.crop_width)
-        out: np.ndarray = arr
+        # Rescale and normalize through a per-channel table of the 256 levels: the same
+        # float operations, done once per level instead of once per pixel.
+        lut = self._levels
+        out = np.empty((3, *arr.shape[:2]), dtype=np.float32)
+        for c in range(3):
+            np.take(lut[c], arr[..., c], out=out[c])
+        return out
+
+    @cached_property
+    def _levels(self) -> np.ndarray:
+        """(3, 256) float32: the final value of each uint8 level in each channel."""
+        s = self.settings
+        levels = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)  # like H, W, 3
+        out: np.ndarray
         if s.do_rescale:
-            out = (arr.astype(np.float64) * s.rescale_factor).astype(np.float32)
+            out = (levels.astype(np.float64) * s.rescale_factor).astype(np.float32)
         else:
-            out = arr.astype(np.float32)
+            out = levels.astype(np.float32)
         if s.do_normalize:
             out = (out - self._mean) / self._std
-        return np.ascontiguousarray(out.transpose(2, 0, 1))
+        return np.ascontiguousarray(out.T)
 
     def __call__(self, images: Sequence[PILImage.Image]) -> np.ndarray:
         s = self.settings

@@ -1,0 +1,192 @@
+"""Opt-in faster copies of the encoder graphs, built once and cached on disk.
+
+* ``optimize="fusions"``: onnxruntime's transformer graph fusions
+  (``onnxruntime.transformers.optimizer``: attention, SkipLayerNorm, QuickGelu, BiasGelu...)
+  applied offline; onnxruntime's own default optimizations still run when the copy is loaded.
+* ``quantize="int8"``: dynamic int8 quantization of the MatMul weights
+  (``onnxruntime.quantization.quantize_dynamic``), after the fusions when both are asked for.
+
+Both change the vectors slightly (the benchmark reports how much); the default graphs stay
+untouched. Only the three encoders are rewritten: the projections are tiny. Copies go to
+``<cache>/optimized/<key>/``, where ``<key>`` hashes the source graph's identity, the options,
+and the onnxruntime version; the cache is ``$CLIPCLAP_CACHE``, else
+``$XDG_CACHE_HOME/clipclap-integrations``, else ``~/.cache/clipclap-integrations``. Building
+needs the ``onnx`` package; concurrent builders are safe (each writes a temporary file and
+renames it into place).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+logger = logging.getLogger(__name__)
+
+OptimizeOption = Literal["fusions"]
+QuantizeOption = Literal["int8"]
+OPTIMIZE_CHOICES: tuple[str, ...] = ("fusions",)
+QUANTIZE_CHOICES: tuple[str, ...] = ("int8",)
+FORMAT_VERSION = 1
+
+# Encoder graph -> (transformers-optimizer model type, clip_config section for heads/width).
+_FUSION_TYPES: dict[str, tuple[str, str | None]] = {
+    "text_model.onnx": ("clip", "text_config"),
+    "visual_model.onnx": ("clip", "vision_config"),
+    "audio_model.onnx": ("swin", None),  # heads differ per stage: detected per node
+}
+
+
+def default_cache_dir() -> Path:
+    """Where optimized copies are kept unless ``optimized_dir`` says otherwise."""
+    env = os.environ.get("CLIPCLAP_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "clipclap-integrations"
+
+
+def check_options(optimize: str | None, quantize: str | None) -> None:
+    if optimize is not None and optimize not in OPTIMIZE_CHOICES:
+        raise ValueError(f"optimize must be None or one of {OPTIMIZE_CHOICES}, got {optimize!r}")
+    if quantize is not None and quantize not in QUANTIZE_CHOICES:
+        raise ValueError(f"quantize must be None or one of {QUANTIZE_CHOICES}, got {quantize!r}")
+
+
+def applies_to(graph: str) -> bool:
+    """Whether ``graph`` (a file name) is one of the encoders the options rewrite."""
+    return graph in _FUSION_TYPES
+
+
+def _cpu_has_int8_dot() -> bool:
+    """Whether this CPU multiplies u8 x s8 without 16-bit saturation (VNNI, AMX or ARM).
+
+    Without it (plain AVX2), weights are quantized to 7 bits (``reduce_range``) so the
+    intermediate sums cannot saturate.
+    """
+    machine = platform.machine().lower()
+    if machine not in ("x86_64", "amd64", "i386", "i686"):
+        return True
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+def derived_graph(
+    source: Path,
+    *,
+    optimize: str | None,
+    quantize: str | None,
+    config: dict[str, Any],
+    cache_dir: Path | None = None,
+) -> Path:
+    """The cached optimized copy of the encoder graph ``source``; built if missing."""
+    import onnxruntime
+
+    check_options(optimize, quantize)
+    st = source.stat()
+    reduce_range = quantize == "int8" and not _cpu_has_int8_dot()
+    identity = {
+        "format": FORMAT_VERSION,
+        "source": str(source.resolve()),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "optimize": optimize,
+        "quantize": quantize,
+        "reduce_range": reduce_range,
+        "onnxruntime": onnxruntime.__version__,
+    }
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+    folder = (cache_dir or default_cache_dir()) / "optimized" / key
+    target = folder / source.name
+    if target.is_file():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    logger.info("building %s (optimize=%s, quantize=%s) into %s", source.name, optimize, quantize,
+                folder)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".build-") as tmp:
+        current = source
+        if optimize == "fusions":
+            current = _fuse(current, Path(tmp) / "fused.onnx", config)
+        if quantize == "int8":
+            current = _quantize(current, Path(tmp) / "int8.onnx", reduce_range)
+        if current == source:  # nothing to do (cannot happen with valid options)
+            return source
+        if any(Path(tmp).glob("*.data")):
+            raise RuntimeError("optimized copies over 2 GB (external data) are not supported")
+        os.replace(current, target)
+    (folder / "identity.json").write_text(json.dumps(identity, indent=1), encoding="utf-8")
+    return target
+
+
+def _require_onnx() -> None:
+    try:
+        import onnx  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            "optimize= and quantize= build their copies with the onnx package: pip install onnx"
+        ) from exc
+
+
+def _fuse(source: Path, out: Path, config: dict[str, Any]) -> Path:
+    _require_onnx()
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    model_type, section = _FUSION_TYPES[source.name]
+    heads = hidden = 0
+    spec = config.get(section) if section else None
+    if isinstance(spec, dict):
+        h, w = spec.get("num_attention_heads"), spec.get("hidden_size")
+        if isinstance(h, int) and isinstance(w, int):
+            heads, hidden = h, w
+    with _quiet():
+        model = optimize_model(
+            str(source), model_type=model_type, num_heads=heads, hidden_size=hidden, opt_level=0
+        )
+        model.save_model_to_file(str(out), use_external_data_format=False)
+    logger.info("fusions in %s: %s", source.name, model.get_fused_operator_statistics())
+    return out
+
+
+def _quantize(source: Path, out: Path, reduce_range: bool) -> Path:
+    _require_onnx()
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with _quiet():
+        quantize_dynamic(
+            source,
+            out,
+            weight_type=QuantType.QInt8,
+            per_channel=False,
+            reduce_range=reduce_range,
+            extra_options={
+                "MatMulConstBOnly": True,  # weights only; activations are quantized per run
+                "DefaultTensorType": onnx.TensorProto.FLOAT,  # fused contrib ops lack shapes
+            },
+        )
+    return out
+
+
+@contextlib.contextmanager
+def _quiet() -> Any:
+    """The optimizer and quantizer print and log freely; keep that out of the user's output."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        root.setLevel(level)

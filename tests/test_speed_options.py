@@ -1,0 +1,179 @@
+"""The speed work: opt-in optimized copies, JPEG draft decoding, and the prefetch pipeline.
+
+No timings here (machines are shared and noisy): the benchmark in ``benchmarks/`` measures
+speed. These tests pin behaviour: options give vectors close to the exact ones, copies are
+cached, the pipeline keeps order, reports the right failing item and bounds its memory.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clipclap_integrations import ClipClapEmbedder, ClipClapInputError
+from clipclap_integrations.prefetch import Prefetch, workers
+
+TEXTS = ["a dog barking in the rain", "a red boat on a calm lake", "jazz piano, late at night"]
+MIN_COSINE = 0.99
+
+
+def _media(media_dir: Path) -> tuple[list[Path], list[Path]]:
+    images = [media_dir / "rgb_320x200.png", media_dir / "tall_150x420.jpg"]
+    audio = [media_dir / "chirp_3p3s_48k.flac", media_dir / "long_25s_16k.flac"]
+    return images, audio
+
+
+def _all_vectors(e: ClipClapEmbedder, media_dir: Path) -> dict[str, np.ndarray]:
+    images, audio = _media(media_dir)
+    return {
+        "text": e.embed_text(TEXTS),
+        "image": e.embed_images(images),
+        "audio": e.embed_audio(audio),
+    }
+
+
+@pytest.fixture(scope="module")
+def exact(tiny_model_dir: Path, media_dir: Path) -> dict[str, np.ndarray]:
+    return _all_vectors(ClipClapEmbedder(tiny_model_dir), media_dir)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"optimize": "fusions"}, {"quantize": "int8"}, {"optimize": "fusions", "quantize": "int8"}],
+    ids=lambda o: "+".join(f"{k}={v}" for k, v in o.items()),
+)
+def test_optimized_copies_give_close_vectors(
+    tiny_model_dir: Path,
+    media_dir: Path,
+    tmp_path: Path,
+    exact: dict[str, np.ndarray],
+    options: dict[str, str],
+) -> None:
+    pytest.importorskip("onnx")
+    e = ClipClapEmbedder(tiny_model_dir, optimized_dir=tmp_path, **options)  # type: ignore[arg-type]
+    got = _all_vectors(e, media_dir)
+    for modality, vectors in got.items():
+        assert vectors.dtype == np.float32 and vectors.shape == exact[modality].shape
+        np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+        cosine = np.sum(vectors * exact[modality], axis=1)
+        assert cosine.min() >= MIN_COSINE, f"{modality}: cosine {cosine.min():.5f}"
+    # The encoders ran from copies in the cache; the folder itself is untouched.
+    session = e._session("visual_model.onnx")
+    assert session is not ClipClapEmbedder(tiny_model_dir)._session("visual_model.onnx")
+    copies = sorted(p.name for p in tmp_path.rglob("*.onnx"))
+    assert copies == ["audio_model.onnx", "text_model.onnx", "visual_model.onnx"]
+
+
+def test_optimized_copies_are_built_once(tiny_model_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    ClipClapEmbedder(tiny_model_dir, quantize="int8", optimized_dir=tmp_path).embed_text(["a"])
+    (copy,) = tmp_path.rglob("text_model.onnx")
+    stamp = copy.stat().st_mtime_ns
+    again = ClipClapEmbedder(tiny_model_dir, quantize="int8", optimized_dir=tmp_path)
+    again.embed_text(["b"])
+    assert copy.stat().st_mtime_ns == stamp
+    assert [p for p in tmp_path.rglob("*") if p.name.startswith(".build-")] == []
+
+
+def test_default_runs_the_original_graphs(tiny_model_dir: Path) -> None:
+    e = ClipClapEmbedder(tiny_model_dir)
+    e.embed_text(["x"])
+    assert e.optimize is None and e.quantize is None
+    assert Path(e._session("text_model.onnx")._model_path).parent == tiny_model_dir.resolve()
+
+
+@pytest.mark.parametrize("kwargs", [{"optimize": "O3"}, {"quantize": "int4"}])
+def test_unknown_options_are_refused(tiny_model_dir: Path, kwargs: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        ClipClapEmbedder(tiny_model_dir, **kwargs)  # type: ignore[arg-type]
+
+
+def test_fast_jpeg_decodes_large_photos_at_reduced_size(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    photo = Image.fromarray(small).resize((1600, 1200), Image.BICUBIC)
+    path = tmp_path / "photo.jpg"
+    photo.save(path, quality=90)
+    exact = ClipClapEmbedder(tiny_model_dir)
+    fast = ClipClapEmbedder(tiny_model_dir, fast_jpeg=True)
+    px_exact, px_fast = exact.preprocess_images([path]), fast.preprocess_images([path])
+    assert px_fast.shape == px_exact.shape == (1, 3, 224, 224)
+    assert 0 < np.abs(px_fast - px_exact).max() < 0.5  # approximate, and close
+    cosine = float(np.sum(fast.embed_images([path]) * exact.embed_images([path])))
+    assert cosine >= MIN_COSINE
+    png = tmp_path / "photo.png"
+    photo.save(png)
+    np.testing.assert_array_equal(fast.preprocess_images([png]), exact.preprocess_images([png]))
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+def test_batches_and_order_do_not_change_vectors(tiny_model_dir: Path, media_dir: Path) -> None:
+    images, audio = _media(media_dir)
+    many_images = [images[i % 2] for i in range(7)]
+    many_audio = [audio[i % 2] for i in range(5)]
+    one_by_one = ClipClapEmbedder(tiny_model_dir, batch_size=1)
+    batched = ClipClapEmbedder(tiny_model_dir, batch_size=3)
+    np.testing.assert_allclose(
+        batched.embed_images(many_images), one_by_one.embed_images(many_images), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        batched.embed_audio(many_audio), one_by_one.embed_audio(many_audio), atol=1e-5
+    )
+    reference = one_by_one.embed_audio([audio[1]])[0]  # 25 s: three windows, averaged
+    np.testing.assert_allclose(batched.embed_audio(many_audio)[1], reference, atol=1e-5)
+
+
+def test_a_bad_item_in_a_later_batch_is_named(
+    tiny_model_dir: Path, media_dir: Path, tmp_path: Path
+) -> None:
+    images, audio = _media(media_dir)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(images[0].read_bytes()[:200])
+    e = ClipClapEmbedder(tiny_model_dir, batch_size=2)
+    with pytest.raises(ClipClapInputError) as info:
+        e.embed_images([images[0]] * 5 + [broken, images[1]])
+    assert info.value.index == 5
+    bad_audio = tmp_path / "bad.wav"
+    bad_audio.write_bytes(b"RIFF0000WAVEjunk")
+    with pytest.raises(ClipClapInputError) as info:
+        e.embed_audio([audio[0], audio[0], audio[0], bad_audio])
+    assert info.value.index == 3
+
+
+def test_prefetch_keeps_order_and_propagates_errors() -> None:
+    def load(i: int) -> int:
+        time.sleep(0.001 * ((7 * i) % 5))  # finish out of order
+        if i == 13:
+            raise KeyError(i)
+        return i * i
+
+    with Prefetch(20, load, budget=4) as feed:
+        assert [feed.get(i) for i in range(13)] == [i * i for i in range(13)]
+        with pytest.raises(KeyError):
+            feed.get(13)
+
+
+def test_prefetch_bounds_what_it_holds() -> None:
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def load(i: int) -> list[int]:
+        with lock:
+            started.append(i)
+        return [i] * 3  # three units each
+
+    with Prefetch(100, load, budget=6, size=len) as feed:
+        time.sleep(0.2)
+        # Loading stops once two results (6 units) wait unconsumed; a few may be in flight.
+        assert len(started) <= 2 + 2 * workers()
+        assert [feed.get(i)[0] for i in range(100)] == list(range(100))
+    assert sorted(started) == list(range(100))
