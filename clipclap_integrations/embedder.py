@@ -24,7 +24,13 @@ from .audio import (
 )
 from .errors import ClipClapInputError
 from .hub import resolve_model
-from .image import DEFAULT_MAX_PIXELS, ImagePreprocessor, image_from_array, open_image
+from .image import (
+    DEFAULT_MAX_PIXELS,
+    ImagePreprocessor,
+    check_image_size,
+    image_from_array,
+    open_image,
+)
 from .inputs import InputOptions, Item, Media, RemoteURL, Waveform, classify, classify_all, describe
 from .model import GRAPHS, ModelFolder
 from .optimize import (
@@ -331,23 +337,32 @@ class ClipClapEmbedder:
         return out
 
     def _load_pixels(self, item: Item, index: int) -> np.ndarray:
+        edge = self.folder.image.shortest_edge if self.folder.image.do_resize else None
+        limit = self.max_image_pixels
         try:
             payload = item.payload
             if isinstance(payload, Media):
-                draft = None
-                if self.fast_jpeg:
-                    s = self.folder.image.shortest_edge
-                    draft = (s, s)
-                image = open_image(payload.source, max_pixels=self.max_image_pixels, draft=draft)
+                draft = (edge, edge) if self.fast_jpeg and edge else None
+                image = open_image(payload.source, max_pixels=limit, draft=draft, resize_to=edge)
             elif isinstance(payload, np.ndarray):
-                image = image_from_array(payload)
+                image = image_from_array(payload, max_pixels=limit, resize_to=edge)
             elif isinstance(payload, Waveform | RemoteURL | str):
                 raise ClipClapInputError("not an image")
             else:
-                image = _upright(payload, self.max_image_pixels)
+                image = _upright(payload, limit, edge)
             return self.image_preprocessor.pixels(image)
         except ClipClapInputError as exc:
             raise ClipClapInputError(exc.reason, index=index, item=item.description) from None
+        except MemoryError:
+            raise ClipClapInputError(
+                "the image is too large to process in memory", index=index, item=item.description
+            ) from None
+        except Exception as exc:  # a Pillow plugin failing in a way nobody listed
+            raise ClipClapInputError(
+                f"the image cannot be processed ({type(exc).__name__}: {exc})",
+                index=index,
+                item=item.description,
+            ) from None
 
     def _embed_images(self, items: list[Item], indices: list[int]) -> np.ndarray:
         out = np.empty((len(items), self.dim), dtype=np.float32)
@@ -369,7 +384,12 @@ class ClipClapEmbedder:
         try:
             payload = item.payload
             if isinstance(payload, Media):
-                samples, rate = decode_audio(payload.source, max_seconds=self.max_audio_seconds)
+                # decoded to mono and resampled block by block: one 48 kHz copy in memory
+                samples, rate = decode_audio(
+                    payload.source,
+                    max_seconds=self.max_audio_seconds,
+                    target_rate=self.folder.audio.sample_rate,
+                )
             elif isinstance(payload, Waveform):
                 samples, rate = payload.samples, payload.sample_rate
             else:
@@ -379,6 +399,16 @@ class ClipClapEmbedder:
             return self.audio_preprocessor.prepare(mono, rate)
         except ClipClapInputError as exc:
             raise ClipClapInputError(exc.reason, index=index, item=item.description) from None
+        except MemoryError:
+            raise ClipClapInputError(
+                "the audio is too large to process in memory", index=index, item=item.description
+            ) from None
+        except Exception as exc:  # a decoder or resampler failing in a way nobody listed
+            raise ClipClapInputError(
+                f"the audio cannot be processed ({type(exc).__name__}: {exc})",
+                index=index,
+                item=item.description,
+            ) from None
 
     def _run_audio_windows(self, windows: list[np.ndarray]) -> np.ndarray:
         out = np.empty((len(windows), self.dim), dtype=np.float32)
@@ -445,19 +475,36 @@ def _checked(values: Sequence[Any], kind: type, what: str) -> list[Any]:
             raise ClipClapInputError(
                 f"expected {what}, got {type(v).__name__}", index=i, item=describe(v)
             )
+        if kind is str:
+            try:
+                v.encode("utf-8")  # the tokenizer raises TypeError on unpaired surrogates
+            except UnicodeEncodeError:
+                raise ClipClapInputError(
+                    "the text is not valid Unicode (it holds unpaired surrogate code points)",
+                    index=i,
+                    item=describe(v),
+                ) from None
     return out
 
 
-def _upright(image: Any, max_pixels: int | None) -> Any:
+def _upright(image: Any, max_pixels: int | None, resize_to: int | None = None) -> Any:
+    """A caller's PIL image, checked, loaded and EXIF-upright, copied only if it must be
+    (rotated, or in a mode ``to_rgb`` cannot convert); the caller's object is not changed."""
     from PIL import ImageOps
 
     width, height = image.size
-    if width <= 0 or height <= 0:
-        raise ClipClapInputError("the image has zero size")
-    if max_pixels is not None and width * height > max_pixels:
-        raise ClipClapInputError(f"the image is {width}x{height}, over the pixel limit")
+    check_image_size(width, height, max_pixels, resize_to)
     try:
-        return ImageOps.exif_transpose(image) or image
+        image.load()  # a lazily opened file that is truncated fails here, not in to_rgb
+        try:
+            orientation = image.getexif().get(0x0112, 1)
+        except Exception:
+            orientation = 1
+        if orientation in (2, 3, 4, 5, 6, 7, 8):
+            image = ImageOps.exif_transpose(image)
+        if image.mode == "La":  # premultiplied gray+alpha: Pillow converts it only to LA
+            image = image.convert("LA")
+        return image
     except Exception as exc:  # a broken lazily-loaded PIL image
         raise ClipClapInputError(f"the image cannot be read ({exc})") from None
 

@@ -7,7 +7,6 @@ measured on its own.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import struct
@@ -481,18 +480,8 @@ def test_objects_that_misbehave(embedder) -> None:
             embedder.embed([item])
 
 
-# --------------------------------------------------------------------------- embedder.py patch
-# These need the embedder.py changes proposed with issue 3 (the core is the lead's file). Until
-# they are applied the cheap ones are expected failures (strict: they flag when to drop the
-# marker) and the one that would resize to a billion pixels is skipped.
+# ---------------------------------------------------- PIL images and text from callers
 
-_PATCHED = "resize_to" in inspect.signature(embedder_module._upright).parameters
-_needs_patch = pytest.mark.xfail(
-    not _PATCHED, reason="needs the proposed embedder.py patch", strict=True
-)
-
-
-@_needs_patch
 def test_pil_image_in_premultiplied_mode(embedder) -> None:
     from PIL import Image as PILImage
 
@@ -501,7 +490,6 @@ def test_pil_image_in_premultiplied_mode(embedder) -> None:
     assert np.all(np.isfinite(vectors))
 
 
-@pytest.mark.skipif(not _PATCHED, reason="unpatched, this resizes to 224 x 4,480,000")
 def test_pil_image_with_extreme_aspect_ratio(embedder) -> None:
     from PIL import Image as PILImage
 
@@ -509,13 +497,11 @@ def test_pil_image_with_extreme_aspect_ratio(embedder) -> None:
     assert err is not None and "resizing its short side" in err.reason and seconds < 0.5
 
 
-@_needs_patch
 def test_embed_text_refuses_unpaired_surrogates(embedder) -> None:
     with pytest.raises(ClipClapInputError, match=r"input 1 .*not valid Unicode"):
         embedder.embed_text(["fine", "bad \ud800"])
 
 
-@_needs_patch
 def test_decoders_failing_oddly_still_name_the_item(embedder, monkeypatch) -> None:
     def explode(*args, **kwargs):
         raise struct.error("a plugin bug")
