@@ -1,0 +1,1 @@
+"""The clipclap-integrations performance benchmark (``python -m benchmarks --help``)."""
