@@ -14,7 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.S)
-SETUP = ("python3 -m venv", ". .venv/bin/activate", "pip install", "ruff check", "python -m pytest")
+SETUP = ("python3 -m venv", ". .venv/bin/activate", "pip install", "ruff check", "python -m pytest",
+         "python -m benchmarks")  # the benchmark builds an 880 MB model: run by hand, not here
 
 pytest.importorskip("chromadb")
 pytest.importorskip("llama_index.core")
