@@ -112,6 +112,7 @@ def soak(cache: Path, modality: str, total: int, every: int) -> dict[str, Any]:
             samples.append((done, round(rss_mb(), 1)))
             next_sample += every
     first = next((r for n, r in samples if n >= min(1000, total)), samples[-1][1])
+    middle = next((r for n, r in samples if n >= total // 2), samples[-1][1])
     return {
         "modality": modality,
         "embeddings": done,
@@ -120,6 +121,7 @@ def soak(cache: Path, modality: str, total: int, every: int) -> dict[str, Any]:
         "rss_after_1000_mb": first,
         "rss_end_mb": samples[-1][1],
         "growth_after_1000_mb": round(samples[-1][1] - first, 1),
+        "growth_second_half_mb": round(samples[-1][1] - middle, 1),
         "hwm_mb": hwm_mb(),
     }
 
@@ -139,7 +141,7 @@ def _median_ms(fn: Callable[[], Any], reps: int) -> float:
 
 def breakdown(cache: Path, reps: int) -> dict[str, Any]:
     """Single-threaded cost of each preprocessing stage, per file (ms)."""
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     from clipclap_integrations import ClipClapEmbedder
     from clipclap_integrations.audio import decode_audio, to_mono
@@ -159,7 +161,7 @@ def breakdown(cache: Path, reps: int) -> dict[str, Any]:
             return im
 
         decoded = decode()
-        upright = ImageOps.exif_transpose(decoded) or decoded
+        upright = _upright(decoded)
         rgb = to_rgb(upright)
         size = pre.resized_size(*rgb.size)
         resized = rgb.resize(size, resample=pre.settings.resample)
@@ -170,7 +172,7 @@ def breakdown(cache: Path, reps: int) -> dict[str, Any]:
             "bytes": len(data),
             "read_ms": _median_ms(path.read_bytes, reps),
             "decode_ms": _median_ms(decode, reps),
-            "exif_transpose_ms": _median_ms(lambda d=decoded: ImageOps.exif_transpose(d), reps),
+            "exif_transpose_ms": _median_ms(lambda d=decoded: _upright(d), reps),
             "to_rgb_ms": _median_ms(lambda u=upright: to_rgb(u), reps),
             "resize_ms": _median_ms(
                 lambda r=rgb, s=size: r.resize(s, resample=pre.settings.resample), reps
@@ -213,6 +215,16 @@ def breakdown(cache: Path, reps: int) -> dict[str, Any]:
         ),
     }
     return {"images": images, "audio": audio, "text": text}
+
+
+def _upright(image: Any) -> Any:
+    """What the core does: read the EXIF orientation, rotate only when it says so."""
+    from PIL import ImageOps
+
+    orientation = image.getexif().get(0x0112, 1)
+    if orientation in (2, 3, 4, 5, 6, 7, 8):
+        return ImageOps.exif_transpose(image)
+    return image
 
 
 def _audio_total(apre: Any, path: Path) -> np.ndarray:

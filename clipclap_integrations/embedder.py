@@ -48,6 +48,10 @@ from .types import AudioSegments, Modality
 # The audio encoder needs ~40 MB of activations per 10 s window and runs as fast 8 windows at a
 # time as 32: longer runs only cost memory.
 _MAX_RUN: dict[Modality, int] = {Modality.AUDIO: 8}
+# A text model run costs about as much as this many padded tokens: measured on the full model
+# (2 cores, calls of 32 captions of 5-60 tokens), throughput is flat from 48 to 256 and drops
+# on either side (many small runs use the cores poorly; few runs pad too much).
+_RUN_OVERHEAD_TOKENS = 96
 # Graphs whose onnxruntime memory patterns cost more than they give (see SessionConfig).
 _NO_MEM_PATTERN = frozenset({GRAPHS[Modality.TEXT].encoder, GRAPHS[Modality.AUDIO].encoder})
 
@@ -329,9 +333,12 @@ class ClipClapEmbedder:
         pre = self.text_preprocessor
         ids = pre.token_ids(texts)
         static_len = _static_dim(self._session(GRAPHS[Modality.TEXT].encoder), "input_ids", 1)
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # bucket by length
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
+        if static_len is None:  # bucket by length: runs padded only as far as they must be
+            runs = _length_runs([len(i) for i in ids], self.batch_size)
+        else:
+            order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+            runs = [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+        for rows in runs:
             feeds = pre.pad([ids[i] for i in rows], pad_to=static_len)
             out[rows] = self._project(Modality.TEXT, feeds)
         return out
@@ -464,6 +471,36 @@ class ClipClapEmbedder:
                         del done[r]
                 del pending[:take], owners[:take]
         return out
+
+
+def _length_runs(
+    lengths: Sequence[int], batch_size: int, overhead: int = _RUN_OVERHEAD_TOKENS
+) -> list[list[int]]:
+    """Indices grouped into text model runs of at most ``batch_size``, padding minimized.
+
+    Sorted by length, then cut where padding would cost more than starting another run:
+    dynamic programming over the sorted lengths, a run of n texts padded to L costing
+    ``overhead + n * L`` token-steps. Padding changes no vector (the attention is causal and
+    pooling takes the first end token), only the work: on captions of 5-60 tokens this does
+    about 30% fewer token-steps than padding each batch to its longest text.
+    """
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    sizes = np.asarray([lengths[i] for i in order], dtype=np.float64)
+    n = len(order)
+    best = np.zeros(n + 1)
+    cut = np.zeros(n + 1, dtype=np.int64)
+    for k in range(1, n + 1):
+        first = max(0, k - batch_size)
+        starts = np.arange(first, k)
+        costs = best[first:k] + overhead + (k - starts) * sizes[k - 1]
+        j = int(np.argmin(costs))  # the first minimum: the longest run among equals
+        best[k], cut[k] = costs[j], first + j
+    runs: list[list[int]] = []
+    k = n
+    while k > 0:
+        runs.append(order[int(cut[k]) : k])
+        k = int(cut[k])
+    return runs[::-1]
 
 
 def _checked(values: Sequence[Any], kind: type, what: str) -> list[Any]:

@@ -177,3 +177,30 @@ def test_prefetch_bounds_what_it_holds() -> None:
         assert len(started) <= 2 + 2 * workers()
         assert [feed.get(i)[0] for i in range(100)] == list(range(100))
     assert sorted(started) == list(range(100))
+
+
+def test_text_runs_cover_every_text_once_within_the_batch_size() -> None:
+    from clipclap_integrations.embedder import _length_runs
+
+    rng = np.random.default_rng(1)
+    lengths = [int(n) for n in rng.integers(3, 78, size=300)]
+    for batch_size in (1, 7, 32):
+        runs = _length_runs(lengths, batch_size)
+        assert sorted(i for run in runs for i in run) == list(range(len(lengths)))
+        assert all(1 <= len(run) <= batch_size for run in runs)
+        longest = [max(lengths[i] for i in run) for run in runs]
+        assert longest == sorted(longest)  # runs follow the length order
+    # Mixed lengths are split where padding would waste more than a run costs ...
+    assert len(_length_runs([5] * 16 + [77] * 16, 32)) == 2
+    # ... equal lengths are not.
+    assert len(_length_runs([20] * 32, 32)) == 1
+    assert _length_runs([], 32) == []
+
+
+def test_bucketed_text_vectors_equal_one_by_one(tiny_model_dir: Path) -> None:
+    sentence = "a dog barks at the red boat while jazz plays softly in the rain"
+    words = sentence.split(" ")
+    texts = [" ".join(words[: 1 + (7 * i) % len(words)]) * (1 + i % 4) for i in range(40)]
+    bucketed = ClipClapEmbedder(tiny_model_dir, batch_size=16).embed_text(texts)
+    single = ClipClapEmbedder(tiny_model_dir, batch_size=1).embed_text(texts)
+    np.testing.assert_allclose(bucketed, single, atol=1e-6)
