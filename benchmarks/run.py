@@ -140,6 +140,18 @@ class Row:
         m = self.median_s(contender)
         return self.items / m if m else None
 
+    def cpu_ms_per_item(self, contender: str) -> float | None:
+        """Median process CPU time (all threads) per item, in ms."""
+        cpu = self.cpu.get(contender)
+        return 1000 * statistics.median(cpu) / self.items if cpu and self.items else None
+
+    def cores_busy(self, contender: str) -> float | None:
+        """Median of CPU time / wall time: how many cores the contender kept busy."""
+        cpu, wall = self.cpu.get(contender), self.seconds.get(contender)
+        if not cpu or not wall:
+            return None
+        return statistics.median(c / w for c, w in zip(cpu, wall, strict=False))
+
     def ratio(self, a: str, b: str) -> float | None:
         """Median over repetitions of rate(a)/rate(b), pairing the interleaved repetitions."""
         ta, tb = self.seconds.get(a), self.seconds.get(b)
@@ -319,6 +331,28 @@ def render(report: dict[str, Any], rows: list[Row], names: list[str]) -> str:
         for p in peers:
             line += f"{_fmt(row.rate(p)):>9}{_fmt(row.ratio('ours', p), '.3f'):>12}"
         lines.append(line)
+    if any("limit" in r.cpu and "ours" in r.cpu for r in rows):
+        lines.append("")
+        lines.append(
+            "CPU cost, ms of CPU (all threads) per item, and cores kept busy; 'bound' is "
+            "limit CPU / ours CPU,"
+        )
+        lines.append(
+            "the best ours/limit possible when the model alone keeps every core busy "
+            "(preprocessing cannot hide then)"
+        )
+        lines.append(
+            f"{'workload':<24}{'limit':>9}{'busy':>7}{'ours':>9}{'busy':>7}{'extra':>9}{'bound':>8}"
+        )
+        for row in rows:
+            lim, our = row.cpu_ms_per_item("limit"), row.cpu_ms_per_item("ours")
+            if lim is None or our is None:
+                continue
+            lines.append(
+                f"{row.workload.key:<24}{lim:>9.1f}{_fmt(row.cores_busy('limit')):>7}"
+                f"{our:>9.1f}{_fmt(row.cores_busy('ours')):>7}{our - lim:>9.1f}"
+                f"{lim / our:>8.3f}"
+            )
     options = [c for c in names if c in OPTIONS]
     if options:
         lines.append("")
@@ -498,11 +532,34 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-throughput", action="store_true")
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--no-breakdown", action="store_true")
+    p.add_argument(
+        "--render",
+        type=Path,
+        metavar="REPORT_JSON",
+        help="print the tables of a saved report.json again (nothing is measured)",
+    )
     return p
+
+
+def rows_from_report(report: dict[str, Any]) -> list[Row]:
+    """The throughput rows of a saved report."""
+    rows = []
+    for t in report.get("throughput", []):
+        row = Row(Workload(t["modality"], t["set"], int(t["batch"])), items=int(t["items"]))
+        row.seconds = {k: list(v) for k, v in t["seconds"].items()}
+        row.cpu = {k: list(v) for k, v in t.get("cpu_seconds", {}).items()}
+        row.warmup = dict(t.get("warmup_seconds", {}))
+        rows.append(row)
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.render:
+        saved = json.loads(args.render.read_text(encoding="utf-8"))
+        saved["targets"] = targets(saved)
+        print(render(saved, rows_from_report(saved), saved["meta"]["contenders"]))
+        return 0
     args.cache = args.cache.resolve()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     results = args.results.resolve() / stamp
