@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import mimetypes
 import os
+import re
 import sys
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -144,17 +145,32 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _identity(config: Mapping[str, Any]) -> tuple[str, str | None]:
-    """What makes vectors comparable: the model and its revision."""
+# Stored beside the model: the digest of its files (``ModelFolder.digest``), so a collection
+# knows its model wherever the files live, and notices files changed in place.
+DIGEST_KEY = "model_digest"
+_DIGEST = re.compile(r"[0-9a-f]{32}")
+Identity = tuple[str, str | None]
+
+
+def _identity(config: Mapping[str, Any]) -> Identity:
+    """Where the model is said to be: the folder or repo id and its revision."""
     return _normalize_model(str(config.get("model"))), config.get("revision")
 
 
-def _describe_model(identity: tuple[str, str | None]) -> str:
+def _describe_model(identity: Identity) -> str:
     model, revision = identity
     return f"{model!r}" + (f" at revision {revision!r}" if revision else "")
 
 
-def _incompatible(old: tuple[str, str | None], new: tuple[str, str | None], what: str) -> str:
+def _changed_files(model: str, what: str) -> str:
+    return (
+        f"{what} was embedded with the CLIPCLAP model files that were at {model!r}, and the "
+        "files there are now different ones (another model digest): vectors of different "
+        "models are not comparable. Restore the files, or embed again into a new collection."
+    )
+
+
+def _incompatible(old: Identity, new: Identity, what: str) -> str:
     return (
         f"{what} was embedded with the CLIPCLAP model {_describe_model(old)}, but this "
         f"embedding function uses {_describe_model(new)}: vectors of different models or "
@@ -164,7 +180,7 @@ def _incompatible(old: tuple[str, str | None], new: tuple[str, str | None], what
     )
 
 
-def _refused_update(old: tuple[str, str | None], new: tuple[str, str | None]) -> str:
+def _refused_update(old: Identity, new: Identity) -> str:
     return (
         f"cannot change the embedding model of a collection from {_describe_model(old)} to "
         f"{_describe_model(new)}: the vectors it holds would not be comparable with new ones. "
@@ -277,6 +293,7 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
         self.validate_config(config)
         self._config = config
         self._embedder: ClipClapEmbedder | None = None
+        self._stored_digest: str | None = None  # set by build_from_config
         # Per use, never stored: query a collection built from another Hub revision anyway.
         self.allow_revision_change = bool(allow_revision_change)
 
@@ -296,7 +313,23 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
             # Unresolvable now (offline, no cache): keep what was asked for.
             with contextlib.suppress(Exception):
                 config["revision"] = self.embedder.model_revision or config["revision"]
+        digest = self.model_digest()
+        if digest is not None:
+            config[DIGEST_KEY] = digest
+        owner = _modifying_collection(self)
+        if owner is not None:  # refuse another model before Chroma stores it
+            stored = _stored_config(owner)
+            if stored is not None:
+                self.validate_config_update(stored, config)
         return config
+
+    def model_digest(self) -> str | None:
+        """The digest of the model files in use (``ModelFolder.digest``); the stored one, or
+        None, when the model cannot be resolved now (a missing folder, offline, no cache)."""
+        try:
+            return self.embedder.folder.digest
+        except Exception:
+            return self._stored_digest
 
     def check_compatible(self, stored: Mapping[str, Any], what: str) -> None:
         """Refuse to embed for vectors made by another model, or another Hub revision.
@@ -304,20 +337,30 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
         A revision change is allowed when this function was created with
         ``allow_revision_change=True``, or when the stored config names no revision.
         """
-        old, new = _identity(stored), _identity(self.get_config())
+        current = self.get_config()
+        old, new = _identity(stored), _identity(current)
+        old_digest, new_digest = stored.get(DIGEST_KEY), current.get(DIGEST_KEY)
+        if old_digest is not None and old_digest == new_digest:
+            return  # the same files, wherever they live now and however they are named
         if old[0] != new[0]:
             raise ValueError(_incompatible(old, new, what))
-        if old[1] is not None and old[1] != new[1] and not self.allow_revision_change:
+        revision_changed = old[1] is not None and old[1] != new[1]
+        if revision_changed and not self.allow_revision_change:
             raise ValueError(
                 _incompatible(old, new, what)
                 + f" To use revision {old[1]!r} pass revision={old[1]!r}; to mix revisions "
                 "knowingly pass allow_revision_change=True."
             )
+        if old_digest is not None and new_digest is not None and not revision_changed:
+            raise ValueError(_changed_files(old[0], what))
 
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> ClipClapEmbeddingFunction:
         ClipClapEmbeddingFunction.validate_config(config)
-        return ClipClapEmbeddingFunction(**config)
+        options = {k: v for k, v in config.items() if k != DIGEST_KEY}
+        ef = ClipClapEmbeddingFunction(**options)
+        ef._stored_digest = config.get(DIGEST_KEY)
+        return ef
 
     @staticmethod
     def validate_config(config: dict[str, Any]) -> None:
@@ -331,8 +374,11 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
         revision = config.get("revision")
         if revision is not None and (not isinstance(revision, str) or not revision.strip()):
             problems.append(f"'revision' must be a non-empty string or null, got {revision!r}")
+        digest = config.get(DIGEST_KEY)
+        if digest is not None and not (isinstance(digest, str) and _DIGEST.fullmatch(digest)):
+            problems.append(f"{DIGEST_KEY!r} must be 32 lowercase hex digits, got {digest!r}")
         for key, value in config.items():
-            if key in ("model", "revision"):
+            if key in ("model", "revision", DIGEST_KEY):
                 continue
             if key not in _OPTIONS:
                 problems.append(
@@ -351,7 +397,10 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
         """Allow option changes; refuse another model or revision (vectors would not compare)."""
         self.validate_config(new_config)
         old, new = _identity(old_config), _identity(new_config)
-        if old != new:
+        old_digest, new_digest = old_config.get(DIGEST_KEY), new_config.get(DIGEST_KEY)
+        if old_digest is not None and old_digest == new_digest:
+            return  # the same files, moved or renamed
+        if old != new or (old_digest is not None and new_digest not in (None, old_digest)):
             raise ValueError(_refused_update(old, new))
 
     def default_space(self) -> Space:
@@ -367,7 +416,11 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
         """The core embedder (created on first use; its sessions are shared process-wide)."""
         if self._embedder is None:
             config = dict(self._config)
-            self._embedder = ClipClapEmbedder(config.pop("model"), **config)
+            embedder = ClipClapEmbedder(config.pop("model"), **config)
+            stored = self._stored_digest
+            if stored is not None and embedder.folder.digest != stored:
+                raise ValueError(_changed_files(self._config["model"], "this collection"))
+            self._embedder = embedder
         return self._embedder
 
     def __call__(self, input: Embeddable) -> Embeddings:
@@ -415,6 +468,42 @@ def _embed_code() -> CodeType | None:
 
 
 _EMBED_CODE = _embed_code()
+
+
+def _modify_code() -> CodeType | None:
+    try:
+        from chromadb.api.models.Collection import Collection
+
+        return cast(CodeType, Collection.modify.__code__)
+    except (ImportError, AttributeError):  # pragma: no cover - another chromadb layout
+        return None
+
+
+_MODIFY_CODE = _modify_code()
+
+
+def _modifying_collection(ef: ClipClapEmbeddingFunction) -> Any | None:
+    """The Chroma collection whose ``modify(configuration=...)`` is attaching ``ef`` now.
+
+    Chroma writes the new configuration first and validates it after
+    (``validate_config_update`` runs once it is stored), so a refused model would stay
+    stored; checking while Chroma serializes ``ef`` refuses it before anything is written.
+    """
+    if _MODIFY_CODE is None:
+        return None
+    frame: FrameType | None = sys._getframe(1)
+    for _ in range(12):
+        if frame is None:
+            return None
+        if frame.f_code is _MODIFY_CODE:
+            configuration = frame.f_locals.get("configuration")
+            if isinstance(configuration, Mapping) and (
+                configuration.get("embedding_function") is ef
+            ):
+                return frame.f_locals.get("self")
+            return None
+        frame = frame.f_back
+    return None
 
 
 def _calling_collection(ef: ClipClapEmbeddingFunction) -> Any | None:

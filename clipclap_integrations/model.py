@@ -7,10 +7,12 @@ reported together in one ``ModelFolderError``. Nothing here creates an onnxrunti
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,10 @@ GRAPHS: dict[Modality, GraphPair] = {
 }
 CONFIG_FILES = ("clip_config.json", "tokenizer.json", "preprocessor_config.json")
 OPTIONAL_FILES = ("tokenizer_config.json", "projection_training_metadata.json")
+# ModelFolder.digest: files up to this size are hashed whole, larger ones by samples.
+_WHOLE_FILE_LIMIT = 16 * 1024 * 1024
+_SAMPLES = 64
+_SAMPLE_BYTES = 64 * 1024
 # Encoder inputs each modality needs: name -> (dtype, rank).
 ENCODER_INPUTS: dict[Modality, dict[str, tuple[str, int]]] = {
     Modality.TEXT: {"input_ids": ("int64", 2)},  # attention_mask is optional
@@ -133,6 +139,38 @@ class ModelFolder:
 
     def graph_path(self, name: str) -> Path:
         return self.path / name
+
+    def files(self) -> list[str]:
+        """Names of the files the vectors depend on: graphs, their external weights, configs."""
+        names = set(CONFIG_FILES)
+        for name, sig in self.signatures.items():
+            names.add(name)
+            names.update(sig.external_files)
+        return sorted(names)
+
+    @cached_property
+    def digest(self) -> str:
+        """What the model is, independent of where it lives: a SHA-256 (hex, 32 digits) of
+        each file's name, size and content.
+
+        Files up to 16 MiB are read whole; larger ones (the encoders' weights) through 64
+        evenly spaced 64 KiB samples, so a 350 MB graph costs 4 MiB of reading. Two folders
+        with the same digest hold the same model: a copy, a move, or the Hub snapshot of
+        the commit a folder was downloaded from.
+        """
+        h = hashlib.sha256(b"clipclap-model-digest/1")
+        for name in self.files():
+            path = self.path / name
+            size = path.stat().st_size
+            h.update(f"\0{name}\0{size}\0".encode())
+            with open(path, "rb") as f:
+                if size <= _WHOLE_FILE_LIMIT:
+                    h.update(f.read())
+                    continue
+                for i in range(_SAMPLES):
+                    f.seek((size - _SAMPLE_BYTES) * i // (_SAMPLES - 1))
+                    h.update(f.read(_SAMPLE_BYTES))
+        return h.hexdigest()[:32]
 
     def fingerprint(self, name: str) -> tuple[str, int, int]:
         """Identity of one graph file for caching: path, size, modification time.
@@ -294,8 +332,11 @@ def _validate(folder: Path, *, revision: str | None, source: str) -> ModelFolder
     for name, sig in signatures.items():
         # The graph and its external weights: replacing either must give a new session.
         stats = [(root / f).stat() for f in (name, *sig.external_files)]
-        fingerprints[name] = (str(root / name), sum(s.st_size for s in stats),
-                              max(s.st_mtime_ns for s in stats))
+        fingerprints[name] = (
+            str(root / name),
+            sum(s.st_size for s in stats),
+            max(s.st_mtime_ns for s in stats),
+        )
     return ModelFolder(
         fingerprints=fingerprints,
         path=root,

@@ -325,13 +325,32 @@ def test_reopen_in_a_new_process_gives_the_same_results(
     )
 
 
+def _linked_copy(model_dir: Path, folder: Path) -> Path:
+    """The model's files, linked into another folder."""
+    folder.mkdir()
+    for f in model_dir.iterdir():
+        (folder / f.name).symlink_to(f)
+    return folder
+
+
+def _another_model(model_dir: Path, folder: Path) -> Path:
+    """A copy of the model whose text projection weights are negated: another model."""
+    import onnx
+    from onnx import numpy_helper
+
+    _linked_copy(model_dir, folder)
+    graph = onnx.load(str(model_dir / "text_projection.onnx"))
+    for init in graph.graph.initializer:
+        init.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(init), init.name))
+    (folder / "text_projection.onnx").unlink()
+    onnx.save(graph, str(folder / "text_projection.onnx"))
+    return folder
+
+
 def test_reopen_with_another_model_is_refused(
     target: Target, populated: Populated, model_dir: Path, tmp_path: Path
 ):
-    other = tmp_path / "same-files-other-folder"  # even identical files: another model path
-    other.mkdir()
-    for f in model_dir.iterdir():
-        (other / f.name).symlink_to(f)
+    other = _another_model(model_dir, tmp_path / "another-model")
     name, count = populated.collection.name, populated.collection.count()
     same = target.client.get_collection(
         name, embedding_function=ClipClapEmbeddingFunction(model_dir)
@@ -348,7 +367,50 @@ def test_reopen_with_another_model_is_refused(
         add_media(wrong, ["never written"])
     with pytest.raises(ValueError, match="cannot change the embedding model"):
         same.modify(configuration={"embedding_function": ClipClapEmbeddingFunction(other)})
-    assert target.client.get_collection(name).count() == count
+    # refused before Chroma stored anything (Chroma itself validates only after storing)
+    reopened = target.client.get_collection(name)
+    assert reopened.count() == count
+    stored = reopened.configuration_json["embedding_function"]["config"]
+    assert stored["model"] == str(model_dir.resolve())
+
+
+def test_the_same_files_in_another_folder_are_the_same_model(
+    target: Target, populated: Populated, model_dir: Path, tmp_path: Path
+):
+    stored = populated.collection.configuration_json["embedding_function"]["config"]
+    assert stored["model_digest"] == ClipClapEmbedder(model_dir).folder.digest
+    moved = _linked_copy(model_dir, tmp_path / "moved-model")
+    name = populated.collection.name
+    col = target.client.get_collection(name, embedding_function=ClipClapEmbeddingFunction(moved))
+    assert col.query(query_texts=[DOCS["doc-dog"]], n_results=1)["ids"] == [["doc-dog"]]
+    col.add(ids=["via-moved"], documents=["written through the moved folder"])
+    add_media(col, ["also through the moved folder"], ids=["via-moved-2"])
+    col.modify(configuration={"embedding_function": ClipClapEmbeddingFunction(moved)})
+    got = target.client.get_collection(name).get(ids=["via-moved"], include=["embeddings"])
+    np.testing.assert_allclose(
+        got["embeddings"][0],
+        ClipClapEmbedder(model_dir).embed_text(["written through the moved folder"])[0],
+        atol=ATOL,
+    )
+
+
+def test_model_files_changed_in_place_are_noticed(target: Target, model_dir: Path, tmp_path: Path):
+    folder = _linked_copy(model_dir, tmp_path / "edited-model")
+    col = _new_collection(target, folder, "edited")
+    col.add(ids=["a"], documents=["made with the original files"])
+    replacement = _another_model(model_dir, tmp_path / "replacement")
+    (folder / "text_projection.onnx").unlink()
+    (folder / "text_projection.onnx").write_bytes(
+        (replacement / "text_projection.onnx").read_bytes()
+    )
+    reopened = target.client.get_collection(col.name)  # rebuilt from the stored config
+    with pytest.raises(ValueError, match="files there are now different"):
+        reopened.query(query_texts=["anything"], n_results=1)
+    with pytest.raises(ValueError, match="files there are now different"):
+        target.client.get_collection(
+            col.name, embedding_function=ClipClapEmbeddingFunction(folder)
+        ).add(ids=["b"], documents=["never written"])
+    assert target.client.get_collection(col.name).count() == 1
 
 
 def test_a_corrupt_file_fails_the_whole_add(
@@ -496,7 +558,12 @@ def test_config_contract(model_dir: Path, monkeypatch: pytest.MonkeyPatch):
     assert ClipClapEmbeddingFunction.name() == "clipclap" and not ef.is_legacy()
     assert known_embedding_functions["clipclap"] is ClipClapEmbeddingFunction
     assert ef.default_space() == "cosine" and "cosine" in ef.supported_spaces()
-    assert ef.get_config() == {"model": str(model_dir.resolve()), "revision": None}
+    digest = ClipClapEmbedder(model_dir).folder.digest  # the model files, wherever they are
+    assert ef.get_config() == {
+        "model": str(model_dir.resolve()),
+        "revision": None,
+        "model_digest": digest,
+    }
 
     monkeypatch.chdir(model_dir.parent)  # a relative folder is stored absolute
     assert ClipClapEmbeddingFunction(model_dir.name).get_config() == ef.get_config()
@@ -515,6 +582,7 @@ def test_config_contract(model_dir: Path, monkeypatch: pytest.MonkeyPatch):
     assert set(config) == {
         "model",
         "revision",
+        "model_digest",
         "providers",
         "batch_size",
         "long_audio",
@@ -535,6 +603,7 @@ def test_config_contract(model_dir: Path, monkeypatch: pytest.MonkeyPatch):
         ({"model": "m", "providers": [3]}, "'providers'"),
         ({"model": "m", "colour": "blue"}, "unknown option 'colour'"),
         ({"model": "m", "revision": ""}, "'revision'"),
+        ({"model": "m", "model_digest": "not-hex"}, "'model_digest'"),
     ]:
         with pytest.raises(ValueError, match=words):
             ClipClapEmbeddingFunction.validate_config(bad)
@@ -544,9 +613,13 @@ def test_config_contract(model_dir: Path, monkeypatch: pytest.MonkeyPatch):
     old = ef.get_config()
     ef.validate_config_update(old, dict(old))  # full, unchanged: fine
     ef.validate_config_update(old, {**old, "batch_size": 8})  # options may change
+    unresolved = {k: v for k, v in old.items() if k != "model_digest"}
     for change in ({"model": "antflydb/clipclap"}, {"revision": "abc123"}):
         with pytest.raises(ValueError, match="cannot change the embedding model"):
-            ef.validate_config_update(old, {**old, **change})
+            ef.validate_config_update(old, {**unresolved, **change})
+    with pytest.raises(ValueError, match="cannot change the embedding model"):  # files changed
+        ef.validate_config_update(old, {**old, "model_digest": "0" * 32})
+    ef.validate_config_update(old, {**old, "model": "/moved/elsewhere"})  # same files, moved
 
 
 # -- the data loader ----------------------------------------------------------------------------
