@@ -82,6 +82,8 @@ class ClipClapEmbedder:
         long_audio: clips over 10 s: ``"mean"`` of consecutive windows, ``"first"`` or
             ``"center"`` 10 s.
         allow_remote: fetch http(s) URLs; set False for untrusted input.
+        allow_local_files: read paths and ``file:`` URLs; set False for untrusted input
+            (strings are then always text, never looked up on disk).
         strict_paths: refuse strings that look like missing media files instead of
             embedding them as text.
         max_remote_bytes / remote_timeout: limits on each URL download.
@@ -109,6 +111,7 @@ class ClipClapEmbedder:
         batch_size: int = 32,
         long_audio: LongAudioPolicy = "mean",
         allow_remote: bool = True,
+        allow_local_files: bool = True,
         strict_paths: bool = False,
         max_remote_bytes: int = 64 * 1024 * 1024,
         remote_timeout: float = 30.0,
@@ -137,6 +140,7 @@ class ClipClapEmbedder:
         self.long_audio: LongAudioPolicy = long_audio
         self.input_options = InputOptions(
             allow_remote=allow_remote,
+            allow_local_files=allow_local_files,
             strict_paths=strict_paths,
             max_remote_bytes=int(max_remote_bytes),
             remote_timeout=float(remote_timeout),

@@ -21,6 +21,11 @@ Rules, in order of evidence (the README has them as a table):
 6. Every other string is text. A string that merely looks like a media file name
    (``"cat.jpg"``) is text, unless ``strict_paths=True``, which raises instead.
 
+With ``allow_local_files=False`` nothing looks at the file system: strings are never taken
+for paths (rule 4 does not apply: they are text), and a ``Path``, a ``file:`` URL or a wrapper
+or part naming a path is an error. For servers embedding untrusted input, with
+``allow_remote=False``.
+
 Anything else (``None``, numbers, bare lists, sets, ...) is a ``ClipClapInputError``.
 """
 
@@ -81,6 +86,7 @@ class InputOptions:
     """Limits and switches applied while reading inputs."""
 
     allow_remote: bool = True
+    allow_local_files: bool = True
     strict_paths: bool = False
     max_remote_bytes: int = 64 * 1024 * 1024
     remote_timeout: float = 30.0
@@ -366,9 +372,13 @@ def file_url_path(url: str) -> Path:
     return Path(urllib.request.url2pathname(parts.path))
 
 
+_NO_LOCAL_FILES = "reading local files is disabled (allow_local_files=False)"
+
+
 def _string(text: str, forced: Modality | None, options: InputOptions) -> Item:
     if forced is Modality.TEXT:
         return _text_item(text)
+    local = options.allow_local_files
     stripped = text.strip()
     head = stripped[:8].lower()
     single_token = bool(stripped) and not any(c.isspace() for c in stripped)
@@ -378,9 +388,11 @@ def _string(text: str, forced: Modality | None, options: InputOptions) -> Item:
         if forced is not None:
             raise ClipClapInputError("a malformed data: URI")
     elif head.startswith("file:/"):  # file:/x, file:///x, file://localhost/x
-        path = file_url_path(stripped)
-        if single_token or forced is not None or _exists(str(path)):
-            return _file_media(path, forced)
+        file_path = file_url_path(stripped)
+        if not local and (single_token or forced is not None):
+            raise ClipClapInputError(_NO_LOCAL_FILES)
+        if local and (single_token or forced is not None or _exists(str(file_path))):
+            return _file_media(file_path, forced)
     elif head.startswith(("http://", "https://")) and single_token:
         if not options.allow_remote:
             raise ClipClapInputError("fetching URLs is disabled (allow_remote=False)")
@@ -391,7 +403,12 @@ def _string(text: str, forced: Modality | None, options: InputOptions) -> Item:
         if forced is not None:
             return Item(forced, RemoteURL(stripped, stated=True))
         return Item(modality_of_extension(url_path), RemoteURL(stripped))
-    path = _existing_file(text) or (_existing_file(stripped) if stripped != text else None)
+    path: Path | None = None
+    if not local:  # never look at the file system: the string is text, or an error
+        if forced is not None:
+            raise ClipClapInputError(_NO_LOCAL_FILES)
+    else:
+        path = _existing_file(text) or (_existing_file(stripped) if stripped != text else None)
     if forced is not None:  # Image("x.png") / Audio("x.wav"): must be media somewhere
         if path is None:
             if _exists(text):  # a directory, a device, a FIFO: say which
@@ -755,6 +772,8 @@ def _classify(item: Any, options: InputOptions, forced: Modality | None = None) 
         path = Path(os.fsdecode(os.fspath(item)))
         if forced is Modality.TEXT:
             return _text_item(str(path))
+        if not options.allow_local_files:
+            raise ClipClapInputError(_NO_LOCAL_FILES)
         return _file_media(path.expanduser(), forced)
     if isinstance(item, bytes | bytearray | memoryview):
         return _bytes_media(bytes(item), forced)

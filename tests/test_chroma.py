@@ -746,3 +746,18 @@ def test_quickstart_example_runs(model_dir: Path, tmp_path: Path):
     for kind in ("text -> image", "text -> audio", "image -> audio", "audio -> image"):
         assert kind in run.stdout
     assert "(plain Chroma query_uris): siren.flac" in run.stdout
+
+
+def test_untrusted_input_options_reach_the_embedder_and_the_config(
+    model_dir: Path, media_dir: Path
+):
+    ef = ClipClapEmbeddingFunction(model_dir, allow_local_files=False, allow_remote=False)
+    config = ef.get_config()
+    assert config["allow_local_files"] is False and config["allow_remote"] is False
+    rebuilt = ClipClapEmbeddingFunction.build_from_config(json.loads(json.dumps(config)))
+    options = rebuilt.embedder.input_options
+    assert options.allow_local_files is False and options.allow_remote is False
+    png = str(media_dir / "rgb_320x200.png")
+    np.testing.assert_allclose(
+        np.stack(rebuilt([png])), rebuilt.embedder.embed_text([png]), atol=ATOL
+    )  # the path is only a string to this function

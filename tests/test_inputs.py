@@ -416,3 +416,48 @@ def test_no_stray_files_or_fds_after_errors(embedder: ClipClapEmbedder, tmp_path
             embedder.embed([path])
     if before is not None:
         assert len(os.listdir("/proc/self/fd")) <= before + 2
+
+
+def test_allow_local_files_false_never_reads_the_disk(
+    tiny_model_dir: Path, media_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    png, wav = media_dir / "rgb_320x200.png", media_dir / "tone_0p5s_48k.wav"
+    opened = ClipClapEmbedder(tiny_model_dir)
+    assert opened.detect(str(png)) is Modality.IMAGE  # by default the path is the image
+    closed = ClipClapEmbedder(tiny_model_dir, allow_local_files=False, allow_remote=False)
+
+    import clipclap_integrations.inputs as inputs
+
+    def no_disk(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("looked at the file system")
+
+    monkeypatch.setattr(inputs, "_existing_file", no_disk)
+    monkeypatch.setattr(inputs, "_exists", no_disk)
+    monkeypatch.setattr(inputs, "_file_media", no_disk)
+    # a string naming a file is only a string
+    got = closed.embed([str(png), f"file://{png}, a caption"])
+    np.testing.assert_allclose(
+        got, closed.embed_text([str(png), f"file://{png}, a caption"]), atol=ATOL
+    )
+    assert closed.detect(str(wav)) is Modality.TEXT
+    # whatever says "a file" is refused, naming the item
+    for bad in (
+        png,
+        Image(str(png)),
+        Audio(str(wav)),
+        png.as_uri(),
+        {"type": "image_url", "image_url": {"url": str(png)}},
+        {"type": "audio_url", "audio_url": {"url": png.as_uri()}},
+    ):
+        with pytest.raises(ClipClapInputError, match="allow_local_files=False") as info:
+            closed.embed(["fine", bad])
+        assert info.value.index == 1
+    with pytest.raises(ClipClapInputError, match="allow_local_files=False"):
+        closed.embed_images([str(png)])
+    # content passed by value still works, with the same vectors as before
+    data = png.read_bytes()
+    np.testing.assert_allclose(
+        closed.embed([data, data_uri(data, "image/png"), (tone(), SR)]),
+        opened.embed([data, data_uri(data, "image/png"), (tone(), SR)]),
+        atol=ATOL,
+    )

@@ -65,6 +65,11 @@ class ClipClapEmbedding(MultiModalEmbedding):
     allow_remote: bool = Field(
         default=True, description="Fetch http(s) URLs given as images or audio."
     )
+    allow_local_files: bool = Field(
+        default=True,
+        description="Read image and audio paths and file: URLs (False for untrusted input: "
+        "query strings are then never looked up on disk).",
+    )
     embed_batch_size: int = Field(
         default=32,
         gt=0,
@@ -95,6 +100,7 @@ class ClipClapEmbedding(MultiModalEmbedding):
             batch_size=self.embed_batch_size,
             long_audio=self.long_audio,
             allow_remote=self.allow_remote,
+            allow_local_files=self.allow_local_files,
         )
 
     @classmethod
