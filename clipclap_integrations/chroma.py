@@ -163,6 +163,10 @@ def _describe_model(identity: Identity) -> str:
     return f"{model!r}" + (f" at revision {revision!r}" if revision else "")
 
 
+class ModelChangedError(ValueError):
+    """The files at a collection's model folder are no longer the ones that made its vectors."""
+
+
 def _changed_files(model: str, what: str) -> str:
     return (
         f"{what} was embedded with the CLIPCLAP model files that were at {model!r}, and the "
@@ -331,6 +335,8 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
         None, when the model cannot be resolved now (a missing folder, offline, no cache)."""
         try:
             return self.embedder.folder.digest
+        except ModelChangedError:
+            raise  # known to differ: never report the stored digest for these files
         except Exception:
             return self._stored_digest
 
@@ -355,7 +361,7 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
                 "knowingly pass allow_revision_change=True."
             )
         if old_digest is not None and new_digest is not None and not revision_changed:
-            raise ValueError(_changed_files(old[0], what))
+            raise ModelChangedError(_changed_files(old[0], what))
 
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> ClipClapEmbeddingFunction:
@@ -422,7 +428,7 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
             embedder = ClipClapEmbedder(config.pop("model"), **config)
             stored = self._stored_digest
             if stored is not None and embedder.folder.digest != stored:
-                raise ValueError(_changed_files(self._config["model"], "this collection"))
+                raise ModelChangedError(_changed_files(self._config["model"], "this collection"))
             self._embedder = embedder
         return self._embedder
 
@@ -473,16 +479,21 @@ def _embed_code() -> CodeType | None:
 _EMBED_CODE = _embed_code()
 
 
-def _modify_code() -> CodeType | None:
-    try:
-        from chromadb.api.models.Collection import Collection
+def _modify_codes() -> tuple[CodeType, ...]:
+    codes = []
+    for module, name in (
+        ("chromadb.api.models.Collection", "Collection"),
+        ("chromadb.api.models.AsyncCollection", "AsyncCollection"),
+    ):
+        try:
+            cls = getattr(__import__(module, fromlist=[name]), name)
+            codes.append(cast(CodeType, cls.modify.__code__))
+        except (ImportError, AttributeError):  # pragma: no cover - another chromadb layout
+            pass
+    return tuple(codes)
 
-        return cast(CodeType, Collection.modify.__code__)
-    except (ImportError, AttributeError):  # pragma: no cover - another chromadb layout
-        return None
 
-
-_MODIFY_CODE = _modify_code()
+_MODIFY_CODES = _modify_codes()
 
 
 def _modifying_collection(ef: ClipClapEmbeddingFunction) -> Any | None:
@@ -492,13 +503,11 @@ def _modifying_collection(ef: ClipClapEmbeddingFunction) -> Any | None:
     (``validate_config_update`` runs once it is stored), so a refused model would stay
     stored; checking while Chroma serializes ``ef`` refuses it before anything is written.
     """
-    if _MODIFY_CODE is None:
-        return None
     frame: FrameType | None = sys._getframe(1)
-    for _ in range(12):
+    for _ in range(16):  # get_config <- serialization <- client._modify <- (awaits) <- modify
         if frame is None:
             return None
-        if frame.f_code is _MODIFY_CODE:
+        if frame.f_code in _MODIFY_CODES:
             configuration = frame.f_locals.get("configuration")
             if isinstance(configuration, Mapping) and (
                 configuration.get("embedding_function") is ef
@@ -551,9 +560,11 @@ def _short(uri: str) -> str:
 class ClipClapDataLoader(DataLoader[Loadable]):
     """Loads ``uris`` of images and sounds for Chroma, concurrently.
 
-    Accepts local paths, ``file://`` URLs, ``data:`` URIs and (with ``allow_remote``) http(s)
-    URLs. Images become HxWx3 uint8 RGB arrays (upright, transparency on white: what the model
-    sees); sounds become ``AudioArray`` (float32 samples with ``.sample_rate``). ``None``
+    Accepts local paths and ``file://`` URLs (unless ``allow_local_files=False``: give the
+    collection's embedding function the same setting), ``data:`` URIs and (with
+    ``allow_remote``) http(s) URLs. Images become HxWx3 uint8 RGB arrays (upright,
+    transparency on white: what the model sees); sounds become ``AudioArray`` (float32
+    samples with ``.sample_rate``). ``None``
     entries (records stored without a URI) stay ``None``. A URI that cannot be loaded raises
     ``ClipClapInputError`` naming it.
     """
@@ -562,6 +573,7 @@ class ClipClapDataLoader(DataLoader[Loadable]):
         self,
         *,
         allow_remote: bool = True,
+        allow_local_files: bool = True,
         max_workers: int | None = None,
         max_remote_bytes: int = 64 * 1024 * 1024,
         remote_timeout: float = 30.0,
@@ -570,6 +582,7 @@ class ClipClapDataLoader(DataLoader[Loadable]):
     ) -> None:
         self.options = InputOptions(
             allow_remote=allow_remote,
+            allow_local_files=allow_local_files,
             max_remote_bytes=max_remote_bytes,
             remote_timeout=remote_timeout,
         )
@@ -607,6 +620,8 @@ class ClipClapDataLoader(DataLoader[Loadable]):
         if item.modality is Modality.TEXT:
             if uri[:5].lower() == "data:":
                 reason = "the data: URI holds text, not an image or a sound"
+            elif not self.options.allow_local_files:  # never look at the disk
+                reason = "reading local files is disabled (allow_local_files=False)"
             elif Path(uri).expanduser().exists():
                 reason = "the file is neither an image nor a sound that can be recognized"
             else:
@@ -627,7 +642,11 @@ class ClipClapDataLoader(DataLoader[Loadable]):
             return ClipClapInputError(exc.reason, index=index, item=item.description)
 
     def __repr__(self) -> str:
-        return f"ClipClapDataLoader(allow_remote={self.options.allow_remote})"
+        o = self.options
+        return (
+            f"ClipClapDataLoader(allow_remote={o.allow_remote}, "
+            f"allow_local_files={o.allow_local_files})"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -666,18 +685,20 @@ def _embedding_function_for(
     return ef
 
 
-def _source_uri(raw: Any) -> str | None:
-    """The URI to store for a source that is a path or a URL (None for in-memory data)."""
+def _source_uri(raw: Any, item: Item) -> str | None:
+    """The URI to store: an http(s) or file: URL as given, the absolute path of media read
+    from a file; None for media given in memory or as a data: URI."""
+    payload = item.payload
+    if not isinstance(payload, Media):
+        return None
     if isinstance(raw, Image | Audio):
         raw = raw.source
-    if isinstance(raw, Path):
-        return str(raw.expanduser().resolve())
     if isinstance(raw, str):
-        head = raw[:8].lower()
-        if head.startswith(("http://", "https://", "file://")):
-            return raw
-        if not head.startswith("data:"):
-            return str(Path(raw).expanduser().resolve())
+        url = raw.strip()
+        if url[:8].lower().startswith(("http://", "https://", "file:/")):
+            return url  # as given
+    if payload.path is not None:
+        return str(payload.path.expanduser().resolve())
     return None
 
 
@@ -745,7 +766,7 @@ def _prepare(sources: Sequence[Any], embedder: ClipClapEmbedder) -> list[_Prepar
     out = []
     for raw, item in zip(sources, items, strict=True):
         modality = cast(Modality, item.modality)  # remote URLs are resolved by now
-        uri = _source_uri(raw) if isinstance(item.payload, Media) else None
+        uri = _source_uri(raw, item)
         out.append(
             _Prepared(
                 modality=modality,

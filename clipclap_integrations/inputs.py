@@ -526,7 +526,18 @@ def _dict_part(part: dict[Any, Any], forced: Modality | None, options: InputOpti
             _conflict(declared, forced, f"a media part of type {mime}")
         url = part.get("file_uri", part.get("url"))
         if "data" not in part and isinstance(url, str):
-            return _string(url, forced or declared, options)
+            target = forced or declared
+            if target is not None:
+                return _string(url, target, options)
+            found = _string(url, None, options)
+            if found.modality is Modality.TEXT:  # a media part is never text by accident
+                raise ClipClapInputError(
+                    _NO_LOCAL_FILES
+                    if not options.allow_local_files
+                    else "the media part's file_uri is neither an image nor a sound "
+                    "(no such file, or not media; give mime_type for a URL without one)"
+                )
+            return found
         return _bytes_media(_part_data(part.get("data"), kind), forced, mime, declared=True)
     raise ClipClapInputError(
         f"unsupported part type {_short(kind, 40)!r} (expected text, image_url, audio_url, "

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,9 @@ GRAPHS: dict[Modality, GraphPair] = {
 }
 CONFIG_FILES = ("clip_config.json", "tokenizer.json", "preprocessor_config.json")
 OPTIONAL_FILES = ("tokenizer_config.json", "projection_training_metadata.json")
-# ModelFolder.digest: files up to this size are hashed whole, larger ones by samples.
-_WHOLE_FILE_LIMIT = 16 * 1024 * 1024
-_SAMPLES = 64
-_SAMPLE_BYTES = 64 * 1024
+# Files that change the vectors besides the graphs and their weights (the tokenizer config
+# may set where text is cut off).
+DIGESTED_OPTIONAL_FILES = ("tokenizer_config.json",)
 # Encoder inputs each modality needs: name -> (dtype, rank).
 ENCODER_INPUTS: dict[Modality, dict[str, tuple[str, int]]] = {
     Modality.TEXT: {"input_ids": ("int64", 2)},  # attention_mask is optional
@@ -143,33 +142,25 @@ class ModelFolder:
     def files(self) -> list[str]:
         """Names of the files the vectors depend on: graphs, their external weights, configs."""
         names = set(CONFIG_FILES)
+        names.update(n for n in DIGESTED_OPTIONAL_FILES if (self.path / n).is_file())
         for name, sig in self.signatures.items():
             names.add(name)
             names.update(sig.external_files)
         return sorted(names)
 
-    @cached_property
+    @property
     def digest(self) -> str:
-        """What the model is, independent of where it lives: a SHA-256 (hex, 32 digits) of
-        each file's name, size and content.
+        """What the model is, independent of where it lives: a SHA-256 (hex, 32 digits) over
+        each file's name and the SHA-256 of its content.
 
-        Files up to 16 MiB are read whole; larger ones (the encoders' weights) through 64
-        evenly spaced 64 KiB samples, so a 350 MB graph costs 4 MiB of reading. Two folders
-        with the same digest hold the same model: a copy, a move, or the Hub snapshot of
-        the commit a folder was downloaded from.
+        Two folders with the same digest hold the same model: a copy, a move, or the Hub
+        snapshot of the commit a folder was downloaded from. Files are hashed once per
+        process and again only when they change (~1 s per GB); the Hub cache's weight files
+        are named by their SHA-256 already, so a Hub model costs no reading.
         """
-        h = hashlib.sha256(b"clipclap-model-digest/1")
+        h = hashlib.sha256(b"clipclap-model-digest/2")
         for name in self.files():
-            path = self.path / name
-            size = path.stat().st_size
-            h.update(f"\0{name}\0{size}\0".encode())
-            with open(path, "rb") as f:
-                if size <= _WHOLE_FILE_LIMIT:
-                    h.update(f.read())
-                    continue
-                for i in range(_SAMPLES):
-                    f.seek((size - _SAMPLE_BYTES) * i // (_SAMPLES - 1))
-                    h.update(f.read(_SAMPLE_BYTES))
+            h.update(f"\0{name}\0{file_sha256(self.path / name)}".encode())
         return h.hexdigest()[:32]
 
     def fingerprint(self, name: str) -> tuple[str, int, int]:
@@ -187,13 +178,45 @@ class ModelFolder:
 
 _cache: dict[tuple[Any, ...], ModelFolder] = {}
 _cache_lock = threading.Lock()
+_HUB_BLOB = re.compile(r"[0-9a-f]{64}")
+_file_hashes: dict[tuple[str, int, int, int], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file's content, computed once per process per version of the file.
+
+    A file in the Hugging Face cache that resolves to ``blobs/<64 hex digits>`` is an LFS
+    object named by that very hash, and is not read.
+    """
+    real = path.resolve()
+    if real.parent.name == "blobs" and _HUB_BLOB.fullmatch(real.name):
+        return real.name
+    st = real.stat()
+    key = (str(real), st.st_size, st.st_mtime_ns, st.st_ino)
+    found = _file_hashes.get(key)
+    if found is None:
+        h = hashlib.sha256()
+        with open(real, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+        found = h.hexdigest()
+        _file_hashes[key] = found
+    return found
 
 
 def _folder_key(path: Path) -> tuple[Any, ...]:
+    """Every file under the folder (external weights may sit in subfolders) with its size
+    and modification time: any change gives a new key, hence a new validation."""
     items = []
-    for name in sorted(os.listdir(path)):
-        st = (path / name).stat()
-        items.append((name, st.st_size, st.st_mtime_ns))
+    for root, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            full = Path(root, name)
+            try:
+                st = full.stat()
+            except OSError:  # a dangling link: validation reports what is missing
+                continue
+            items.append((str(full.relative_to(path)), st.st_size, st.st_mtime_ns))
     return (str(path.resolve()), tuple(items))
 
 

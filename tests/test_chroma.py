@@ -761,3 +761,55 @@ def test_untrusted_input_options_reach_the_embedder_and_the_config(
     np.testing.assert_allclose(
         np.stack(rebuilt([png])), rebuilt.embedder.embed_text([png]), atol=ATOL
     )  # the path is only a string to this function
+
+
+@pytest.mark.server
+def test_async_client_modify_refuses_another_model_before_storing_it(
+    chroma_server: tuple[str, int], model_dir: Path, tmp_path: Path
+):
+    import asyncio
+
+    import chromadb
+
+    host, port = chroma_server
+    other = _another_model(model_dir, tmp_path / "another-model")
+    name = f"async-{next(_names)}"
+
+    async def scenario() -> tuple[str, int]:
+        client = await chromadb.AsyncHttpClient(host=host, port=port)
+        col = await client.create_collection(
+            name, embedding_function=ClipClapEmbeddingFunction(model_dir)
+        )
+        await col.add(ids=["a"], documents=["stored with the first model"])
+        with pytest.raises(ValueError, match="cannot change the embedding model"):
+            await col.modify(configuration={"embedding_function": ClipClapEmbeddingFunction(other)})
+        again = await client.get_collection(name)
+        return again.configuration_json["embedding_function"]["config"][
+            "model"
+        ], await again.count()
+
+    assert asyncio.run(scenario()) == (str(model_dir.resolve()), 1)
+
+
+def test_data_loader_without_local_files_never_reads_them(media_dir: Path):
+    png = media_dir / "rgb_320x200.png"
+    closed = ClipClapDataLoader(allow_local_files=False, allow_remote=False)
+    for uri in (str(png), png.as_uri(), "/etc/hostname"):
+        with pytest.raises(ClipClapInputError, match="allow_local_files=False") as info:
+            closed(["data:image/png;base64," + base64.b64encode(png.read_bytes()).decode(), uri])
+        assert info.value.index == 1
+    (loaded,) = closed(["data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()])
+    assert loaded.shape == (200, 320, 3)
+
+
+def test_stored_uri_comes_from_what_was_read(target: Target, model_dir: Path, media_dir: Path):
+    png = media_dir / "rgb_320x200.png"
+    uri = " data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()
+    col = _new_collection(target, model_dir, "uris")
+    other = media_dir / "gray_L_300x180.png"
+    ids = add_media(col, [uri, f"  {other}"])  # leading spaces: still the file
+    got = col.get(ids=ids, include=["uris"])
+    assert dict(zip(got["ids"], got["uris"], strict=True)) == {
+        ids[0]: None,
+        ids[1]: str(other.resolve()),
+    }

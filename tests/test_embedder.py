@@ -237,3 +237,29 @@ def test_audio_segments_cover_the_recording(tiny_model_dir: Path, media_dir: Pat
     np.testing.assert_allclose(first, segments.vectors[0], atol=1e-6)
     with pytest.raises(ValueError, match="window_s"):
         e.embed_audio_segments(clip, window_s=12.0)
+
+
+def test_model_digest_follows_the_content_not_the_place(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from clipclap_integrations.model import load_model_folder
+
+    digest = load_model_folder(tiny_model_dir).digest
+    moved = shutil.copytree(tiny_model_dir, tmp_path / "moved")
+    assert load_model_folder(moved).digest == digest  # a copy is the same model
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    for f in tiny_model_dir.iterdir():
+        (linked / f.name).symlink_to(f)
+    assert load_model_folder(linked).digest == digest
+
+    # one byte in the middle of a graph's weights, or the tokenizer's cut-off: another model
+    graph = moved / "text_model.onnx"
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    graph.write_bytes(bytes(data))
+    edited = load_model_folder(moved).digest  # the folder is validated again: it changed
+    assert edited != digest
+    config = moved / "tokenizer_config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "model_max_length": 8}))
+    assert load_model_folder(moved).digest not in (digest, edited)

@@ -30,6 +30,7 @@ import pytest
 
 from clipclap_integrations import ClipClapEmbedder, ModelFolderError
 from clipclap_integrations.hub import DownloadResult, ModelFile, is_repo_id, resolve_model
+from clipclap_integrations.model import load_model_folder
 from clipclap_integrations.testing.standin_hub import StandinHub
 
 REPO = "antflydb/clipclap"
@@ -349,6 +350,10 @@ def test_first_download(
     assert _ok(downloaded)["files"] == source  # what `clipclap download` reports
     assert downloaded["commit"] == commit and downloaded["downloaded"] is False
     assert _same_files(snapshot, hub_models.main, list(source)) == []
+    # the same model wherever it lives: the snapshot (weights named by their SHA-256 in the
+    # cache, not read again) and the folder it was uploaded from
+    assert load_model_folder(snapshot).digest == load_model_folder(hub_models.main).digest
+    assert load_model_folder(snapshot).digest != load_model_folder(hub_models.v2).digest
     assert _partials(tmp_path) == []
     assert "Fetching" in run.stderr  # huggingface_hub's progress bar
     gets = [r for r in run.requests if r.startswith("GET ") and "/resolve/" in r]

@@ -448,6 +448,7 @@ def test_allow_local_files_false_never_reads_the_disk(
         png.as_uri(),
         {"type": "image_url", "image_url": {"url": str(png)}},
         {"type": "audio_url", "audio_url": {"url": png.as_uri()}},
+        {"type": "media", "file_uri": str(png)},
     ):
         with pytest.raises(ClipClapInputError, match="allow_local_files=False") as info:
             closed.embed(["fine", bad])
@@ -461,3 +462,13 @@ def test_allow_local_files_false_never_reads_the_disk(
         opened.embed([data, data_uri(data, "image/png"), (tone(), SR)]),
         atol=ATOL,
     )
+
+
+def test_a_media_part_is_never_text(embedder: ClipClapEmbedder, media_dir: Path) -> None:
+    png = media_dir / "rgb_320x200.png"
+    got = embedder.embed([{"type": "media", "file_uri": str(png)}])
+    np.testing.assert_allclose(got, embedder.embed_images([png]), atol=ATOL)
+    missing = {"type": "media", "file_uri": str(media_dir / "no-such-file.png")}
+    with pytest.raises(ClipClapInputError, match="neither an image nor a sound") as info:
+        embedder.embed(["fine", missing])
+    assert info.value.index == 1
