@@ -10,12 +10,14 @@ A folder of mixed media becomes nodes (ImageNode, AudioNode, TextNode), the node
 persistent Chroma collection through ``ClipClapIndex``, and one retriever answers a text query
 with pictures and sounds, and a sound with pictures. Retrieval needs no LLM and no API key;
 ``--generate`` shows where a multimodal LLM would take the retrieved media to write an answer.
-Re-running reuses the database: node ids derive from file paths, so only new files are embedded.
+Re-running reuses the database: node ids derive from file paths, so only new and changed files
+are embedded, and nodes of files no longer in the folder are removed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 
@@ -36,6 +38,7 @@ from clipclap_integrations.llama_index import (
 HERE = Path(__file__).resolve().parent
 MEDIA_DIRS = [HERE / "media", HERE.parent / "tests" / "fixtures" / "media"]
 COLLECTION = "clipclap-llamaindex"
+SIGNATURE = "file_signature"
 
 
 def build_or_update(db: str, media: Path, embed_model: ClipClapEmbedding) -> ClipClapIndex:
@@ -48,11 +51,34 @@ def build_or_update(db: str, media: Path, embed_model: ClipClapEmbedding) -> Cli
         ChromaVectorStore(chroma_collection=collection), embed_model=embed_model
     )
     nodes = load_media_nodes(media)
-    stored = set(collection.get(ids=[n.node_id for n in nodes], include=[])["ids"])
+    for node in nodes:  # what tells a changed file: its size and modification time
+        st = os.stat(node.metadata["file_path"])
+        node.metadata[SIGNATURE] = f"{st.st_size}:{st.st_mtime_ns}"
+        node.excluded_embed_metadata_keys.append(SIGNATURE)
+        node.excluded_llm_metadata_keys.append(SIGNATURE)
+    everything = collection.get(include=["metadatas"])
+    stored = {i: m or {} for i, m in zip(everything["ids"], everything["metadatas"], strict=True)}
+    root = str(media.resolve()) + os.sep
+    current = {n.node_id for n in nodes}
+    gone = [
+        i
+        for i, m in stored.items()
+        if i not in current and str(m.get("file_path", "")).startswith(root)
+    ]
+    changed = [
+        n
+        for n in nodes
+        if n.node_id in stored and stored[n.node_id].get(SIGNATURE) != n.metadata[SIGNATURE]
+    ]
     new = [n for n in nodes if n.node_id not in stored]
-    if new:
-        index.insert_nodes(new)  # each node embedded by its own text, image or sound
-    print(f"{len(nodes)} files in {media}; {len(new)} newly embedded; {collection.count()} stored")
+    if gone or changed:
+        collection.delete(ids=gone + [n.node_id for n in changed])
+    if new or changed:
+        index.insert_nodes(new + changed)  # each node embedded by its own text, image or sound
+    print(
+        f"{len(nodes)} files in {media}; {len(new)} newly embedded, {len(changed)} re-embedded, "
+        f"{len(gone)} removed; {collection.count()} stored"
+    )
     return index
 
 

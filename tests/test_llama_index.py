@@ -751,6 +751,36 @@ def test_example_runs_offline(model_dir: Path, tmp_path: Path):
     assert "AudioBlock" in proc.stdout and "ImageBlock" in proc.stdout
 
 
+def test_example_updates_changed_and_removed_files(model_dir: Path, media_dir: Path, tmp_path):
+    pytest.importorskip("chromadb")
+    media = tmp_path / "media"
+    media.mkdir()
+    names = ["rgb_320x200.png", "tall_150x420.jpg", "tone_0p5s_48k.wav", "click_1s_48k.wav"]
+    for name in names:
+        (media / name).write_bytes((media_dir / name).read_bytes())
+    script = str(ROOT / "examples" / "llamaindex_multimodal_rag.py")
+    args = [script, "--model", str(model_dir), "--media", str(media), "--db", str(tmp_path / "db")]
+
+    def run() -> str:
+        proc = subprocess.run([sys.executable, *args], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    assert "4 newly embedded, 0 re-embedded, 0 removed; 4 stored" in run()
+    assert "0 newly embedded, 0 re-embedded, 0 removed; 4 stored" in run()
+    # another picture under the same name, and a sound gone
+    (media / "rgb_320x200.png").write_bytes((media_dir / "gray_L_300x180.png").read_bytes())
+    (media / "click_1s_48k.wav").unlink()
+    assert "0 newly embedded, 1 re-embedded, 1 removed; 3 stored" in run()
+
+    import chromadb
+
+    stored = chromadb.PersistentClient(str(tmp_path / "db")).get_collection("clipclap-llamaindex")
+    got = stored.get(where={"file_name": "rgb_320x200.png"}, include=["embeddings"])
+    expected = ClipClapEmbedder(model_dir).embed_images([media_dir / "gray_L_300x180.png"])[0]
+    np.testing.assert_allclose(got["embeddings"][0], expected, atol=1e-5)
+
+
 def test_simple_directory_reader_with_the_media_reader(embed_model, core, media_dir, tmp_path):
     """SimpleDirectoryReader (no llama-index-readers-file here) -> from_documents, both indexes."""
     from llama_index.core import SimpleDirectoryReader
