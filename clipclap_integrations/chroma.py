@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import mimetypes
 import os
 import re
@@ -156,6 +157,15 @@ Identity = tuple[str, str | None]
 def _identity(config: Mapping[str, Any]) -> Identity:
     """Where the model is said to be: the folder or repo id and its revision."""
     return _normalize_model(str(config.get("model"))), config.get("revision")
+
+
+def _same_files(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool | None:
+    """True when both configs carry the same model digest, False when both carry one and
+    they differ, None when either lacks one (then only the model and revision tell)."""
+    old_digest, new_digest = old.get(DIGEST_KEY), new.get(DIGEST_KEY)
+    if old_digest is None or new_digest is None:
+        return None
+    return bool(old_digest == new_digest)
 
 
 def _describe_model(identity: Identity) -> str:
@@ -348,8 +358,8 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
         """
         current = self.get_config()
         old, new = _identity(stored), _identity(current)
-        old_digest, new_digest = stored.get(DIGEST_KEY), current.get(DIGEST_KEY)
-        if old_digest is not None and old_digest == new_digest:
+        same = _same_files(stored, current)
+        if same:
             return  # the same files, wherever they live now and however they are named
         if old[0] != new[0]:
             raise ValueError(_incompatible(old, new, what))
@@ -360,7 +370,7 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
                 + f" To use revision {old[1]!r} pass revision={old[1]!r}; to mix revisions "
                 "knowingly pass allow_revision_change=True."
             )
-        if old_digest is not None and new_digest is not None and not revision_changed:
+        if same is False and not revision_changed:
             raise ModelChangedError(_changed_files(old[0], what))
 
     @staticmethod
@@ -406,10 +416,10 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
         """Allow option changes; refuse another model or revision (vectors would not compare)."""
         self.validate_config(new_config)
         old, new = _identity(old_config), _identity(new_config)
-        old_digest, new_digest = old_config.get(DIGEST_KEY), new_config.get(DIGEST_KEY)
-        if old_digest is not None and old_digest == new_digest:
+        same = _same_files(old_config, new_config)
+        if same:
             return  # the same files, moved or renamed
-        if old != new or (old_digest is not None and new_digest not in (None, old_digest)):
+        if old != new or same is False:
             raise ValueError(_refused_update(old, new))
 
     def default_space(self) -> Space:
@@ -467,33 +477,35 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
 register_embedding_function(ClipClapEmbeddingFunction)
 
 
-def _embed_code() -> CodeType | None:
-    try:
-        from chromadb.api.models.CollectionCommon import CollectionCommon
-
-        return cast(CodeType, CollectionCommon._embed.__code__)
-    except (ImportError, AttributeError):  # pragma: no cover - another chromadb layout
-        return None
-
-
-_EMBED_CODE = _embed_code()
-
-
-def _modify_codes() -> tuple[CodeType, ...]:
+def _method_codes(*where: tuple[str, str, str]) -> tuple[CodeType, ...]:
+    """Code objects of Chroma methods given as (module, class, method); missing ones skipped."""
     codes = []
-    for module, name in (
-        ("chromadb.api.models.Collection", "Collection"),
-        ("chromadb.api.models.AsyncCollection", "AsyncCollection"),
-    ):
+    for module, cls, method in where:
         try:
-            cls = getattr(__import__(module, fromlist=[name]), name)
-            codes.append(cast(CodeType, cls.modify.__code__))
+            found = getattr(getattr(importlib.import_module(module), cls), method)
+            codes.append(cast(CodeType, found.__code__))
         except (ImportError, AttributeError):  # pragma: no cover - another chromadb layout
             pass
     return tuple(codes)
 
 
-_MODIFY_CODES = _modify_codes()
+_EMBED_CODES = _method_codes(("chromadb.api.models.CollectionCommon", "CollectionCommon", "_embed"))
+_MODIFY_CODES = _method_codes(
+    ("chromadb.api.models.Collection", "Collection", "modify"),
+    ("chromadb.api.models.AsyncCollection", "AsyncCollection", "modify"),
+)
+
+
+def _chroma_frame(codes: tuple[CodeType, ...], depth: int) -> FrameType | None:
+    """The frame running one of ``codes`` among the ``depth`` callers of our caller."""
+    frame: FrameType | None = sys._getframe(2)
+    for _ in range(depth):
+        if frame is None:
+            return None
+        if frame.f_code in codes:
+            return frame
+        frame = frame.f_back
+    return None
 
 
 def _modifying_collection(ef: ClipClapEmbeddingFunction) -> Any | None:
@@ -503,34 +515,24 @@ def _modifying_collection(ef: ClipClapEmbeddingFunction) -> Any | None:
     (``validate_config_update`` runs once it is stored), so a refused model would stay
     stored; checking while Chroma serializes ``ef`` refuses it before anything is written.
     """
-    frame: FrameType | None = sys._getframe(1)
-    for _ in range(16):  # get_config <- serialization <- client._modify <- (awaits) <- modify
-        if frame is None:
-            return None
-        if frame.f_code in _MODIFY_CODES:
-            configuration = frame.f_locals.get("configuration")
-            if isinstance(configuration, Mapping) and (
-                configuration.get("embedding_function") is ef
-            ):
-                return frame.f_locals.get("self")
-            return None
-        frame = frame.f_back
+    # get_config <- serialization <- client._modify <- (awaits) <- modify
+    frame = _chroma_frame(_MODIFY_CODES, 16)
+    if frame is None:
+        return None
+    configuration = frame.f_locals.get("configuration")
+    if isinstance(configuration, Mapping) and configuration.get("embedding_function") is ef:
+        return frame.f_locals.get("self")
     return None
 
 
 def _calling_collection(ef: ClipClapEmbeddingFunction) -> Any | None:
     """The Chroma collection embedding with ``ef`` right now, if ``ef`` is its own function."""
-    if _EMBED_CODE is None:
+    # _embed -> Chroma's __call__ wrapper -> __call__ -> _vectors -> here
+    frame = _chroma_frame(_EMBED_CODES, 10)
+    if frame is None:
         return None
-    frame: FrameType | None = sys._getframe(1)
-    for _ in range(10):  # _embed -> Chroma's __call__ wrapper -> __call__ -> _vectors -> here
-        if frame is None:
-            return None
-        if frame.f_code is _EMBED_CODE:
-            owner = frame.f_locals.get("self")
-            return owner if getattr(owner, "_embedding_function", None) is ef else None
-        frame = frame.f_back
-    return None
+    owner = frame.f_locals.get("self")
+    return owner if getattr(owner, "_embedding_function", None) is ef else None
 
 
 def _stored_config(collection: Any) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -148,15 +149,16 @@ class ModelFolder:
             names.update(sig.external_files)
         return sorted(names)
 
-    @property
+    @cached_property
     def digest(self) -> str:
         """What the model is, independent of where it lives: a SHA-256 (hex, 32 digits) over
         each file's name and the SHA-256 of its content.
 
         Two folders with the same digest hold the same model: a copy, a move, or the Hub
-        snapshot of the commit a folder was downloaded from. Files are hashed once per
-        process and again only when they change (~1 s per GB); the Hub cache's weight files
-        are named by their SHA-256 already, so a Hub model costs no reading.
+        snapshot of the commit a folder was downloaded from. Computed once per validated
+        folder (a changed file gives a new validation), each file hashed once per process
+        (~1 s per GB); the Hub cache's weight files are named by their SHA-256 already, so a
+        Hub model costs no reading.
         """
         h = hashlib.sha256(b"clipclap-model-digest/2")
         for name in self.files():

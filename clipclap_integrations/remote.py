@@ -74,24 +74,26 @@ class _Watchdog:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-class _TrackedHTTPConnection(http.client.HTTPConnection):
+class _Tracked:
+    """Mixed into an HTTP(S) connection: its socket is handed to the watchdog on connect."""
+
+    sock: socket.socket
+
     def __init__(self, *args: Any, watchdog: _Watchdog, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._watchdog = watchdog
 
     def connect(self) -> None:
-        super().connect()
+        super().connect()  # type: ignore[misc]
         self._watchdog.track(self.sock)
 
 
-class _TrackedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, *args: Any, watchdog: _Watchdog, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._watchdog = watchdog
+class _TrackedHTTPConnection(_Tracked, http.client.HTTPConnection):
+    pass
 
-    def connect(self) -> None:
-        super().connect()
-        self._watchdog.track(self.sock)
+
+class _TrackedHTTPSConnection(_Tracked, http.client.HTTPSConnection):
+    pass
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):
