@@ -117,6 +117,7 @@ _OPTIONS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "batch_size": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
     "long_audio": (lambda v: v in LONG_AUDIO_POLICIES, "one of " + ", ".join(LONG_AUDIO_POLICIES)),
     "allow_remote": (lambda v: isinstance(v, bool), "true or false"),
+    "allow_private_urls": (lambda v: isinstance(v, bool), "true or false"),
     "allow_local_files": (lambda v: isinstance(v, bool), "true or false"),
     "strict_paths": (lambda v: isinstance(v, bool), "true or false"),
     "max_remote_bytes": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
@@ -270,6 +271,7 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
         batch_size: int | None = None,
         long_audio: LongAudioPolicy | None = None,
         allow_remote: bool | None = None,
+        allow_private_urls: bool | None = None,
         allow_local_files: bool | None = None,
         strict_paths: bool | None = None,
         max_remote_bytes: int | None = None,
@@ -287,6 +289,7 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
             "batch_size": batch_size,
             "long_audio": long_audio,
             "allow_remote": allow_remote,
+            "allow_private_urls": allow_private_urls,
             "allow_local_files": allow_local_files,
             "strict_paths": strict_paths,
             "max_remote_bytes": max_remote_bytes,
@@ -575,6 +578,7 @@ class ClipClapDataLoader(DataLoader[Loadable]):
         self,
         *,
         allow_remote: bool = True,
+        allow_private_urls: bool = True,
         allow_local_files: bool = True,
         max_workers: int | None = None,
         max_remote_bytes: int = 64 * 1024 * 1024,
@@ -584,6 +588,7 @@ class ClipClapDataLoader(DataLoader[Loadable]):
     ) -> None:
         self.options = InputOptions(
             allow_remote=allow_remote,
+            allow_private_urls=allow_private_urls,
             allow_local_files=allow_local_files,
             max_remote_bytes=max_remote_bytes,
             remote_timeout=remote_timeout,
@@ -647,6 +652,7 @@ class ClipClapDataLoader(DataLoader[Loadable]):
         o = self.options
         return (
             f"ClipClapDataLoader(allow_remote={o.allow_remote}, "
+            f"allow_private_urls={o.allow_private_urls}, "
             f"allow_local_files={o.allow_local_files})"
         )
 

@@ -82,6 +82,9 @@ class ClipClapEmbedder:
         long_audio: clips over 10 s: ``"mean"`` of consecutive windows, ``"first"`` or
             ``"center"`` 10 s.
         allow_remote: fetch http(s) URLs; set False for untrusted input.
+        allow_private_urls: fetch URLs whose host is a loopback, private or link-local
+            address; set False for untrusted input (a server would otherwise fetch from
+            its own network for whoever sends it a URL).
         allow_local_files: read paths and ``file:`` URLs; set False for untrusted input
             (strings are then always text, never looked up on disk).
         strict_paths: refuse strings that look like missing media files instead of
@@ -111,6 +114,7 @@ class ClipClapEmbedder:
         batch_size: int = 32,
         long_audio: LongAudioPolicy = "mean",
         allow_remote: bool = True,
+        allow_private_urls: bool = True,
         allow_local_files: bool = True,
         strict_paths: bool = False,
         max_remote_bytes: int = 64 * 1024 * 1024,
@@ -140,6 +144,7 @@ class ClipClapEmbedder:
         self.long_audio: LongAudioPolicy = long_audio
         self.input_options = InputOptions(
             allow_remote=allow_remote,
+            allow_private_urls=allow_private_urls,
             allow_local_files=allow_local_files,
             strict_paths=strict_paths,
             max_remote_bytes=int(max_remote_bytes),
@@ -433,9 +438,7 @@ class ClipClapEmbedder:
             for start in range(0, len(windows), size):
                 rows = range(start, min(start + size, len(windows)))
                 features = np.stack([feed.get(r) for r in rows])
-                out[start : rows.stop] = self._project(
-                    Modality.AUDIO, {"input_features": features}
-                )
+                out[start : rows.stop] = self._project(Modality.AUDIO, {"input_features": features})
         return out
 
     def _embed_audio(self, items: list[Item], indices: list[int]) -> np.ndarray:

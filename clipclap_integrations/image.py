@@ -187,14 +187,9 @@ def image_from_array(
     """
     from PIL import Image
 
-    from .inputs import image_array_layout
+    from .inputs import image_array_layout, numeric_array
 
-    try:
-        arr = np.asarray(array)
-    except Exception as exc:
-        raise ClipClapInputError(f"cannot be read as an array ({_reason(exc)})") from None
-    if arr.dtype.kind not in "biuf":
-        raise ClipClapInputError(f"an image array must hold numbers, not {arr.dtype}")
+    arr = numeric_array(array, "an image array")
     layout = image_array_layout(arr.shape)
     if layout == "CHW":
         arr = np.moveaxis(arr, 0, -1)

@@ -86,6 +86,7 @@ class InputOptions:
     """Limits and switches applied while reading inputs."""
 
     allow_remote: bool = True
+    allow_private_urls: bool = True
     allow_local_files: bool = True
     strict_paths: bool = False
     max_remote_bytes: int = 64 * 1024 * 1024
@@ -640,19 +641,20 @@ def _sample_rate(rate: Any) -> int:
     return int(value)
 
 
-def _as_array(value: Any) -> np.ndarray:
+def numeric_array(value: Any, what: str = "the array") -> np.ndarray:
+    """``np.asarray(value)``, refused unless it holds numbers (bool, int or float)."""
     try:
         arr = np.asarray(value)
     except Exception as exc:
         raise ClipClapInputError(f"cannot be read as an array ({_short(str(exc), 100)})") from None
     if arr.dtype.kind not in "biuf":
-        raise ClipClapInputError(f"the array must hold numbers, not {arr.dtype}")
+        raise ClipClapInputError(f"{what} must hold numbers, not {arr.dtype}")
     return arr
 
 
 def _waveform(samples: Any, rate: Any) -> Item:
     rate = _sample_rate(rate)
-    arr = _as_array(samples)
+    arr = numeric_array(samples)
     if arr.ndim not in (1, 2):
         raise ClipClapInputError(
             f"a waveform must be 1-D (mono) or 2-D (channels x samples or samples x channels), "
@@ -692,7 +694,7 @@ def image_array_layout(shape: tuple[int, ...]) -> str:
 
 
 def _array(value: Any, forced: Modality | None) -> Item:
-    arr = _as_array(value)
+    arr = numeric_array(value)
     if forced is Modality.TEXT:
         raise ClipClapInputError("an array cannot be embedded as text")
     if arr.ndim == 0:
@@ -859,8 +861,12 @@ def resolve_remote(items: Sequence[Item], indices: Sequence[int], options: Input
 
     def one(url: str) -> Any:
         try:
-            got = fetch(url, timeout=options.remote_timeout, max_bytes=options.max_remote_bytes)
-            return got
+            return fetch(
+                url,
+                timeout=options.remote_timeout,
+                max_bytes=options.max_remote_bytes,
+                public_only=not options.allow_private_urls,
+            )
         except ClipClapInputError as exc:
             return exc
         except Exception as exc:  # pragma: no cover - fetch turns failures into input errors

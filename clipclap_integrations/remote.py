@@ -6,12 +6,20 @@ seconds, a watchdog shuts the connection down once ``timeout`` seconds have pass
 longer), and no more than ``max_bytes`` bytes are read (a declared ``Content-Length`` over the
 limit is refused before the body is read). Redirects are followed only to http(s) URLs, at
 most ``max_redirects`` times. Every failure is a ``ClipClapInputError``.
+
+With ``public_only`` only public internet addresses are contacted: a host that resolves to a
+loopback, private, link-local (cloud metadata), shared, multicast or reserved address is
+refused, on the first request and on every redirect. The address checked is the address
+connected to (one resolution per connection), so DNS rebinding cannot slip past the check.
+Through a proxy (``http_proxy``/``https_proxy``) the proxy itself is trusted and the target's
+name is checked by resolving it here; the proxy resolves it again on its own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.client
+import ipaddress
 import socket
 import threading
 import time
@@ -74,14 +82,78 @@ class _Watchdog:
             sock.shutdown(socket.SHUT_RDWR)
 
 
+def non_public_kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """What kind of non-public address ``ip`` is ("loopback", "private", ...), or None."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    checks = (
+        ("unspecified", ip.is_unspecified),
+        ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("private", ip.is_private),
+        ("reserved", ip.is_reserved),
+    )
+    for kind, hit in checks:
+        if hit:
+            return kind
+    return None if ip.is_global else "non-public"
+
+
+def _public_addresses(host: str, port: int) -> list[tuple[Any, ...]]:
+    """``getaddrinfo`` for ``host``, refused whole if any address it gives is not public."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ClipClapInputError(f"the URL is unreachable ({exc})") from None
+    for info in infos:
+        address = str(info[4][0]).split("%", 1)[0]  # drop an IPv6 zone
+        kind = non_public_kind(ipaddress.ip_address(address))
+        if kind is not None:
+            shown = host if host == address else f"{host} ({address})"
+            raise ClipClapInputError(
+                f"the URL's host {shown} is a {kind} address; only public addresses are "
+                "fetched (allow_private_urls=False)"
+            )
+    return infos
+
+
+def _connect_public(
+    address: tuple[str, int], timeout: Any = None, source_address: Any = None, **_: Any
+) -> socket.socket:
+    """``socket.create_connection`` that connects only to addresses it has checked itself."""
+    host, port = address
+    last: OSError | None = None
+    for family, kind, proto, _name, sockaddr in _public_addresses(host, port):
+        sock = socket.socket(family, kind, proto)
+        try:
+            if timeout is not None and timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            last = exc
+            sock.close()
+    raise last or OSError(f"no address for {host}")
+
+
 class _Tracked:
-    """Mixed into an HTTP(S) connection: its socket is handed to the watchdog on connect."""
+    """Mixed into an HTTP(S) connection: its socket is handed to the watchdog on connect.
+
+    With ``public_only`` (and no proxy in between) it connects only to public addresses.
+    """
 
     sock: socket.socket
 
-    def __init__(self, *args: Any, watchdog: _Watchdog, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, watchdog: _Watchdog, public_only: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._watchdog = watchdog
+        if public_only:
+            self._create_connection = _connect_public
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
@@ -96,26 +168,47 @@ class _TrackedHTTPSConnection(_Tracked, http.client.HTTPSConnection):
     pass
 
 
+def _pin_public(req: urllib.request.Request, public_only: bool) -> bool:
+    """Whether the connection for ``req`` must pin public addresses itself.
+
+    Through a proxy the connection goes to the proxy (trusted); the target is checked here.
+    """
+    if not public_only:
+        return False
+    tunnel = getattr(req, "_tunnel_host", None)  # https through a proxy (CONNECT)
+    if tunnel or req.has_proxy():  # has_proxy: http through a proxy
+        target = urllib.parse.urlsplit(req.full_url)
+        _public_addresses(target.hostname or "", target.port or 0)
+        return False
+    return True
+
+
 class _HTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, watchdog: _Watchdog) -> None:
+    def __init__(self, watchdog: _Watchdog, public_only: bool) -> None:
         super().__init__()
         self._watchdog = watchdog
+        self._public_only = public_only
 
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        pin = _pin_public(req, self._public_only)
+
         def connection(host: str, **kwargs: Any) -> _TrackedHTTPConnection:
-            return _TrackedHTTPConnection(host, watchdog=self._watchdog, **kwargs)
+            return _TrackedHTTPConnection(host, watchdog=self._watchdog, public_only=pin, **kwargs)
 
         return self.do_open(connection, req)  # type: ignore[arg-type]
 
 
 class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, watchdog: _Watchdog) -> None:
+    def __init__(self, watchdog: _Watchdog, public_only: bool) -> None:
         super().__init__()
         self._watchdog = watchdog
+        self._public_only = public_only
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        pin = _pin_public(req, self._public_only)
+
         def connection(host: str, **kwargs: Any) -> _TrackedHTTPSConnection:
-            return _TrackedHTTPSConnection(host, watchdog=self._watchdog, **kwargs)
+            return _TrackedHTTPSConnection(host, watchdog=self._watchdog, public_only=pin, **kwargs)
 
         return self.do_open(connection, req, context=self._context)  # type: ignore[arg-type]
 
@@ -150,12 +243,14 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _opener(watchdog: _Watchdog, max_redirects: int) -> urllib.request.OpenerDirector:
+def _opener(
+    watchdog: _Watchdog, max_redirects: int, public_only: bool
+) -> urllib.request.OpenerDirector:
     opener = urllib.request.OpenerDirector()
     for handler in (
         urllib.request.ProxyHandler(),  # honours http_proxy / https_proxy / no_proxy
-        _HTTPHandler(watchdog),
-        _HTTPSHandler(watchdog),
+        _HTTPHandler(watchdog, public_only),
+        _HTTPSHandler(watchdog, public_only),
         _HttpOnlyRedirects(max_redirects),
         urllib.request.HTTPDefaultErrorHandler(),
         urllib.request.HTTPErrorProcessor(),
@@ -166,9 +261,17 @@ def _opener(watchdog: _Watchdog, max_redirects: int) -> urllib.request.OpenerDir
 
 
 def fetch(
-    url: str, *, timeout: float, max_bytes: int, max_redirects: int = MAX_REDIRECTS
+    url: str,
+    *,
+    timeout: float,
+    max_bytes: int,
+    max_redirects: int = MAX_REDIRECTS,
+    public_only: bool = False,
 ) -> Fetched:
-    """Download ``url`` whole, within ``timeout`` seconds in all and ``max_bytes`` bytes."""
+    """Download ``url`` whole, within ``timeout`` seconds in all and ``max_bytes`` bytes.
+
+    ``public_only`` refuses hosts (first or redirected to) that are not public addresses.
+    """
     try:
         parts = urllib.parse.urlsplit(url)
         host = parts.hostname
@@ -186,7 +289,12 @@ def fetch(
     with _Watchdog(timeout) as watchdog:
         try:
             return _download(
-                _opener(watchdog, max_redirects), request, timeout, max_bytes, deadline, watchdog
+                _opener(watchdog, max_redirects, public_only),
+                request,
+                timeout,
+                max_bytes,
+                deadline,
+                watchdog,
             )
         except ClipClapInputError:
             raise

@@ -757,6 +757,18 @@ def test_untrusted_input_options_reach_the_embedder_and_the_config(
     rebuilt = ClipClapEmbeddingFunction.build_from_config(json.loads(json.dumps(config)))
     options = rebuilt.embedder.input_options
     assert options.allow_local_files is False and options.allow_remote is False
+    assert options.allow_private_urls is True and "allow_private_urls" not in config
+    public_only = ClipClapEmbeddingFunction(model_dir, allow_private_urls=False)
+    config = json.loads(json.dumps(public_only.get_config()))
+    assert config["allow_private_urls"] is False
+    rebuilt = ClipClapEmbeddingFunction.build_from_config(config)
+    assert rebuilt.embedder.input_options.allow_private_urls is False
+    with pytest.raises(ClipClapInputError, match="loopback address") as info:
+        # Strings are documents to Chroma; a wrapper names a URL to fetch.
+        rebuilt([np.zeros((8, 8, 3), np.uint8), Image("http://127.0.0.1:9/x.png")])
+    assert info.value.index == 1
+    with pytest.raises(ValueError, match="allow_private_urls"):
+        ClipClapEmbeddingFunction.validate_config({**config, "allow_private_urls": "no"})
     png = str(media_dir / "rgb_320x200.png")
     np.testing.assert_allclose(
         np.stack(rebuilt([png])), rebuilt.embedder.embed_text([png]), atol=ATOL
@@ -800,6 +812,19 @@ def test_data_loader_without_local_files_never_reads_them(media_dir: Path):
         assert info.value.index == 1
     (loaded,) = closed(["data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()])
     assert loaded.shape == (200, 320, 3)
+
+
+def test_data_loader_public_urls_only():
+    loader = ClipClapDataLoader(allow_private_urls=False, remote_timeout=2.0)
+    assert "allow_private_urls=False" in repr(loader)
+    for uri, kind in [
+        ("http://127.0.0.1:9/x.png", "loopback"),
+        ("http://169.254.169.254/latest/meta-data/x.png", "link-local"),
+        ("https://192.168.0.1/x.wav", "private"),
+    ]:
+        with pytest.raises(ClipClapInputError, match=f"a {kind} address") as info:
+            loader([None, uri])
+        assert info.value.index == 1 and uri in info.value.item_description
 
 
 def test_stored_uri_comes_from_what_was_read(target: Target, model_dir: Path, media_dir: Path):

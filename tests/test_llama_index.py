@@ -142,7 +142,8 @@ def _ids(hits: list[NodeWithScore]) -> list[str]:
 def test_fields_are_described_and_configure_the_core(model_dir: Path, media_dir: Path):
     fields = ClipClapEmbedding.model_fields
     own = ["model_name", "revision", "cache_dir", "local_files_only", "providers", "threads"]
-    for name in [*own, "long_audio", "allow_remote", "allow_local_files", "embed_batch_size"]:
+    options = ["allow_remote", "allow_private_urls", "allow_local_files", "embed_batch_size"]
+    for name in [*own, "long_audio", *options]:
         assert fields[name].description, name
     emb = ClipClapEmbedding(
         model=model_dir, threads=1, long_audio="first", embed_batch_size=4, allow_remote=False
@@ -161,6 +162,9 @@ def test_fields_are_described_and_configure_the_core(model_dir: Path, media_dir:
     assert closed.embedder.input_options.allow_local_files is False
     with pytest.raises(ClipClapInputError, match="allow_local_files=False"):
         closed.get_image_embedding(str(media_dir / "rgb_320x200.png"))
+    public_only = ClipClapEmbedding(model=model_dir, allow_private_urls=False)
+    with pytest.raises(ClipClapInputError, match="loopback address"):
+        public_only.get_image_embedding("http://127.0.0.1:9/x.png")
     # Serializable like any LlamaIndex component; the core is rebuilt, not serialized.
     again = ClipClapEmbedding.from_dict(emb.to_dict())
     assert again.long_audio == "first" and again.embed_batch_size == 4

@@ -20,7 +20,14 @@ import numpy as np
 import pytest
 from inputs_media import audio_bytes, image_bytes, rgb_array
 
-from clipclap_integrations import Audio, ClipClapEmbedder, ClipClapInputError, Image, Modality
+from clipclap_integrations import (
+    Audio,
+    ClipClapEmbedder,
+    ClipClapInputError,
+    Image,
+    Modality,
+    remote,
+)
 from clipclap_integrations.remote import fetch
 
 pytestmark = pytest.mark.server
@@ -64,6 +71,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if over:
             return self._send(503, b"too many requests", "text/plain")
         path = self.path
+        if path.startswith("http://"):  # asked as a proxy: serve the path of the absolute URL
+            srv.proxied.append(path)
+            path = "/" + path.split("/", 3)[3]
         if path.startswith("/slow/"):  # /slow/<seconds>/<rest>
             _, _, delay, rest = path.split("/", 3)
             self._hold(float(delay))
@@ -91,6 +101,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             _, _, hops, target = path.split("/", 3)
             location = f"/r/{int(hops) - 1}/{target}" if int(hops) > 1 else "/" + target
             return self._send(302, Location=location)
+        if path.startswith("/to/"):  # /to/<absolute URL>: one redirect, to anywhere
+            return self._send(302, Location=path[len("/to/") :])
         if path == "/loop":
             return self._send(302, Location="/loop")
         if path == "/to-file":
@@ -165,13 +177,14 @@ class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.requests = 0
         self.hits: Counter[str] = Counter()
+        self.proxied: list[str] = []
         self.sockets: list[socket.socket] = []
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__((host, 0), _Handler)
 
     def get_request(self):  # type: ignore[no-untyped-def]
         conn, addr = super().get_request()
@@ -190,13 +203,13 @@ class _Server(http.server.ThreadingHTTPServer):
             conn.close()
         self.server_close()
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+    def url(self, path: str, host: str | None = None) -> str:
+        return f"http://{host or self.server_address[0]}:{self.server_address[1]}{path}"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[_Server]:
-    srv = _Server()
+@contextlib.contextmanager
+def _serving(host: str = "127.0.0.1") -> Iterator[_Server]:
+    srv = _Server(host)
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
     thread.daemon = True
     thread.start()
@@ -207,6 +220,49 @@ def server() -> Iterator[_Server]:
         thread.join(timeout=5)
         assert not thread.is_alive()
         assert srv.requests <= MAX_REQUESTS
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[_Server]:
+    with _serving() as srv:
+        yield srv
+
+
+# 127.0.0.2 is loopback too (all of 127/8 is), so a server there stands in for a PUBLIC
+# host in the tests below, which count it as public; 127.0.0.1 stays what it is.
+STAND_IN_PUBLIC = "127.0.0.2"
+
+
+@pytest.fixture(scope="module")
+def public_server() -> Iterator[_Server]:
+    with _serving(STAND_IN_PUBLIC) as srv:
+        yield srv
+
+
+@pytest.fixture
+def stand_in_public(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = remote.non_public_kind
+    monkeypatch.setattr(
+        remote, "non_public_kind", lambda ip: None if str(ip) == STAND_IN_PUBLIC else real(ip)
+    )
+
+
+@pytest.fixture
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[list[str]]]:
+    """Names in the returned dict resolve to their next list of addresses, one list a call."""
+    answers: dict[str, list[list[str]]] = {}
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host not in answers:
+            return real(host, port, *args, **kwargs)
+        addresses = answers[host].pop(0) if len(answers[host]) > 1 else answers[host][0]
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)) for address in addresses
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return answers
 
 
 @pytest.fixture(scope="module")
@@ -348,3 +404,106 @@ def test_fetch_refuses_other_schemes() -> None:
     for url in ("file:///etc/passwd", "ftp://127.0.0.1/x", "gopher://x", "http://"):
         with pytest.raises(ClipClapInputError):
             fetch(url, timeout=1.0, max_bytes=100)
+
+
+# -- allow_private_urls=False: only public addresses, checked where the connection goes -------
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("127.8.9.10", "loopback"),
+        ("::1", "loopback"),
+        ("::ffff:127.0.0.1", "loopback"),  # IPv4-mapped IPv6
+        ("10.1.2.3", "private"),
+        ("172.16.0.1", "private"),
+        ("192.168.1.10", "private"),
+        ("fc00::1", "private"),
+        ("169.254.169.254", "link-local"),  # cloud instance metadata
+        ("fe80::1", "link-local"),
+        ("0.0.0.0", "unspecified"),
+        ("224.0.0.1", "multicast"),
+        ("100.64.0.1", "non-public"),  # carrier-grade NAT (shared address space)
+        ("240.0.0.1", "private"),  # reserved (Python counts 240/4 as private too)
+        ("93.184.215.14", None),
+        ("8.8.8.8", None),
+        ("2606:4700:4700::1111", None),
+    ],
+)
+def test_address_kinds(address: str, kind: str | None) -> None:
+    import ipaddress
+
+    assert remote.non_public_kind(ipaddress.ip_address(address)) == kind
+
+
+def test_private_urls_are_refused_unrequested(tiny_model_dir, server) -> None:
+    closed = ClipClapEmbedder(tiny_model_dir, remote_timeout=2.0, allow_private_urls=False)
+    url = server.url("/img-private.png")
+    with pytest.raises(
+        ClipClapInputError, match=r"loopback address.*allow_private_urls=False"
+    ) as info:
+        closed.embed(["a cat", url])
+    assert info.value.index == 1 and info.value.item_description == repr(url)
+    assert server.hits["/img-private.png"] == 0  # refused before any request was sent
+    with pytest.raises(ClipClapInputError, match="loopback address"):
+        closed.embed([server.url("/img-private.png", host="localhost")])
+    assert server.hits["/img-private.png"] == 0
+
+
+def test_public_urls_are_fetched(
+    tiny_model_dir, public_server, stand_in_public, png_vector
+) -> None:
+    closed = ClipClapEmbedder(tiny_model_dir, remote_timeout=2.0, allow_private_urls=False)
+    np.testing.assert_allclose(
+        closed.embed([public_server.url("/r/2/pic")])[0], png_vector, atol=1e-6
+    )
+
+
+def test_a_redirect_to_a_private_address_is_refused(
+    tiny_model_dir, server, public_server, stand_in_public
+) -> None:
+    closed = ClipClapEmbedder(tiny_model_dir, remote_timeout=2.0, allow_private_urls=False)
+    inside = server.url("/img-inside.png")
+    with pytest.raises(ClipClapInputError, match=r"127\.0\.0\.1 is a loopback address"):
+        closed.embed([public_server.url("/to/" + inside)])
+    assert public_server.hits["/to/" + inside] == 1 and server.hits["/img-inside.png"] == 0
+    opened = ClipClapEmbedder(tiny_model_dir, remote_timeout=2.0)  # the default follows it
+    opened.embed([public_server.url("/to/" + inside)])
+    assert server.hits["/img-inside.png"] == 1
+
+
+def test_dns_rebinding_cannot_pass_the_check(
+    tiny_model_dir, public_server, stand_in_public, fake_dns, png_vector
+) -> None:
+    # A rebinding name: public at the first lookup, loopback at every later one.
+    fake_dns["rebind.test"] = [[STAND_IN_PUBLIC], ["127.0.0.1"]]
+    closed = ClipClapEmbedder(tiny_model_dir, remote_timeout=2.0, allow_private_urls=False)
+    url = public_server.url("/img-rebind.png", host="rebind.test")
+    np.testing.assert_allclose(closed.embed([url])[0], png_vector, atol=1e-6)
+    assert public_server.hits["/img-rebind.png"] == 1  # connected to the address it checked
+    with pytest.raises(ClipClapInputError, match=r"rebind\.test \(127\.0\.0\.1\) is a loopback"):
+        closed.embed([url.replace(".png", "-again.png")])  # the next lookup says loopback
+
+
+def test_a_name_with_any_private_address_is_refused(tiny_model_dir, fake_dns) -> None:
+    fake_dns["mixed.test"] = [["93.184.215.14", "10.0.0.7"]]
+    closed = ClipClapEmbedder(tiny_model_dir, remote_timeout=2.0, allow_private_urls=False)
+    with pytest.raises(ClipClapInputError, match=r"mixed\.test \(10\.0\.0\.7\) is a private"):
+        closed.embed(["http://mixed.test/x.png"])
+
+
+def test_through_a_proxy_the_target_is_checked(
+    tiny_model_dir, server, stand_in_public, fake_dns, monkeypatch, png_vector
+) -> None:
+    for name in ("no_proxy", "NO_PROXY", "https_proxy", "HTTPS_PROXY", "HTTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", server.url(""))  # the loopback test server is the proxy
+    fake_dns["media.test"] = [[STAND_IN_PUBLIC]]
+    closed = ClipClapEmbedder(tiny_model_dir, remote_timeout=2.0, allow_private_urls=False)
+    before = len(server.proxied)
+    np.testing.assert_allclose(
+        closed.embed(["http://media.test/img-proxied.png"])[0], png_vector, atol=1e-6
+    )
+    assert server.proxied[before:] == ["http://media.test/img-proxied.png"]
+    with pytest.raises(ClipClapInputError, match=r"10\.0\.0\.1 is a private address"):
+        closed.embed(["http://10.0.0.1/img-internal.png"])
+    assert len(server.proxied) == before + 1  # the proxy was never asked for it

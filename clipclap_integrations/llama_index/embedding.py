@@ -65,6 +65,11 @@ class ClipClapEmbedding(MultiModalEmbedding):
     allow_remote: bool = Field(
         default=True, description="Fetch http(s) URLs given as images or audio."
     )
+    allow_private_urls: bool = Field(
+        default=True,
+        description="Fetch URLs whose host is a loopback, private or link-local address "
+        "(False for untrusted input).",
+    )
     allow_local_files: bool = Field(
         default=True,
         description="Read image and audio paths and file: URLs (False for untrusted input: "
@@ -100,6 +105,7 @@ class ClipClapEmbedding(MultiModalEmbedding):
             batch_size=self.embed_batch_size,
             long_audio=self.long_audio,
             allow_remote=self.allow_remote,
+            allow_private_urls=self.allow_private_urls,
             allow_local_files=self.allow_local_files,
         )
 
