@@ -311,21 +311,25 @@ def _decode_with_librosa(
 
 
 def window_bounds(n: int, window: int, hop: int) -> list[tuple[int, int]]:
-    """[start, end) sample ranges of consecutive windows covering ``n`` samples.
+    """[start, end) sample ranges of windows covering ``n`` samples.
 
-    Windows start every ``hop`` samples; the last one ends at the clip's end (it may be
-    shorter), and no window lies wholly inside the one before it.
+    A clip of at most one window is one window. A longer one gets full windows only, one
+    every ``hop`` samples; the last is moved back to end at the clip's end (overlapping the
+    one before) rather than left as a short scrap to be padded, and a tail of at most 1 % of
+    a window is not given a window of its own (resampling rounds: 10 s at 44.1 kHz makes
+    480,001 samples at 48 kHz, which is one window, not a window and a 1-sample scrap).
     """
     if n <= window:
         return [(0, n)]
+    slack = window // 100
     bounds = []
     start = 0
-    while True:
-        end = min(start + window, n)
-        bounds.append((start, end))
-        if end >= n:
-            return bounds
+    while start + window < n - slack:
+        bounds.append((start, start + window))
         start += hop
+    start = min(start, n - window)
+    bounds.append((start, start + window))
+    return bounds
 
 
 class AudioPreprocessor:

@@ -235,7 +235,9 @@ class ClipClapEmbedder:
         """One vector per window of a recording, with start and end times in seconds.
 
         Windows of ``window_s`` seconds (at most the model's 10 s) start every ``hop_s``
-        seconds (default: ``window_s``); the last may be shorter and is repeat-padded.
+        seconds (default: ``window_s``). Every window is full: the last ends at the clip's
+        end, overlapping the one before (a clip shorter than one window is one window,
+        repeat-padded as the model expects).
         """
         limit = self.folder.audio.max_length_s
         if not 0 < window_s <= limit:

@@ -222,13 +222,15 @@ def test_audio_segments_cover_the_recording(tiny_model_dir: Path, media_dir: Pat
     duration = soundfile.info(str(clip)).duration
     assert 20.0 < duration < 30.0
     segments = e.embed_audio_segments(clip)
-    np.testing.assert_allclose(segments.starts, [0.0, 10.0, 20.0])
+    # Full windows only: the last ends at the clip's end, overlapping the one before.
+    np.testing.assert_allclose(segments.starts, [0.0, 10.0, duration - 10.0], atol=1e-4)
     np.testing.assert_allclose(segments.ends, [10.0, 20.0, duration], atol=1e-4)
     assert segments.vectors.shape == (3, e.dim)
     overlapping = e.embed_audio_segments(clip, window_s=5.0, hop_s=2.5)
     assert overlapping.starts[0] == 0.0
     assert overlapping.ends[-1] == pytest.approx(duration, abs=1e-4)
-    assert np.all(np.diff(overlapping.starts) == pytest.approx(2.5))
+    np.testing.assert_allclose(overlapping.ends - overlapping.starts, 5.0, atol=1e-4)
+    assert np.all(np.diff(overlapping.starts[:-1]) == pytest.approx(2.5))
     # The windows of the "mean" policy are exactly the 10 s segments.
     mean = e.embed_audio([clip])[0]
     expected = segments.vectors.mean(axis=0)
@@ -237,6 +239,39 @@ def test_audio_segments_cover_the_recording(tiny_model_dir: Path, media_dir: Pat
     np.testing.assert_allclose(first, segments.vectors[0], atol=1e-6)
     with pytest.raises(ValueError, match="window_s"):
         e.embed_audio_segments(clip, window_s=12.0)
+
+
+@pytest.mark.parametrize(
+    ("n", "window", "hop", "bounds"),
+    [
+        (100, 100, 100, [(0, 100)]),
+        (40, 100, 100, [(0, 40)]),  # shorter than a window: one (repeat-padded later)
+        (101, 100, 100, [(0, 100)]),  # a 1-sample scrap is no window of its own
+        (102, 100, 100, [(0, 100), (2, 102)]),  # more than 1 %: a full window at the end
+        (250, 100, 100, [(0, 100), (100, 200), (150, 250)]),
+        (300, 100, 100, [(0, 100), (100, 200), (200, 300)]),
+        (230, 100, 50, [(0, 100), (50, 150), (100, 200), (130, 230)]),
+    ],
+)
+def test_window_bounds(n: int, window: int, hop: int, bounds: list[tuple[int, int]]) -> None:
+    from clipclap_integrations.audio import window_bounds
+
+    assert window_bounds(n, window, hop) == bounds
+
+
+def test_ten_seconds_at_44k1_is_one_window(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import soundfile
+
+    # 441,000 samples at 44.1 kHz resample to 480,001 at 48 kHz (the rounding of soxr).
+    wave = (np.random.default_rng(3).standard_normal(441_000) * 0.1).astype(np.float32)
+    soundfile.write(tmp_path / "ten.wav", wave, 44_100)
+    mean, first = (
+        ClipClapEmbedder(tiny_model_dir, long_audio=policy).embed_audio([tmp_path / "ten.wav"])[0]
+        for policy in ("mean", "first")
+    )
+    np.testing.assert_allclose(mean, first, atol=1e-6)
+    segments = ClipClapEmbedder(tiny_model_dir).embed_audio_segments((wave, 44_100))
+    assert segments.vectors.shape == (1, 512) and segments.ends[0] == pytest.approx(10.0)
 
 
 def test_model_digest_follows_the_content_not_the_place(

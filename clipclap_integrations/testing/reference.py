@@ -79,8 +79,11 @@ def long_audio_windows(samples: np.ndarray, policy: str) -> list[np.ndarray]:
     if policy == "center":
         start = (n - WINDOW_SAMPLES) // 2
         return [samples[start : start + WINDOW_SAMPLES]]
-    if policy == "mean":
-        return [samples[k : k + WINDOW_SAMPLES] for k in range(0, n, WINDOW_SAMPLES)]
+    if policy == "mean":  # full windows; the last ends at the end; a <= 0.1 s tail is dropped
+        starts = [0]
+        while starts[-1] + WINDOW_SAMPLES < n - WINDOW_SAMPLES // 100:
+            starts.append(starts[-1] + WINDOW_SAMPLES)
+        return [samples[min(k, n - WINDOW_SAMPLES) :][:WINDOW_SAMPLES] for k in starts]
     raise ValueError(f"unknown long-audio policy {policy!r}; expected one of {LONG_AUDIO_POLICIES}")
 
 
