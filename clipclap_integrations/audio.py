@@ -27,7 +27,15 @@ DEFAULT_MAX_SECONDS = 3600.0
 _CHUNK = 8  # clips per STFT block: bounds the float64 frame buffer to ~65 MB
 
 
-def _pcm_to_float(samples: np.ndarray) -> np.ndarray:
+def ambiguous_pcm(dtype: np.dtype) -> str:
+    """Why integer samples of ``dtype`` (not a PCM type) are refused."""
+    return (
+        f"{dtype} audio samples are ambiguous (a list of Python ints becomes {dtype}): give "
+        "float samples in [-1, 1], or int16/int32 PCM as a numpy array of that dtype"
+    )
+
+
+def pcm_to_float(samples: np.ndarray) -> np.ndarray:
     """Integer PCM to float32 in [-1, 1) as soundfile scales it; floats as float32.
 
     PCM integer types are uint8 (offset binary), int8, int16 and int32; other integer types
@@ -44,9 +52,7 @@ def _pcm_to_float(samples: np.ndarray) -> np.ndarray:
     if dtype == np.bool_:
         return samples.astype(np.float32)
     if dtype.kind in "iu":
-        raise ClipClapInputError(
-            f"{dtype} audio is ambiguous: give float samples in [-1, 1] or int16/int32 PCM"
-        )
+        raise ClipClapInputError(ambiguous_pcm(dtype))
     raise ClipClapInputError(f"audio samples must be numbers, got dtype {dtype}")
 
 
@@ -62,7 +68,7 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
         )
     if arr.size == 0:
         raise ClipClapInputError("the audio is empty (no samples)")
-    arr = _pcm_to_float(arr)
+    arr = pcm_to_float(arr)
     if arr.ndim == 2:
         if arr.shape[0] > arr.shape[1]:  # (frames, channels) -> (channels, frames)
             arr = arr.T

@@ -28,9 +28,11 @@ first; pass ``data_loader=ClipClapDataLoader()`` again for ``query_uris``/``incl
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import importlib
+import inspect
 import mimetypes
 import os
 import re
@@ -61,18 +63,36 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise missing_extra("chromadb", "chroma") from exc
 
-from .audio import DEFAULT_MAX_SECONDS, LONG_AUDIO_POLICIES, LongAudioPolicy, decode_audio
+from .audio import (
+    DEFAULT_MAX_SECONDS,
+    LONG_AUDIO_POLICIES,
+    LongAudioPolicy,
+    decode_audio,
+    pcm_to_float,
+)
 from .embedder import ClipClapEmbedder
 from .hub import default_model, is_repo_id
 from .image import DEFAULT_MAX_PIXELS, open_image, to_rgb
-from .inputs import InputOptions, Item, Media, Waveform, classify, classify_all, resolve_remote
+from .inputs import (
+    InputOptions,
+    Item,
+    Media,
+    Waveform,
+    classify,
+    classify_all,
+    numeric_array,
+    resolve_remote,
+)
 from .types import Audio, Image, Modality, Text
 
 __all__ = [
     "AudioArray",
     "ClipClapDataLoader",
     "ClipClapEmbeddingFunction",
+    "aadd_media",
     "add_media",
+    "aquery_media",
+    "aupsert_media",
     "query_media",
     "upsert_media",
 ]
@@ -212,13 +232,14 @@ class AudioArray(np.ndarray):
 
     Samples are ``(frames,)`` for mono (``(channels, frames)`` if the decoder keeps channels),
     at the file's own rate. The embedding function recognizes it as audio, where a plain
-    array of ndim >= 2 would be an image.
+    array of ndim >= 2 would be an image. Integer PCM (int16, int32, int8, uint8) is scaled to
+    [-1, 1) as soundfile reads it; other integer types are refused as ambiguous.
     """
 
     sample_rate: int
 
     def __new__(cls, samples: Any, sample_rate: int) -> AudioArray:
-        obj = np.asarray(samples, dtype=np.float32).view(cls)
+        obj = pcm_to_float(numeric_array(samples, "audio samples")).view(cls)
         obj.sample_rate = int(sample_rate)
         return obj
 
@@ -788,27 +809,35 @@ def _prepare(sources: Sequence[Any], embedder: ClipClapEmbedder) -> list[_Prepar
     return out
 
 
-def _write_media(
-    method: str,
+@dataclass
+class _MediaWrite:
+    ids: list[str]  # one per source, in input order
+    batches: list[dict[str, Any]]  # keyword arguments of each add/upsert call
+
+
+def _plan_media_write(
     collection: Any,
     sources: Sequence[Any],
     ids: Sequence[str] | None,
     metadatas: Sequence[Mapping[str, Any] | None] | None,
     embedding_function: ClipClapEmbeddingFunction | None,
-) -> list[str]:
+    max_batch: int | None,
+) -> _MediaWrite:
+    """Classify, check and embed everything; the writes come after, in client-sized batches."""
+    from chromadb.api.types import validate_ids, validate_metadatas
+
     if isinstance(sources, str | bytes) or not isinstance(sources, Sequence):
         raise TypeError("sources must be a list (wrap a single item in a list)")
     if not sources:
-        return []
+        return _MediaWrite([], [])
     if ids is not None and len(ids) != len(sources):
         raise ValueError(f"got {len(ids)} ids for {len(sources)} sources")
     if metadatas is not None and len(metadatas) != len(sources):
         raise ValueError(f"got {len(metadatas)} metadatas for {len(sources)} sources")
     ef = _embedding_function_for(collection, embedding_function)
     prepared = _prepare(sources, ef.embedder)
-    vectors = ef.embedder.embed([p.embed_input for p in prepared])  # raises before any write
     all_ids = list(ids) if ids is not None else [f"{p.modality}-{p.digest}" for p in prepared]
-    keep = list(range(len(all_ids)))  # Chroma reports duplicate explicit ids itself
+    keep = list(range(len(all_ids)))
     if ids is None:  # the same content twice: one record
         first: dict[str, int] = {}
         for row, record_id in enumerate(all_ids):
@@ -823,18 +852,78 @@ def _write_media(
         if metadatas is not None and metadatas[row]:
             meta.update(metadatas[row])  # type: ignore[arg-type]
         records_meta.append(meta)
-    write = getattr(collection, method)
-    step = _max_batch_size(collection) or len(keep)
-    for start in range(0, len(keep), step):
-        rows = keep[start : start + step]
-        write(
-            ids=[all_ids[r] for r in rows],
-            embeddings=[vectors[r] for r in rows],
-            metadatas=records_meta[start : start + step],
-            documents=[prepared[r].document for r in rows],
-            uris=[prepared[r].uri for r in rows],
+    # Chroma's own checks, over the whole call: a later batch must not fail after the first
+    # was written (duplicate ids across batches, a bad metadata value).
+    validate_ids([all_ids[r] for r in keep])
+    validate_metadatas(records_meta)
+    vectors = ef.embedder.embed([prepared[r].embed_input for r in keep])
+    step = max_batch or len(keep)
+    batches = [
+        {
+            "ids": [all_ids[r] for r in keep[start : start + step]],
+            "embeddings": list(vectors[start : start + step]),
+            "metadatas": records_meta[start : start + step],
+            "documents": [prepared[r].document for r in keep[start : start + step]],
+            "uris": [prepared[r].uri for r in keep[start : start + step]],
+        }
+        for start in range(0, len(keep), step)
+    ]
+    return _MediaWrite(all_ids, batches)
+
+
+def _is_async(collection: Any) -> bool:
+    return inspect.iscoroutinefunction(getattr(collection, "add", None))
+
+
+def _write_media(
+    method: str,
+    collection: Any,
+    sources: Sequence[Any],
+    ids: Sequence[str] | None,
+    metadatas: Sequence[Mapping[str, Any] | None] | None,
+    embedding_function: ClipClapEmbeddingFunction | None,
+) -> list[str]:
+    if _is_async(collection):
+        raise TypeError(
+            f"collection {collection.name!r} is an AsyncCollection: use "
+            f"`await a{method}_media(collection, ...)`"
         )
-    return all_ids
+    plan = _plan_media_write(
+        collection, sources, ids, metadatas, embedding_function, _max_batch_size(collection)
+    )
+    for batch in plan.batches:
+        getattr(collection, method)(**batch)
+    return plan.ids
+
+
+async def _awrite_media(
+    method: str,
+    collection: Any,
+    sources: Sequence[Any],
+    ids: Sequence[str] | None,
+    metadatas: Sequence[Mapping[str, Any] | None] | None,
+    embedding_function: ClipClapEmbeddingFunction | None,
+) -> list[str]:
+    if not _is_async(collection):
+        raise TypeError(
+            f"collection {collection.name!r} is not an AsyncCollection: use {method}_media()"
+        )
+    try:
+        max_batch = await collection._client.get_max_batch_size()
+    except Exception:  # another client type: write everything at once
+        max_batch = None
+    plan = await asyncio.to_thread(  # embedding is CPU work: off the event loop
+        _plan_media_write,
+        collection,
+        sources,
+        ids,
+        metadatas,
+        embedding_function,
+        max_batch if isinstance(max_batch, int) and max_batch > 0 else None,
+    )
+    for batch in plan.batches:
+        await getattr(collection, method)(**batch)
+    return plan.ids
 
 
 def _max_batch_size(collection: Any) -> int | None:
@@ -861,8 +950,10 @@ def add_media(
     as documents, paths and URLs as ``uris``; each record gets ``modality`` and (when known)
     ``mime_type`` metadata, merged under your ``metadatas``. Ids default to a content hash
     (``"<modality>-<hash>"``), so adding the same content twice keeps one record.
-    Everything is embedded before anything is written: a bad item raises
-    ``ClipClapInputError`` and the collection is unchanged. Returns the ids, in input order.
+    Everything is embedded and checked (ids, metadata) before anything is written: a bad item
+    raises ``ClipClapInputError`` (a bad id or metadata Chroma's own error) and the
+    collection is unchanged. Returns the ids, in input order. For an ``AsyncCollection``
+    use ``await aadd_media(...)``.
     """
     return _write_media("add", collection, sources, ids, metadatas, embedding_function)
 
@@ -894,8 +985,38 @@ def query_media(
 
     Strings naming existing files and URLs are media, other strings are text (wrap in
     ``Text``/``Image``/``Audio`` to say so). ``modality`` keeps only records that
-    ``add_media`` marked with it. Returns Chroma's ``QueryResult``.
+    ``add_media`` marked with it. Returns Chroma's ``QueryResult``. For an
+    ``AsyncCollection`` use ``await aquery_media(...)``.
     """
+    if _is_async(collection):
+        raise TypeError(
+            f"collection {collection.name!r} is an AsyncCollection: use "
+            "`await aquery_media(collection, ...)`"
+        )
+    return collection.query(
+        **_query_arguments(
+            collection,
+            query,
+            n_results,
+            modality,
+            where,
+            where_document,
+            include,
+            embedding_function,
+        )
+    )
+
+
+def _query_arguments(
+    collection: Any,
+    query: Any,
+    n_results: int,
+    modality: Modality | str | None,
+    where: Mapping[str, Any] | None,
+    where_document: Mapping[str, Any] | None,
+    include: list[str] | None,
+    embedding_function: ClipClapEmbeddingFunction | None,
+) -> dict[str, Any]:
     queries = query if isinstance(query, list) else [query]
     ef = _embedding_function_for(collection, embedding_function)
     vectors = ef.embedder.embed([_core_input(q, strings_are_text=False) for q in queries])
@@ -903,13 +1024,66 @@ def query_media(
     if modality is not None:
         only = {"modality": Modality.parse(modality).value}
         filters = {"$and": [filters, only]} if filters else only
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {
+        "query_embeddings": list(vectors),
+        "n_results": n_results,
+        "where": filters,
+        "where_document": dict(where_document) if where_document else None,
+    }
     if include is not None:
         kwargs["include"] = include
-    return collection.query(
-        query_embeddings=list(vectors),
-        n_results=n_results,
-        where=filters,
-        where_document=dict(where_document) if where_document else None,
-        **kwargs,
+    return kwargs
+
+
+async def aadd_media(
+    collection: Any,
+    sources: Sequence[Any],
+    ids: Sequence[str] | None = None,
+    metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+    *,
+    embedding_function: ClipClapEmbeddingFunction | None = None,
+) -> list[str]:
+    """``add_media`` for an ``AsyncCollection`` (embedding runs in a worker thread)."""
+    return await _awrite_media("add", collection, sources, ids, metadatas, embedding_function)
+
+
+async def aupsert_media(
+    collection: Any,
+    sources: Sequence[Any],
+    ids: Sequence[str] | None = None,
+    metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+    *,
+    embedding_function: ClipClapEmbeddingFunction | None = None,
+) -> list[str]:
+    """``upsert_media`` for an ``AsyncCollection`` (embedding runs in a worker thread)."""
+    return await _awrite_media("upsert", collection, sources, ids, metadatas, embedding_function)
+
+
+async def aquery_media(
+    collection: Any,
+    query: Any,
+    n_results: int = 10,
+    *,
+    modality: Modality | str | None = None,
+    where: Mapping[str, Any] | None = None,
+    where_document: Mapping[str, Any] | None = None,
+    include: list[str] | None = None,
+    embedding_function: ClipClapEmbeddingFunction | None = None,
+) -> Any:
+    """``query_media`` for an ``AsyncCollection`` (embedding runs in a worker thread)."""
+    if not _is_async(collection):
+        raise TypeError(
+            f"collection {collection.name!r} is not an AsyncCollection: use query_media()"
+        )
+    kwargs = await asyncio.to_thread(
+        _query_arguments,
+        collection,
+        query,
+        n_results,
+        modality,
+        where,
+        where_document,
+        include,
+        embedding_function,
     )
+    return await collection.query(**kwargs)

@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from .audio import ambiguous_pcm
 from .errors import ClipClapInputError
 from .sniff import modality_of_extension, modality_of_mime, sniff_bytes
 from .types import Audio, Image, Modality, Text
@@ -661,9 +662,7 @@ def _waveform(samples: Any, rate: Any) -> Item:
             f"got shape {tuple(arr.shape)}"
         )
     if arr.dtype.kind in "iu" and arr.dtype not in _PCM_INTEGERS:
-        raise ClipClapInputError(
-            f"{arr.dtype} audio is ambiguous: give float samples in [-1, 1] or int16/int32 PCM"
-        )
+        raise ClipClapInputError(ambiguous_pcm(arr.dtype))
     if arr.size == 0:
         raise ClipClapInputError("the audio is empty (no samples)")
     return Item(Modality.AUDIO, Waveform(arr, rate))

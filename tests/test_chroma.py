@@ -838,3 +838,69 @@ def test_stored_uri_comes_from_what_was_read(target: Target, model_dir: Path, me
         ids[0]: None,
         ids[1]: str(other.resolve()),
     }
+
+
+def test_media_writes_are_checked_whole_before_the_first_batch(
+    target: Target, model_dir: Path, media_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    col = _new_collection(target, model_dir, "batched")
+    monkeypatch.setattr(col._client, "get_max_batch_size", lambda: 2)  # a small server limit
+    texts = [f"text {i}" for i in range(5)]
+    with pytest.raises(ValueError, match="metadata"):
+        add_media(col, texts, metadatas=[{"k": 1}] * 4 + [{"k": {"nested": 1}}])
+    with pytest.raises(chromadb.errors.DuplicateIDError):
+        add_media(col, texts[:3], ids=["x", "y", "x"])  # the repeat lands in the 2nd batch
+    assert col.count() == 0
+    ids = add_media(col, [*texts, str(media_dir / "tone_0p5s_48k.wav")])  # 3 batches of 2
+    assert col.count() == 6 and len(set(ids)) == 6
+
+
+@pytest.mark.server
+def test_async_media_helpers(
+    chroma_server: tuple[str, int], model_dir: Path, media_dir: Path, embedder: ClipClapEmbedder
+):
+    import asyncio
+
+    from clipclap_integrations.chroma import aadd_media, aquery_media, aupsert_media
+
+    host, port = chroma_server
+    siren = str(media_dir / "chirp_3p3s_48k.flac")
+
+    async def scenario() -> None:
+        client = await chromadb.AsyncHttpClient(host=host, port=port)
+        col = await client.create_collection(
+            f"async-media-{next(_names)}", embedding_function=ClipClapEmbeddingFunction(model_dir)
+        )
+        with pytest.raises(TypeError, match=r"AsyncCollection: use `await aadd_media"):
+            add_media(col, ["never written"])
+        with pytest.raises(TypeError, match=r"await aquery_media"):
+            query_media(col, "anything")
+        ids = await aadd_media(col, ["a bird singing", siren])
+        assert await col.count() == 2
+        again = await aupsert_media(col, ["a bird singing"], metadatas=[{"tag": "again"}])
+        assert again == ids[:1] and await col.count() == 2
+        got = await aquery_media(col, siren, n_results=2, modality="audio", include=["embeddings"])
+        assert got["ids"] == [[ids[1]]]
+        np.testing.assert_allclose(got["embeddings"][0][0], embedder.embed([siren])[0], atol=ATOL)
+
+    asyncio.run(scenario())
+    sync_col = chromadb.EphemeralClient().create_collection(f"sync-{next(_names)}")
+    with pytest.raises(TypeError, match="not an AsyncCollection: use add_media"):
+        asyncio.run(
+            aadd_media(sync_col, ["x"], embedding_function=ClipClapEmbeddingFunction(model_dir))
+        )
+
+
+def test_audio_array_scales_integer_pcm(
+    model_dir: Path, media_dir: Path, embedder: ClipClapEmbedder
+):
+    import soundfile
+
+    path = media_dir / "voice_like_2s_16k.wav"
+    pcm, rate = soundfile.read(str(path), dtype="int16")
+    ef = ClipClapEmbeddingFunction(model_dir)
+    (vector,) = ef([AudioArray(pcm, rate)])
+    np.testing.assert_allclose(vector, embedder.embed([path])[0], atol=1e-5)
+    np.testing.assert_allclose(AudioArray(pcm, rate), pcm / 32768.0, atol=1e-7)
+    with pytest.raises(ClipClapInputError, match="int64 audio samples are ambiguous"):
+        AudioArray([1000, -1000, 500], 16_000)
