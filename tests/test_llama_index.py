@@ -60,6 +60,7 @@ from clipclap_integrations.llama_index import (
     load_media_nodes,
     media_file_extractor,
     node_modality,
+    tag_node_in_place,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -689,6 +690,93 @@ def test_indexes_refuse_what_cannot_work(embed_model, media_dir: Path):
         ClipClapRetriever(index, embed_model=MockEmbedding(embed_dim=8))
     with pytest.raises(ValueError, match="similarity_top_k"):
         index.as_retriever().text_to_text("x", similarity_top_k=0)
+
+
+def test_token_counting_handler_survives_media(model_dir: Path, media_dir: Path):
+    from llama_index.core.callbacks import TokenCountingHandler
+
+    counter = TokenCountingHandler()
+    callbacks = CallbackManager([counter])
+    model = ClipClapEmbedding(model_dir, callback_manager=callbacks)
+    sound = media_dir / "tone_0p5s_48k.wav"
+    png = (media_dir / "rgb_320x200.png").read_bytes()
+    nodes = [
+        AudioNode(audio=sound.read_bytes()),
+        ImageNode(image=base64.b64encode(png).decode()),
+        TextNode(text="a red square"),
+    ]
+    # The index hands its callback manager to the model (LlamaIndex does): give it ours.
+    index = ClipClapIndex(nodes, embed_model=model, callback_manager=callbacks)
+    assert len(counter.embedding_token_counts) == 3  # raised TypeError on the bytes chunks
+    assert len(index.as_retriever(similarity_top_k=3).retrieve("square")) == 3
+    model.get_audio_embedding((np.zeros(4800, np.float32) + 0.1, 48_000))
+    model.get_image_embedding(io.BytesIO(png))
+    assert asyncio.run(model.aget_audio_embedding_batch([sound, str(sound)]))
+    assert counter.total_embedding_token_count > 0
+
+
+def test_errors_name_the_node_and_its_place(model_dir: Path, media_dir: Path):
+    model = ClipClapEmbedding(model_dir, embed_batch_size=2)
+    good = [ImageNode(image_path=str(media_dir / "rgb_320x200.png"), id_=f"g{i}") for i in range(4)]
+    junk = base64.b64encode(b"garbage bytes here").decode()
+    nodes = [TextNode(text="t"), *good, ImageNode(image=junk, id_="the-bad-node")]
+    with pytest.raises(ClipClapInputError, match="not a recognizable image") as info:
+        ClipClapIndex(nodes, embed_model=model)
+    assert info.value.index == 5 and "'the-bad-node'" in str(info.value)
+    with pytest.raises(ClipClapInputError, match="not a recognizable image") as info:
+        asyncio.run(ClipClapIndex([], embed_model=model).ainsert_nodes(nodes))
+    assert info.value.index == 5 and "'the-bad-node'" in str(info.value)
+    broken = ImageNode(image="@@not base64@", id_="bad-b64")
+    with pytest.raises(ClipClapInputError, match="not valid base64") as info:
+        ClipClapIndex([*good[:1], broken], embed_model=model)
+    assert info.value.index == 1 and "'bad-b64'" in str(info.value)
+    paths = [str(media_dir / "rgb_320x200.png")] * 3 + [str(media_dir / "no-such.png")]
+    with pytest.raises(ClipClapInputError) as info:  # the 4th item, in the 2nd batch of 2
+        model.get_image_embedding_batch(paths)
+    assert info.value.index == 3
+    with pytest.raises(ClipClapInputError) as info:
+        asyncio.run(model.aget_image_embedding_batch(paths))
+    assert info.value.index == 3
+
+
+def test_fields_changed_after_construction_reach_the_core(model_dir: Path, media_dir: Path):
+    from pydantic import ValidationError
+
+    model = ClipClapEmbedding(model_dir)
+    png = str(media_dir / "rgb_320x200.png")
+    model.get_image_embedding(png)
+    model.allow_local_files = False
+    with pytest.raises(ClipClapInputError, match="allow_local_files=False"):
+        model.get_image_embedding(png)
+    assert model.to_dict()["allow_local_files"] is False
+    copied = ClipClapEmbedding(model_dir).model_copy(update={"allow_local_files": False})
+    with pytest.raises(ClipClapInputError, match="allow_local_files=False"):
+        copied.get_image_embedding(png)
+    long_clip = str(media_dir / "long_25s_16k.flac")
+    model.allow_local_files = True
+    model.long_audio = "first"
+    first = ClipClapEmbedder(model_dir, long_audio="first").embed_audio([long_clip])[0]
+    np.testing.assert_array_equal(np.asarray(model.get_audio_embedding(long_clip)), first)
+    with pytest.raises(ValidationError):
+        model.long_audio = "bogus"  # type: ignore[assignment]
+
+
+def test_retriever_refuses_indexes_it_cannot_filter(embed_model, media_dir: Path):
+    from llama_index.core import VectorStoreIndex
+
+    plain = VectorStoreIndex([TextNode(text="a siren")], embed_model=embed_model)
+    with pytest.raises(ValueError, match="no 'modality' metadata"):
+        ClipClapRetriever(plain)
+    tagged = TextNode(text="a siren")
+    tag_node_in_place(tagged)
+    fine = VectorStoreIndex([tagged], embed_model=embed_model)
+    assert len(ClipClapRetriever(fine).text_to_text("siren")) == 1
+    image = ImageNode(image_path=str(media_dir / "rgb_320x200.png"))
+    multi = MultiModalVectorStoreIndex(
+        [TextNode(text="x"), image], embed_model=embed_model, image_embed_model=embed_model
+    )
+    with pytest.raises(TypeError, match="MultiModalVectorStoreIndex"):
+        ClipClapRetriever(multi, embed_model=embed_model)
 
 
 # -- packaging -----------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from .nodes import (
     media_source,
     node_modality,
     restore_audio_nodes,
+    tag_node_in_place,
 )
 from .readers import MediaFileReader, media_file_extractor
 from .retriever import ClipClapRetriever, parse_modalities
@@ -50,4 +51,5 @@ __all__ = [
     "node_modality",
     "parse_modalities",
     "restore_audio_nodes",
+    "tag_node_in_place",
 ]

@@ -8,14 +8,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 from llama_index.core.base.embeddings.base import Embedding
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
 from llama_index.core.callbacks.schema import CBEventType, EventPayload
 from llama_index.core.embeddings.multi_modal_base import MultiModalEmbedding
 from llama_index.core.schema import BaseNode, ImageType
 from llama_index.core.utils import get_tqdm_iterable
 
 from ..embedder import ClipClapEmbedder
+from ..errors import ClipClapInputError
 from ..hub import default_model
+from ..inputs import describe
 from ..types import Modality
 
 AudioType = Any
@@ -82,7 +84,11 @@ class ClipClapEmbedding(MultiModalEmbedding):
         description="Items per LlamaIndex embedding batch and per model run.",
     )
 
+    # Fields may be changed after construction (validated): the core follows them.
+    model_config = ConfigDict(validate_assignment=True)
+
     _embedder: ClipClapEmbedder = PrivateAttr()
+    _embedder_options: dict[str, Any] = PrivateAttr()
 
     def __init__(
         self,
@@ -95,19 +101,23 @@ class ClipClapEmbedding(MultiModalEmbedding):
         if name is not None:
             kwargs["model_name"] = os.fspath(name)
         super().__init__(**kwargs)
-        self._embedder = ClipClapEmbedder(
-            self.model_name,
-            revision=self.revision,
-            cache_dir=self.cache_dir,
-            local_files_only=self.local_files_only,
-            providers=self.providers,
-            threads=self.threads,
-            batch_size=self.embed_batch_size,
-            long_audio=self.long_audio,
-            allow_remote=self.allow_remote,
-            allow_private_urls=self.allow_private_urls,
-            allow_local_files=self.allow_local_files,
-        )
+        self._embedder_options = self._core_options()
+        self._embedder = ClipClapEmbedder(**self._embedder_options)  # a bad model fails here
+
+    def _core_options(self) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "revision": self.revision,
+            "cache_dir": self.cache_dir,
+            "local_files_only": self.local_files_only,
+            "providers": list(self.providers) if self.providers is not None else None,
+            "threads": self.threads,
+            "batch_size": self.embed_batch_size,
+            "long_audio": self.long_audio,
+            "allow_remote": self.allow_remote,
+            "allow_private_urls": self.allow_private_urls,
+            "allow_local_files": self.allow_local_files,
+        }
 
     @classmethod
     def class_name(cls) -> str:
@@ -115,17 +125,21 @@ class ClipClapEmbedding(MultiModalEmbedding):
 
     @property
     def embedder(self) -> ClipClapEmbedder:
-        """The core ``ClipClapEmbedder`` (numpy in, numpy out)."""
+        """The core ``ClipClapEmbedder`` (numpy in, numpy out), rebuilt if a field changed."""
+        options = self._core_options()
+        if options != self._embedder_options:  # sessions are shared: rebuilding is cheap
+            self._embedder = ClipClapEmbedder(**options)
+            self._embedder_options = options
         return self._embedder
 
     @property
     def dim(self) -> int:
         """Size of every vector (512 for CLIPCLAP)."""
-        return self._embedder.dim
+        return self.embedder.dim
 
     def detect(self, item: Any) -> Modality:
         """The modality the core sees in ``item`` (a plain string is text)."""
-        return self._embedder.detect(item)
+        return self.embedder.detect(item)
 
     # -- text and queries (CLIP has no query instruction: a query is embedded as text) ------
     def _get_query_embedding(self, query: str) -> Embedding:
@@ -141,7 +155,7 @@ class ClipClapEmbedding(MultiModalEmbedding):
         return (await self._aget_text_embeddings([text]))[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return self._embedder.embed_text(list(texts)).tolist()
+        return self.embedder.embed_text(list(texts)).tolist()
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return await asyncio.to_thread(self._get_text_embeddings, texts)
@@ -154,7 +168,7 @@ class ClipClapEmbedding(MultiModalEmbedding):
         return (await self._aget_image_embeddings([img_file_path]))[0]
 
     def _get_image_embeddings(self, img_file_paths: list[Any]) -> list[Embedding]:
-        return self._embedder.embed_images(list(img_file_paths)).tolist()
+        return self.embedder.embed_images(list(img_file_paths)).tolist()
 
     async def _aget_image_embeddings(self, img_file_paths: list[Any]) -> list[Embedding]:
         return await asyncio.to_thread(self._get_image_embeddings, img_file_paths)
@@ -167,7 +181,7 @@ class ClipClapEmbedding(MultiModalEmbedding):
         return (await self._aget_audio_embeddings([audio]))[0]
 
     def _get_audio_embeddings(self, audios: list[AudioType]) -> list[Embedding]:
-        return self._embedder.embed_audio(list(audios)).tolist()
+        return self.embedder.embed_audio(list(audios)).tolist()
 
     async def _aget_audio_embeddings(self, audios: list[AudioType]) -> list[Embedding]:
         return await asyncio.to_thread(self._get_audio_embeddings, audios)
@@ -178,7 +192,9 @@ class ClipClapEmbedding(MultiModalEmbedding):
             CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: self.to_payload()}
         ) as event:
             vector = self._get_audio_embedding(audio)
-            event.on_end(payload={EventPayload.CHUNKS: [audio], EventPayload.EMBEDDINGS: [vector]})
+            event.on_end(
+                payload={EventPayload.CHUNKS: _chunks([audio]), EventPayload.EMBEDDINGS: [vector]}
+            )
         return vector
 
     async def aget_audio_embedding(self, audio: AudioType) -> Embedding:
@@ -187,32 +203,54 @@ class ClipClapEmbedding(MultiModalEmbedding):
             CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: self.to_payload()}
         ) as event:
             vector = await self._aget_audio_embedding(audio)
-            event.on_end(payload={EventPayload.CHUNKS: [audio], EventPayload.EMBEDDINGS: [vector]})
+            event.on_end(
+                payload={EventPayload.CHUNKS: _chunks([audio]), EventPayload.EMBEDDINGS: [vector]}
+            )
         return vector
 
     def get_audio_embedding_batch(
         self, audios: Sequence[AudioType], show_progress: bool = False
     ) -> list[Embedding]:
         """Embed many sounds, ``embed_batch_size`` per call, in input order."""
-        out: list[Embedding] = []
-        batches = self._batches(audios)
-        for batch in get_tqdm_iterable(batches, show_progress, "Generating audio embeddings"):
-            out.extend(self._embed_batch_with_event(batch, self._get_audio_embeddings))
-        return out
+        return self._embed_in_batches(audios, self._get_audio_embeddings, show_progress, "audio")
 
     async def aget_audio_embedding_batch(
         self, audios: Sequence[AudioType], show_progress: bool = False
     ) -> list[Embedding]:
         """Embed many sounds in worker threads, ``embed_batch_size`` per call, in input order."""
-        batches = self._batches(audios)
-        jobs = [self._aembed_batch_with_event(b, self._aget_audio_embeddings) for b in batches]
-        if show_progress:
-            from tqdm.asyncio import tqdm_asyncio
+        return await self._aembed_in_batches(
+            audios, self._aget_audio_embeddings, show_progress, "audio"
+        )
 
-            nested = await tqdm_asyncio.gather(*jobs, desc="Generating audio embeddings")
-        else:
-            nested = await asyncio.gather(*jobs)
-        return [vector for batch in nested for vector in batch]
+    # -- LlamaIndex's image methods, with the same events and error positions as audio ------
+    def get_image_embedding(self, img_file_path: ImageType) -> Embedding:
+        """Embed one image."""
+        return self._embed_in_batches([img_file_path], self._get_image_embeddings, False, "image")[
+            0
+        ]
+
+    async def aget_image_embedding(self, img_file_path: ImageType) -> Embedding:
+        """Embed one image without blocking the event loop."""
+        vectors = await self._aembed_in_batches(
+            [img_file_path], self._aget_image_embeddings, False, "image"
+        )
+        return vectors[0]
+
+    def get_image_embedding_batch(
+        self, img_file_paths: list[ImageType], show_progress: bool = False
+    ) -> list[Embedding]:
+        """Embed many images, ``embed_batch_size`` per call, in input order."""
+        return self._embed_in_batches(
+            img_file_paths, self._get_image_embeddings, show_progress, "image"
+        )
+
+    async def aget_image_embedding_batch(
+        self, img_file_paths: list[ImageType], show_progress: bool = False
+    ) -> list[Embedding]:
+        """Embed many images in worker threads, ``embed_batch_size`` per call, in input order."""
+        return await self._aembed_in_batches(
+            img_file_paths, self._aget_image_embeddings, show_progress, "image"
+        )
 
     # -- nodes as a transformation (IngestionPipeline): embed each node by its own content --
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
@@ -242,22 +280,72 @@ class ClipClapEmbedding(MultiModalEmbedding):
         size = self.embed_batch_size
         return [items[i : i + size] for i in range(0, len(items), size)]
 
-    def _embed_batch_with_event(
-        self, batch: list[Any], embed: Callable[[list[Any]], list[Embedding]]
+    def _embed_in_batches(
+        self,
+        items: Sequence[Any],
+        embed: Callable[[list[Any]], list[Embedding]],
+        show_progress: bool,
+        what: str,
     ) -> list[Embedding]:
-        with self.callback_manager.event(
-            CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: self.to_payload()}
-        ) as event:
-            vectors = embed(batch)
-            event.on_end(payload={EventPayload.CHUNKS: batch, EventPayload.EMBEDDINGS: vectors})
-        return vectors
+        out: list[Embedding] = []
+        batches = self._batches(items)
+        for batch in get_tqdm_iterable(batches, show_progress, f"Generating {what} embeddings"):
+            with self.callback_manager.event(
+                CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: self.to_payload()}
+            ) as event:
+                vectors = _positioned(embed, batch, len(out))
+                event.on_end(
+                    payload={EventPayload.CHUNKS: _chunks(batch), EventPayload.EMBEDDINGS: vectors}
+                )
+            out.extend(vectors)
+        return out
 
-    async def _aembed_batch_with_event(
-        self, batch: list[Any], embed: Callable[[list[Any]], Awaitable[list[Embedding]]]
+    async def _aembed_in_batches(
+        self,
+        items: Sequence[Any],
+        embed: Callable[[list[Any]], Awaitable[list[Embedding]]],
+        show_progress: bool,
+        what: str,
     ) -> list[Embedding]:
-        with self.callback_manager.event(
-            CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: self.to_payload()}
-        ) as event:
-            vectors = await embed(batch)
-            event.on_end(payload={EventPayload.CHUNKS: batch, EventPayload.EMBEDDINGS: vectors})
-        return vectors
+        size = self.embed_batch_size
+
+        async def one(number: int, batch: list[Any]) -> list[Embedding]:
+            with self.callback_manager.event(
+                CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: self.to_payload()}
+            ) as event:
+                try:
+                    vectors = await embed(batch)
+                except ClipClapInputError as exc:
+                    raise _shifted(exc, number * size) from None
+                event.on_end(
+                    payload={EventPayload.CHUNKS: _chunks(batch), EventPayload.EMBEDDINGS: vectors}
+                )
+            return vectors
+
+        jobs = [one(k, b) for k, b in enumerate(self._batches(items))]
+        if show_progress:
+            from tqdm.asyncio import tqdm_asyncio
+
+            nested = await tqdm_asyncio.gather(*jobs, desc=f"Generating {what} embeddings")
+        else:
+            nested = await asyncio.gather(*jobs)
+        return [vector for batch in nested for vector in batch]
+
+
+def _chunks(batch: list[Any]) -> list[str]:
+    """Event payload chunks: strings as they are, media described (handlers expect text)."""
+    return [item if isinstance(item, str) else describe(item) for item in batch]
+
+
+def _shifted(exc: ClipClapInputError, offset: int) -> ClipClapInputError:
+    """``exc`` with its position counted from the start of the whole call."""
+    return exc.at(exc.index + offset) if exc.index is not None and offset else exc
+
+
+def _positioned(
+    embed: Callable[[list[Any]], list[Embedding]], batch: list[Any], offset: int
+) -> list[Embedding]:
+    try:
+        return embed(batch)
+    except ClipClapInputError as exc:
+        raise _shifted(exc, offset) from None

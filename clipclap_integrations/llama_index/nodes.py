@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import mimetypes
 import uuid
 from collections.abc import Iterable, Sequence
@@ -24,6 +25,7 @@ from llama_index.core.schema import (
     TextNode,
 )
 
+from ..errors import ClipClapInputError
 from ..sniff import modality_of_extension, sniff_bytes
 from ..types import Modality
 
@@ -210,7 +212,13 @@ def media_source(node: BaseNode) -> Any:
     else:
         raise ValueError(f"node {node.node_id} holds no image or audio")
     if data:
-        return base64.b64decode(data)
+        try:
+            return base64.b64decode(data)
+        except (binascii.Error, ValueError) as exc:
+            raise ClipClapInputError(
+                f"its {modality.value} is not valid base64 ({exc})",
+                item=f"node {node.node_id!r}",
+            ) from None
     if path:
         return path
     if url:
@@ -272,24 +280,56 @@ def _groups(nodes: Sequence[BaseNode], skip_embedded: bool) -> dict[Modality, li
     return groups
 
 
+def _contents(nodes: Sequence[BaseNode], rows: list[int]) -> list[Any]:
+    out = []
+    for i in rows:
+        try:
+            out.append(node_content(nodes[i]))
+        except ClipClapInputError as exc:
+            raise ClipClapInputError(
+                exc.reason, index=i, item=f"node {nodes[i].node_id!r}"
+            ) from None
+    return out
+
+
+def _name_the_node(
+    exc: ClipClapInputError, nodes: Sequence[BaseNode], rows: list[int]
+) -> ClipClapInputError:
+    """``exc`` (positioned in one modality's list) positioned in ``nodes``, naming the node."""
+    if exc.index is None or not 0 <= exc.index < len(rows):
+        return exc
+    row = rows[exc.index]
+    item = f"node {nodes[row].node_id!r}"
+    if exc.item_description:
+        item += f", {exc.item_description}"
+    return ClipClapInputError(exc.reason, index=row, item=item)
+
+
 def embed_nodes(
     nodes: Sequence[BaseNode],
     embed_model: ClipClapEmbedding,
     show_progress: bool = False,
     skip_embedded: bool = True,
 ) -> list[Embedding]:
-    """One vector per node from its own text, image or sound, batched per modality."""
+    """One vector per node from its own text, image or sound, batched per modality.
+
+    A node that cannot be embedded raises ``ClipClapInputError`` naming its position in
+    ``nodes`` and its id.
+    """
     out: list[Any] = [n.embedding if skip_embedded else None for n in nodes]
     for modality, rows in _groups(nodes, skip_embedded).items():
         if not rows:
             continue
-        items = [node_content(nodes[i]) for i in rows]
-        if modality is Modality.TEXT:
-            vectors = embed_model.get_text_embedding_batch(items, show_progress=show_progress)
-        elif modality is Modality.IMAGE:
-            vectors = embed_model.get_image_embedding_batch(items, show_progress=show_progress)
-        else:
-            vectors = embed_model.get_audio_embedding_batch(items, show_progress=show_progress)
+        items = _contents(nodes, rows)
+        try:
+            if modality is Modality.TEXT:
+                vectors = embed_model.get_text_embedding_batch(items, show_progress=show_progress)
+            elif modality is Modality.IMAGE:
+                vectors = embed_model.get_image_embedding_batch(items, show_progress=show_progress)
+            else:
+                vectors = embed_model.get_audio_embedding_batch(items, show_progress=show_progress)
+        except ClipClapInputError as exc:
+            raise _name_the_node(exc, nodes, rows) from None
         for i, vector in zip(rows, vectors, strict=True):
             out[i] = vector
     return out
@@ -304,16 +344,24 @@ async def aembed_nodes(
     """``embed_nodes`` without blocking the event loop; the modalities run concurrently."""
     out: list[Any] = [n.embedding if skip_embedded else None for n in nodes]
     groups = [(m, rows) for m, rows in _groups(nodes, skip_embedded).items() if rows]
-    jobs = []
-    for modality, rows in groups:
-        items = [node_content(nodes[i]) for i in rows]
-        if modality is Modality.TEXT:
-            jobs.append(embed_model.aget_text_embedding_batch(items, show_progress=show_progress))
-        elif modality is Modality.IMAGE:
-            jobs.append(embed_model.aget_image_embedding_batch(items, show_progress=show_progress))
-        else:
-            jobs.append(embed_model.aget_audio_embedding_batch(items, show_progress=show_progress))
-    for (_, rows), vectors in zip(groups, await asyncio.gather(*jobs), strict=True):
+
+    async def one(modality: Modality, rows: list[int]) -> list[Embedding]:
+        items = _contents(nodes, rows)
+        try:
+            if modality is Modality.TEXT:
+                return await embed_model.aget_text_embedding_batch(
+                    items, show_progress=show_progress
+                )
+            if modality is Modality.IMAGE:
+                return await embed_model.aget_image_embedding_batch(
+                    items, show_progress=show_progress
+                )
+            return await embed_model.aget_audio_embedding_batch(items, show_progress=show_progress)
+        except ClipClapInputError as exc:
+            raise _name_the_node(exc, nodes, rows) from None
+
+    results = await asyncio.gather(*(one(m, rows) for m, rows in groups))
+    for (_, rows), vectors in zip(groups, results, strict=True):
         for i, vector in zip(rows, vectors, strict=True):
             out[i] = vector
     return out

@@ -8,6 +8,7 @@ from typing import Any
 
 from llama_index.core.base.embeddings.base import Embedding
 from llama_index.core.constants import DEFAULT_SIMILARITY_TOP_K
+from llama_index.core.indices.multi_modal.base import MultiModalVectorStoreIndex
 from llama_index.core.indices.vector_store.base import VectorStoreIndex
 from llama_index.core.indices.vector_store.retrievers import VectorIndexRetriever
 from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle, QueryType
@@ -64,8 +65,10 @@ class ClipClapRetriever(VectorIndexRetriever):
     content is the query) or a ``QueryBundle``.
 
     Args:
-        index: a ``ClipClapIndex`` (or any ``VectorStoreIndex`` filled by ``ClipClapEmbedding``;
-            then pass ``embed_model``).
+        index: a ``ClipClapIndex``, or a ``VectorStoreIndex`` whose nodes carry the
+            ``modality`` tag (``ClipClapEmbedding`` run as a transformation sets it; so does
+            ``tag_node_in_place``); then pass ``embed_model``. Untagged nodes in the docstore
+            and a ``MultiModalVectorStoreIndex`` (images in a second store) are refused.
         similarity_top_k: results per query (per call: ``similarity_top_k=``).
         modalities: what ``retrieve`` returns (default: all three).
         filters: extra metadata filters, combined (AND) with the modality filter.
@@ -79,7 +82,14 @@ class ClipClapRetriever(VectorIndexRetriever):
         modalities: ModalitiesArg = None,
         **kwargs: Any,
     ) -> None:
+        if isinstance(index, MultiModalVectorStoreIndex):
+            raise TypeError(
+                "ClipClapRetriever searches one vector store, and a MultiModalVectorStoreIndex "
+                "keeps its images in a second one: use that index's own as_retriever(), or "
+                "build a ClipClapIndex (one store for text, images and audio)"
+            )
         super().__init__(index, similarity_top_k=similarity_top_k, **kwargs)
+        _refuse_untagged_nodes(index)
         if not isinstance(self._embed_model, ClipClapEmbedding):
             raise TypeError(
                 "ClipClapRetriever needs a ClipClapEmbedding: "
@@ -407,6 +417,26 @@ class ClipClapRetriever(VectorIndexRetriever):
         if fetched or result.nodes is None:
             result.nodes = list(self._insert_fetched_nodes_into_query_result(result, fetched))
         return restore_audio_nodes(self._convert_nodes_to_scored_nodes(result))
+
+
+def _refuse_untagged_nodes(index: VectorStoreIndex) -> None:
+    """Modality filters need the ``modality`` tag: refuse an index whose nodes lack it.
+
+    Only nodes the docstore holds can be checked (a store that keeps text, like Chroma,
+    leaves it empty).
+    """
+    untagged = [
+        node_id
+        for node_id, node in index.docstore.docs.items()
+        if MODALITY_KEY not in (node.metadata or {})
+    ]
+    if untagged:
+        raise ValueError(
+            f"{len(untagged)} node(s) of this index (e.g. {untagged[0]!r}) have no "
+            f"{MODALITY_KEY!r} metadata, so modality filters would never find them: build the "
+            "index with ClipClapIndex, or run ClipClapEmbedding over the nodes as a "
+            "transformation (it tags them), or tag them with tag_node_in_place()"
+        )
 
 
 def _bundle_plan(bundle: QueryBundle, forced: Modality | None) -> _Plan:
