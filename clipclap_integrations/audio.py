@@ -20,6 +20,7 @@ import numpy as np
 
 from .errors import ClipClapInputError
 from .model import AudioSettings
+from .types import Modality
 
 LongAudioPolicy = Literal["mean", "first", "center"]
 LONG_AUDIO_POLICIES: tuple[str, ...] = ("mean", "first", "center")
@@ -182,6 +183,9 @@ def decode_audio(
     try:
         f = sf.SoundFile(stream)
     except Exception:
+        if kind is not None and kind[0] is not Modality.AUDIO:  # Audio(a photo), say so
+            reason = f"not audio: the data is an {kind[0].value} ({kind[1]})"
+            raise ClipClapInputError(reason) from None
         return _decode_with_librosa(source, max_seconds, target_rate)
     try:
         with f:

@@ -478,6 +478,13 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
                 f"expected a list of inputs, got {type(inputs).__name__} (wrap one in a list)"
             )
         self._check_calling_collection()
+        for index, item in enumerate(inputs):
+            if item is None:  # Chroma passes the loader's None for a record without a URI
+                raise ClipClapInputError(
+                    "nothing to embed (None): give each record a document, an image or a URI",
+                    index=index,
+                    item="None",
+                )
         vectors = self.embedder.embed([_core_input(x, strings_are_text=True) for x in inputs])
         return list(vectors)
 

@@ -24,6 +24,26 @@ model: --model takes a local folder or a Hub repo id (default $CLIPCLAP_MODEL or
 antflydb/clipclap); set HF_HUB_OFFLINE=1 to use the cache only."""
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _window_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 10:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 10 s, got {text}")
+    return value
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
@@ -32,7 +52,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--revision", default=None, help="Hub branch, tag or commit")
     p.add_argument("--cache-dir", default=None, help="Hub cache folder")
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads per session")
+    p.add_argument(
+        "--threads", type=_positive_int, default=None, help="onnxruntime threads per session"
+    )
 
 
 def _db_args(p: argparse.ArgumentParser) -> None:
@@ -88,16 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--window",
-        type=float,
+        type=_window_seconds,
         default=10.0,
-        help="seconds per indexed window of long audio (default 10)",
+        help="seconds per indexed window of long audio, at most 10 (default 10)",
     )
     _db_args(p)
     _model_args(p)
 
     p = sub.add_parser("search", help="search an index with a sentence, an image or a sound")
     p.add_argument("query", help="a sentence, or an image/audio file or URL")
-    p.add_argument("-k", "--top", type=int, default=10, help="results to show (default 10)")
+    p.add_argument(
+        "-k", "--top", type=_positive_int, default=10, help="results to show (default 10)"
+    )
     p.add_argument(
         "--modality",
         choices=["text", "image", "audio"],
@@ -135,11 +159,17 @@ def _collection(args: argparse.Namespace, embedder: Any, *, create: bool) -> Any
     from .chroma import ClipClapEmbeddingFunction
 
     if args.host:
-        client = chromadb.HttpClient(host=args.host, port=args.port)
+        try:
+            client = chromadb.HttpClient(host=args.host, port=args.port)
+        except Exception as exc:  # chromadb checks the server on connect
+            raise SystemExit(
+                f"cannot reach the Chroma server at {args.host}:{args.port} ({exc})"
+            ) from None
     else:
-        client = chromadb.PersistentClient(
-            path=args.db or os.environ.get("CLIPCLAP_DB", DEFAULT_DB)
-        )
+        path = Path(args.db or os.environ.get("CLIPCLAP_DB", DEFAULT_DB)).expanduser()
+        if not create and not path.is_dir():  # do not leave an empty database behind
+            raise SystemExit(f"no index at {path}: run clipclap index first (or pass --db)")
+        client = chromadb.PersistentClient(path=str(path))
     ef = ClipClapEmbeddingFunction(
         embedder.folder.source, revision=args.revision, cache_dir=args.cache_dir,
         threads=args.threads,
@@ -171,9 +201,13 @@ def _progress(total: int, desc: str) -> Any:
 def cmd_download(args: argparse.Namespace) -> int:
     from .hub import download_model, is_repo_id
 
-    model = args.model or os.environ.get("CLIPCLAP_MODEL") or None
-    if model and (Path(model).expanduser().is_dir() or not is_repo_id(model)):
+    model = args.model  # None: $CLIPCLAP_MODEL if that is a repo id, else antflydb/clipclap
+    if model and Path(model).expanduser().is_dir():
         print(f"{model} is a local folder, not a Hub repo id: nothing to download",
+              file=sys.stderr)
+        return 2
+    if model and not is_repo_id(model):
+        print(f"{model!r} is not a Hub repo id (owner/name), nor a local folder",
               file=sys.stderr)
         return 2
     result = download_model(model, revision=args.revision, cache_dir=args.cache_dir,
@@ -322,6 +356,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return COMMANDS[args.command](args)
+    except BrokenPipeError:  # the reader went away (| head): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout
+        return 1
     except ClipClapError as exc:
         print(f"clipclap {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelFolderError, ModelNotAvailableError
-from .model import ModelFolder, load_model_folder
+from .model import CONFIG_FILES, GRAPHS, ModelFolder, load_model_folder
 
 DEFAULT_MODEL = "antflydb/clipclap"
 MODEL_ENV = "CLIPCLAP_MODEL"
@@ -369,7 +369,15 @@ def _acquire(
         raise ModelNotAvailableError(
             f"the Hub ({_endpoint()}) did not say which commit {repo_id}@{rev} is"
         )
-    folder = None if force_download else _usable_snapshot(lib, repo_id, commit, cache)
+    folder, damage = (None, []) if force_download else _usable_snapshot(lib, repo_id, commit, cache)
+    if damage:  # huggingface_hub trusts its cache: only a forced download replaces the files
+        logger.warning(
+            "the cached copy of %s (commit %s) is damaged (%s): downloading it again",
+            repo_id,
+            commit,
+            "; ".join(damage),
+        )
+        force_download = True
     downloaded = False
     if folder is None:
         _remove_stale_partials(cache, repo_id)
@@ -432,16 +440,25 @@ def _cached_snapshot(
     return Path(folder), None
 
 
-def _usable_snapshot(lib: _HubLib, repo_id: str, commit: str, cache: Path) -> Path | None:
-    """The cached snapshot of ``commit`` if it is complete and valid, else None."""
+def _required_files() -> list[str]:
+    graphs = [name for pair in GRAPHS.values() for name in (pair.encoder, pair.projection)]
+    return [*graphs, *CONFIG_FILES]
+
+
+def _usable_snapshot(
+    lib: _HubLib, repo_id: str, commit: str, cache: Path
+) -> tuple[Path | None, list[str]]:
+    """The cached snapshot of ``commit`` if it is complete and valid, else None; and the
+    problems of a snapshot that is all there but damaged (a truncated or altered file)."""
     folder, _ = _cached_snapshot(lib, repo_id, commit, cache)
     if folder is None:
-        return None
+        return None, []
     try:  # an older huggingface_hub cannot tell a partial snapshot: check the files ourselves
         load_model_folder(folder, revision=commit, source=repo_id)  # cached for _validate
-    except ModelFolderError:
-        return None
-    return folder
+    except ModelFolderError as exc:
+        complete = all((folder / name).exists() for name in _required_files())
+        return None, exc.problems if complete else []
+    return folder, []
 
 
 def _fallback(

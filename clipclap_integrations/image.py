@@ -20,6 +20,8 @@ import numpy as np
 
 from .errors import ClipClapInputError
 from .model import ImageSettings
+from .sniff import sniff_bytes
+from .types import Modality
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -102,6 +104,9 @@ def open_image(
                 "PostScript/EPS images are not decoded (Pillow would run Ghostscript on them)"
             )
         extra = f" ({notes[0]})" if notes else ""
+        sniffed = sniff_bytes(prefix)
+        if sniffed is not None and sniffed[0] is not Modality.IMAGE:  # Image(a sound)
+            extra = f" (the data is {sniffed[0].value}, {sniffed[1]})"
         raise ClipClapInputError(f"not a recognizable image{extra}")
 
     own: Any = None

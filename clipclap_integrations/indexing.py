@@ -62,12 +62,12 @@ class SourceFile:
 
 
 def file_kind(path: Path) -> tuple[Modality, str | None] | None:
-    """The modality of a file to index (content first, then extension), or None to ignore."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(64)
-    except OSError:
-        return None
+    """The modality of a file to index (content first, then extension), or None to ignore.
+
+    Raises ``OSError`` for a file that cannot be read (a dangling link, no permission).
+    """
+    with open(path, "rb") as f:
+        head = f.read(64)
     sniffed = sniff_bytes(head)
     if sniffed:
         return sniffed
@@ -77,6 +77,14 @@ def file_kind(path: Path) -> tuple[Modality, str | None] | None:
     if path.suffix.lower() in TEXT_EXTENSIONS:
         return Modality.TEXT, "text/plain"
     return None
+
+
+def read_text_file(path: Path) -> str:
+    """A text file's text: UTF-16 or UTF-8 with a byte order mark, else UTF-8."""
+    data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    return data.decode("utf-8-sig")
 
 
 def walk(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
@@ -160,17 +168,18 @@ class FolderIndexer:
         seen: set[str] = set()
         todo: dict[Modality, list[_Pending]] = {m: [] for m in Modality}
         for path in walk(paths):
-            kind = file_kind(path)
-            if kind is None:
-                report.ignored += 1
-                self.progress(1)
-                continue
             source = str(path)
-            seen.add(source)
+            seen.add(source)  # present, even if unreadable now: not pruned for that
             try:
-                content_hash = file_hash(path)
+                kind = file_kind(path)
+                if kind is not None:
+                    content_hash = file_hash(path)
             except OSError as exc:
                 report.failed.append((source, f"cannot read ({exc.strerror or exc})"))
+                self.progress(1)
+                continue
+            if kind is None:
+                report.ignored += 1
                 self.progress(1)
                 continue
             old = existing.get(source)
@@ -213,6 +222,18 @@ class FolderIndexer:
                     self.collection.delete(ids=stale)
             (report.replaced if pending.replaced else report.added).append(source)
             report.records += len(rows)
+        # A file indexed before whose new content fails: its records describe content that
+        # is gone, so they go (the failure is reported).
+        done = {str(p.source.path) for p, _ in records}
+        for position, (source, reason) in enumerate(report.failed):
+            old = existing.get(source)
+            if old and source not in done and any(str(p.source.path) == source for p in batch):
+                self.collection.delete(ids=old["ids"])
+                existing.pop(source)
+                report.failed[position] = (
+                    source,
+                    f"{reason} (the records of its earlier version were removed)",
+                )
         self.progress(len(batch))
 
     def _write(self, pending: _Pending, rows: list[dict[str, Any]]) -> None:
@@ -286,9 +307,9 @@ class FolderIndexer:
             try:
                 if p.source.path.stat().st_size > MAX_TEXT_BYTES:
                     raise ValueError(f"larger than {MAX_TEXT_BYTES // (1024 * 1024)} MB")
-                text = p.source.path.read_text(encoding="utf-8")
+                text = read_text_file(p.source.path)
             except (OSError, UnicodeDecodeError, ValueError) as exc:
-                report.failed.append((str(p.source.path), f"not readable UTF-8 text ({exc})"))
+                report.failed.append((str(p.source.path), f"not readable text ({exc})"))
                 continue
             chunks = chunk_text(text, count)
             if not chunks:

@@ -100,8 +100,16 @@ def sniff_bytes(head: bytes) -> tuple[Modality, str] | None:
             return Modality.IMAGE, "image/avif" if head[8:12].startswith(b"avi") else "image/heic"
         return Modality.AUDIO, "audio/mp4"
     if len(head) >= 3 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0 and _mpeg_frame(head):
+        if _utf16le_text(head):  # FF FE is also the UTF-16 byte order mark
+            return None
         return Modality.AUDIO, "audio/mpeg" if head[1] & 0x06 else "audio/aac"
     return None
+
+
+def _utf16le_text(head: bytes) -> bool:
+    """A UTF-16 (little-endian) byte order mark followed by characters below U+0100."""
+    body = head[2:34]
+    return head[:2] == b"\xff\xfe" and len(body) >= 2 and body[1::2] == bytes(len(body) // 2)
 
 
 def _mpeg_frame(head: bytes) -> bool:

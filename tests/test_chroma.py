@@ -904,3 +904,10 @@ def test_audio_array_scales_integer_pcm(
     np.testing.assert_allclose(AudioArray(pcm, rate), pcm / 32768.0, atol=1e-7)
     with pytest.raises(ClipClapInputError, match="int64 audio samples are ambiguous"):
         AudioArray([1000, -1000, 500], 16_000)
+
+
+def test_none_input_says_what_is_missing(model_dir: Path):
+    ef = ClipClapEmbeddingFunction(model_dir)
+    with pytest.raises(ClipClapInputError, match=r"input 1 \(None\): nothing to embed") as info:
+        ef(["a caption", None])
+    assert info.value.index == 1

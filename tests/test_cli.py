@@ -100,3 +100,41 @@ def test_search_without_an_index_says_what_to_do(tiny_model_dir: Path, tmp_path:
     done = clipclap("search", "anything", "--db", str(tmp_path / "empty"), model=tiny_model_dir,
                     cwd=tmp_path, check=False)
     assert done.returncode != 0 and "clipclap index" in done.stderr
+    assert not (tmp_path / "empty").exists()  # searching creates no database
+
+
+def test_bad_options_are_refused_before_any_work(tiny_model_dir: Path, tmp_path: Path) -> None:
+    for args, option in [
+        (("index", str(tmp_path), "--window", "0"), "--window"),
+        (("index", str(tmp_path), "--window", "20"), "--window"),
+        (("search", "x", "-k", "0"), "-k/--top"),
+        (("embed", "x", "--threads", "0"), "--threads"),
+    ]:
+        done = clipclap(*args, model=tiny_model_dir, cwd=tmp_path, check=False)
+        assert done.returncode == 2 and option in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "clipclap-db").exists()  # no database was created on the way
+    done = clipclap("download", "not-a-repo", model=tiny_model_dir, cwd=tmp_path, check=False)
+    assert done.returncode == 2 and "not a Hub repo id" in done.stderr
+
+
+def test_unreachable_server_and_closed_pipe_end_without_a_traceback(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    done = clipclap(
+        "search", "x", "--host", "127.0.0.1", "--port", port, model=tiny_model_dir,
+        cwd=tmp_path, check=False,
+    )
+    assert done.returncode != 0 and "cannot reach the Chroma server" in done.stderr
+    assert "Traceback" not in done.stderr
+    env = {**os.environ, "CLIPCLAP_MODEL": str(tiny_model_dir), "HF_HUB_OFFLINE": "1"}
+    piped = subprocess.run(
+        f"{sys.executable} -m clipclap_integrations embed {' '.join(['word'] * 40)} | head -c 10",
+        shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert len(piped.stdout) == 10 and "Error" not in piped.stderr, piped.stderr

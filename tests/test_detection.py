@@ -463,8 +463,15 @@ def test_modality_argument_forces_the_call(embedder: ClipClapEmbedder, ctx: Ctx)
     as_text = embedder.embed([path, "x"], modality="text")
     np.testing.assert_array_equal(as_text, embedder.embed_text([path, "x"]))
     # WAV content, .png name: forcing image makes it an image, which it is not
-    with pytest.raises(ClipClapInputError, match=r"input 0 .*not a recognizable image"):
+    with pytest.raises(
+        ClipClapInputError, match=r"input 0 .*not a recognizable image \(the data is audio"
+    ):
         embedder.embed([ctx.dir / "wav_named.png"], modality=Modality.IMAGE)
+    for photo in (ctx.dir / "photo.png", (ctx.dir / "photo.png").read_bytes()):
+        with pytest.raises(
+            ClipClapInputError, match=r"not audio: the data is an image \(image/png"
+        ):
+            embedder.embed([Audio(photo)])  # not "no ffmpeg installed"
     with pytest.raises(ValueError, match="unknown modality"):
         embedder.embed(["x"], modality="video")
 
@@ -476,3 +483,6 @@ def test_sniffing_needs_more_than_a_prefix() -> None:
     assert sniff_bytes(b"\xff\xff\xff\xff") is None  # reserved MPEG fields
     assert sniff_bytes(b"\0\0\1\0\0\0") is None  # an ICO header with no images
     assert sniff_bytes(b"") is None
+    # FF FE is an MPEG-1 layer I header with CRC, and the UTF-16 byte order mark
+    assert sniff_bytes("Hello, plain notes".encode("utf-16-le").join([b"\xff\xfe", b""])) is None
+    assert sniff_bytes(b"\xff\xfe\x48\x10" + bytes(60)) == (Modality.AUDIO, "audio/mpeg")

@@ -362,6 +362,27 @@ def test_first_download(
 
 
 @pytest.mark.server
+def test_damaged_cached_file_is_downloaded_again(
+    hub: StandinHub, hub_models: Models, vectors: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    """huggingface_hub trusts its cache; a truncated file is noticed and fetched again."""
+    _ok(_run(hub, tmp_path, [{"model": REPO, "embed": False}]).results[0])
+    snapshot = _storage(tmp_path) / "snapshots" / hub.commit(REPO)
+    blob = (snapshot / "text_model.onnx").resolve()
+    blob.write_bytes(blob.read_bytes()[: blob.stat().st_size // 2])
+
+    offline = _run(hub, tmp_path, [{"model": REPO}], env={"HF_HUB_OFFLINE": "1"})
+    assert offline.results[0]["error"] == "ModelFolderError"  # nothing to repair it with
+    assert "text_model.onnx" in offline.results[0]["message"]
+
+    run = _run(hub, tmp_path, [{"model": REPO}])
+    np.testing.assert_array_equal(_vector(run.results[0]), vectors["main"])
+    assert "is damaged" in run.stderr and "downloading it again" in run.stderr
+    assert any(r.endswith("/text_model.onnx") for r in run.requests if r.startswith("GET "))
+    assert _same_files(snapshot, hub_models.main, ["text_model.onnx"]) == []
+
+
+@pytest.mark.server
 def test_one_hub_request_per_process_when_cached(hub: StandinHub, warm_home: Path) -> None:
     """Three embedders in one process: one revision lookup, no file request, no progress bar."""
     run = _run(

@@ -142,3 +142,37 @@ def test_an_interrupted_run_resumes_without_duplicates(
     resumed = FolderIndexer(col, embedder).index([root])
     assert len(resumed.unchanged) == 2  # the two files written before the interruption
     assert sorted(col.get()["ids"]) == expected
+
+
+def test_a_file_that_turns_bad_loses_its_old_records(
+    embedder: ClipClapEmbedder, tmp_path: Path, media_dir: Path
+) -> None:
+    root = tmp_path / "lib"
+    root.mkdir()
+    shutil.copy(media_dir / "rgb_320x200.png", root / "boat.png")
+    shutil.copy(media_dir / "tone_0p5s_48k.wav", root / "beep.wav")
+    col = _collection(tmp_path)
+    FolderIndexer(col, embedder).index([root])
+    assert col.count() == 2
+    (root / "boat.png").write_bytes(b"garbage, not a PNG any more")
+    (root / "gone.jpg").symlink_to(root / "no-such-target.jpg")  # a dangling link
+    report = FolderIndexer(col, embedder).index([root])
+    failed = {Path(p).name: reason for p, reason in report.failed}
+    assert "earlier version were removed" in failed["boat.png"]
+    assert "cannot read" in failed["no-such-target.jpg"]  # failed, not silently ignored
+    assert report.ignored == 0
+    assert col.get(where={"file_name": "boat.png"})["ids"] == []  # stale vectors gone
+    assert col.count() == 1 and report.unchanged == [str((root / "beep.wav").resolve())]
+
+
+def test_text_files_with_a_byte_order_mark(embedder: ClipClapEmbedder, tmp_path: Path) -> None:
+    root = tmp_path / "notes"
+    root.mkdir()
+    text = "Gulls over the harbour. A red boat comes in."
+    (root / "utf16.txt").write_bytes(text.encode("utf-16"))  # with its BOM (FF FE)
+    (root / "utf8sig.md").write_bytes(text.encode("utf-8-sig"))
+    col = _collection(tmp_path)
+    report = FolderIndexer(col, embedder).index([root])
+    assert report.failed == [] and len(report.added) == 2
+    docs = col.get(include=["documents"])["documents"]
+    assert docs == [text, text]

@@ -779,6 +779,16 @@ def test_retriever_refuses_indexes_it_cannot_filter(embed_model, media_dir: Path
         ClipClapRetriever(multi, embed_model=embed_model)
 
 
+def test_image_similarity_top_k_as_in_llama_index(embed_model, media_dir: Path):
+    images = [ImageNode(image_path=str(media_dir / name)) for name in IMAGES]
+    index = ClipClapIndex([TextNode(text="a red square"), *images], embed_model=embed_model)
+    retriever = index.as_retriever(similarity_top_k=1, image_similarity_top_k=3)
+    assert len(retriever.text_to_image_retrieve("a photo")) == 3
+    assert len(retriever.image_to_image_retrieve(str(media_dir / IMAGES[0]))) == 3
+    assert len(asyncio.run(retriever.atext_to_image_retrieve("a photo"))) == 3
+    assert len(retriever.text_retrieve("a photo")) == 1
+
+
 # -- packaging -----------------------------------------------------------------------------------
 _BLOCKERS = {
     "sys.modules": "sys.modules['llama_index'] = None",

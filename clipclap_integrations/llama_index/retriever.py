@@ -71,6 +71,9 @@ class ClipClapRetriever(VectorIndexRetriever):
             and a ``MultiModalVectorStoreIndex`` (images in a second store) are refused.
         similarity_top_k: results per query (per call: ``similarity_top_k=``).
         modalities: what ``retrieve`` returns (default: all three).
+        image_similarity_top_k: results of ``text_to_image_retrieve`` and
+            ``image_to_image_retrieve`` (as in ``MultiModalVectorIndexRetriever``; default
+            ``similarity_top_k``).
         filters: extra metadata filters, combined (AND) with the modality filter.
         **kwargs: passed on to ``VectorIndexRetriever``.
     """
@@ -80,6 +83,7 @@ class ClipClapRetriever(VectorIndexRetriever):
         index: VectorStoreIndex,
         similarity_top_k: int = DEFAULT_SIMILARITY_TOP_K,
         modalities: ModalitiesArg = None,
+        image_similarity_top_k: int | None = None,
         **kwargs: Any,
     ) -> None:
         if isinstance(index, MultiModalVectorStoreIndex):
@@ -97,6 +101,7 @@ class ClipClapRetriever(VectorIndexRetriever):
             )
         self._clipclap: ClipClapEmbedding = self._embed_model
         self._modalities = parse_modalities(modalities)
+        self._image_top_k = image_similarity_top_k
 
     @property
     def modalities(self) -> tuple[Modality, ...]:
@@ -282,21 +287,21 @@ class ClipClapRetriever(VectorIndexRetriever):
         return self.text_to_text(str_or_query_bundle)
 
     def text_to_image_retrieve(self, str_or_query_bundle: QueryType) -> list[NodeWithScore]:
-        """Same as ``text_to_image``."""
-        return self.text_to_image(str_or_query_bundle)
+        """Same as ``text_to_image`` (``image_similarity_top_k`` results)."""
+        return self.text_to_image(str_or_query_bundle, self._image_top_k)
 
     def image_to_image_retrieve(self, str_or_query_bundle: QueryType) -> list[NodeWithScore]:
         """Same as ``image_to_image`` (a string is an image path or URL)."""
-        return self.image_to_image(str_or_query_bundle)
+        return self.image_to_image(str_or_query_bundle, self._image_top_k)
 
     async def atext_retrieve(self, str_or_query_bundle: QueryType) -> list[NodeWithScore]:
         return await self.atext_to_text(str_or_query_bundle)
 
     async def atext_to_image_retrieve(self, str_or_query_bundle: QueryType) -> list[NodeWithScore]:
-        return await self.atext_to_image(str_or_query_bundle)
+        return await self.atext_to_image(str_or_query_bundle, self._image_top_k)
 
     async def aimage_to_image_retrieve(self, str_or_query_bundle: QueryType) -> list[NodeWithScore]:
-        return await self.aimage_to_image(str_or_query_bundle)
+        return await self.aimage_to_image(str_or_query_bundle, self._image_top_k)
 
     # -- internals ---------------------------------------------------------------------------
     def _plan(self, query: Any, query_modality: Modality | str | None) -> _Plan:
