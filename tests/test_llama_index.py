@@ -789,6 +789,37 @@ def test_image_similarity_top_k_as_in_llama_index(embed_model, media_dir: Path):
     assert len(retriever.text_retrieve("a photo")) == 1
 
 
+def test_or_filters_with_a_modality_on_the_default_store(embed_model, media_dir: Path):
+    from llama_index.core.vector_stores.types import FilterCondition
+
+    nodes = [
+        ImageNode(image_path=str(media_dir / IMAGES[0]), metadata={"tag": "a"}),
+        AudioNode(audio_path=str(media_dir / SOUNDS[0]), metadata={"tag": "b"}),
+        TextNode(text="a red square", metadata={"tag": "c"}),
+        TextNode(text="a blue circle", metadata={"tag": "a"}),
+    ]
+    index = ClipClapIndex(nodes, embed_model=embed_model)  # SimpleVectorStore: no nesting
+    either = MetadataFilters(
+        filters=[MetadataFilter(key="tag", value="a"), MetadataFilter(key="tag", value="b")],
+        condition=FilterCondition.OR,
+    )
+    retriever = index.as_retriever(similarity_top_k=5, filters=either)
+    assert [h.node.metadata["tag"] for h in retriever.text_to_audio("x")] == ["b"]
+    assert [h.node.metadata["tag"] for h in retriever.text_to_image("x")] == ["a"]
+    assert [h.node.get_content() for h in retriever.text_to_text("x")] == ["a blue circle"]
+    assert len(retriever.retrieve("x")) == 3  # all modalities: the user's filter alone
+
+
+def test_replacing_an_audio_nodes_metadata_keeps_its_sound(media_dir: Path):
+    path = str(media_dir / SOUNDS[0])
+    node = AudioNode(audio_path=path, metadata={"old": 1})
+    node.metadata = {"new": "meta"}
+    assert node.audio_path == path and node.metadata["new"] == "meta" and "old" not in node.metadata
+    assert node.audio_mimetype is not None
+    node.audio_path = None  # the attribute itself still clears it
+    assert node.audio_path is None and "audio_path" not in node.metadata
+
+
 # -- packaging -----------------------------------------------------------------------------------
 _BLOCKERS = {
     "sys.modules": "sys.modules['llama_index'] = None",

@@ -62,7 +62,7 @@ def _audio_property(attribute: str) -> property:
         metadata = {k: v for k, v in self.metadata.items() if k != key}
         if value is not None:
             metadata[key] = str(value)
-        self.metadata = metadata
+        TextNode.__setattr__(self, "metadata", metadata)  # a removal here is meant
 
     return property(get, set_, doc=f"``metadata[{key!r}]``")
 
@@ -105,6 +105,15 @@ class AudioNode(TextNode):
             self.audio_mimetype = kind.mime if kind else None
         elif self.audio_mimetype is None and self.audio_path is not None:
             self.audio_mimetype = mimetypes.guess_type(self.audio_path)[0]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The sound lives in metadata: replacing the metadata keeps it (clear it through
+        # the audio attributes themselves).
+        if name == "metadata" and isinstance(value, dict):
+            old = self.__dict__.get("metadata") or {}
+            kept = {k: old[k] for k in _AUDIO_KEYS.values() if k in old and k not in value}
+            value = {**value, **kept}
+        super().__setattr__(name, value)
 
     audio = _audio_property("audio")
     audio_path = _audio_property("audio_path")

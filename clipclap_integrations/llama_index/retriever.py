@@ -12,6 +12,7 @@ from llama_index.core.indices.multi_modal.base import MultiModalVectorStoreIndex
 from llama_index.core.indices.vector_store.base import VectorStoreIndex
 from llama_index.core.indices.vector_store.retrievers import VectorIndexRetriever
 from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle, QueryType
+from llama_index.core.vector_stores.simple import SimpleVectorStore
 from llama_index.core.vector_stores.types import (
     FilterCondition,
     FilterOperator,
@@ -360,15 +361,31 @@ class ClipClapRetriever(VectorIndexRetriever):
         top_k = self._similarity_top_k if similarity_top_k is None else similarity_top_k
         if top_k < 1:
             raise ValueError(f"similarity_top_k must be at least 1, got {top_k}")
+        filters, node_ids = self._modality_filters(modalities), self._node_ids
+        nested = filters is not None and any(
+            isinstance(f, MetadataFilters) for f in filters.filters
+        )
+        if nested and isinstance(self._vector_store, SimpleVectorStore):
+            # It cannot nest filters (the user's OR/NOT inside the modality AND): select the
+            # modality by node id instead, and keep the user's filters as they are.
+            wanted = {m.value for m in modalities}
+            allowed = None if node_ids is None else set(node_ids)
+            node_ids = [
+                node_id
+                for node_id, meta in self._vector_store.data.metadata_dict.items()
+                if (meta or {}).get(MODALITY_KEY) in wanted
+                and (allowed is None or node_id in allowed)
+            ]
+            filters = self._filters
         return VectorStoreQuery(
             query_embedding=embedding,
             similarity_top_k=top_k,
-            node_ids=self._node_ids,
+            node_ids=node_ids,
             doc_ids=self._doc_ids,
             query_str=query_str,
             mode=self._vector_store_query_mode,
             alpha=self._alpha,
-            filters=self._modality_filters(modalities),
+            filters=filters,
             sparse_top_k=self._sparse_top_k,
             hybrid_top_k=self._hybrid_top_k,
         )
