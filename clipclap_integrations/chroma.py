@@ -83,6 +83,7 @@ from .inputs import (
     numeric_array,
     resolve_remote,
 )
+from .optimize import OptimizeOption, QuantizeOption
 from .types import Audio, Image, Modality, Text
 
 __all__ = [
@@ -145,6 +146,9 @@ _OPTIONS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "max_image_pixels": (lambda v: v is None or (_is_int(v) and v >= 1), "null or an integer"),
     "max_audio_seconds": (lambda v: v is None or (_is_number(v) and v > 0), "null or seconds"),
     "fast_jpeg": (lambda v: isinstance(v, bool), "true or false"),
+    "optimize": (lambda v: v == "fusions", '"fusions"'),
+    "quantize": (lambda v: v == "int8", '"int8"'),
+    "optimized_dir": (lambda v: isinstance(v, str) and v != "", "a folder path"),
 }
 
 
@@ -300,6 +304,9 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
         max_image_pixels: int | None = DEFAULT_MAX_PIXELS,
         max_audio_seconds: float | None = DEFAULT_MAX_SECONDS,
         fast_jpeg: bool | None = None,
+        optimize: OptimizeOption | None = None,
+        quantize: QuantizeOption | None = None,
+        optimized_dir: str | os.PathLike[str] | None = None,
         allow_revision_change: bool = False,
     ) -> None:
         given = {
@@ -316,6 +323,9 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
             "max_remote_bytes": max_remote_bytes,
             "remote_timeout": remote_timeout,
             "fast_jpeg": fast_jpeg,
+            "optimize": optimize,
+            "quantize": quantize,
+            "optimized_dir": optimized_dir,
         }
         options = {k: _json_value(v) for k, v in given.items() if v is not None}
         # For the two limits None means "no limit", so "unset" is the default value itself.
@@ -488,6 +498,14 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
         vectors = self.embedder.embed([_core_input(x, strings_are_text=True) for x in inputs])
         return list(vectors)
 
+    def check_collection(self, collection: Any) -> None:
+        """Raise ``ValueError`` (``ModelChangedError`` for changed files) if ``collection``
+        stores vectors of another model or revision; for code that writes or queries with
+        vectors it embedded itself, which Chroma does not check."""
+        stored = _stored_config(collection)
+        if stored is not None:
+            self.check_compatible(stored, f"collection {collection.name!r}")
+
     def _check_calling_collection(self) -> None:
         """Refuse to embed for a collection whose stored model is another one.
 
@@ -497,9 +515,7 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
         """
         owner = _calling_collection(self)
         if owner is not None:
-            stored = _stored_config(owner)
-            if stored is not None:
-                self.check_compatible(stored, f"collection {owner.name!r}")
+            self.check_collection(owner)
 
     def __repr__(self) -> str:
         return f"ClipClapEmbeddingFunction({self._config!r})"

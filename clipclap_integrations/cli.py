@@ -175,13 +175,21 @@ def _collection(args: argparse.Namespace, embedder: Any, *, create: bool) -> Any
         threads=args.threads,
     )
     if create:
-        return client.get_or_create_collection(args.collection, embedding_function=ef)
+        collection = client.get_or_create_collection(args.collection, embedding_function=ef)
+    else:
+        try:
+            collection = client.get_collection(args.collection, embedding_function=ef)
+        except Exception as exc:  # chromadb raises NotFoundError / ValueError by version
+            raise SystemExit(
+                f"no collection {args.collection!r} there ({exc}); run clipclap index first"
+            ) from None
+    # index and search write and query vectors themselves: Chroma never calls the function,
+    # so its check against the stored model (another model, changed files) is made here.
     try:
-        return client.get_collection(args.collection, embedding_function=ef)
-    except Exception as exc:  # chromadb raises NotFoundError / ValueError by version
-        raise SystemExit(
-            f"no collection {args.collection!r} there ({exc}); run clipclap index first"
-        ) from None
+        ef.check_collection(collection)
+    except ValueError as exc:  # ModelChangedError is one
+        raise SystemExit(f"clipclap {args.command}: {exc}") from None
+    return collection
 
 
 def _progress(total: int, desc: str) -> Any:

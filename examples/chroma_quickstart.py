@@ -29,7 +29,7 @@ IMAGES = ["red_circle.png", "blue_square.png", "sunset.jpg", "tree.png", "night_
 SOUNDS = ["beep_440hz.wav", "siren.flac", "rain.flac", "clock_ticking.wav", "birds_chirping.flac"]
 
 
-def build(db: str, model: str) -> Any:
+def build(db: str, model: str | None) -> Any:
     """A persistent collection holding every caption, picture and sound of examples/media."""
     client = chromadb.PersistentClient(path=db)
     collection = client.get_or_create_collection(
@@ -51,7 +51,11 @@ def label(result: dict[str, Any], q: int, k: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="antflydb/clipclap", help="Hub id or local folder")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="Hub id or local folder (default: $CLIPCLAP_MODEL, else antflydb/clipclap)",
+    )
     parser.add_argument("--db", default=None, help="database folder (default: a temp dir)")
     parser.add_argument("-k", type=int, default=3, help="results per query")
     args = parser.parse_args()

@@ -108,7 +108,11 @@ def generate(question: str, hits: list[NodeWithScore], llm: LLM | None = None) -
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="antflydb/clipclap", help="local folder or Hub id")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="local folder or Hub id (default: $CLIPCLAP_MODEL, else antflydb/clipclap)",
+    )
     parser.add_argument("--media", type=Path, default=None, help="folder of mixed media")
     parser.add_argument("--db", default=None, help="Chroma folder (default: a temporary one)")
     parser.add_argument("--query", default="birds singing in the morning")
@@ -117,8 +121,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--generate", action="store_true", help="show the LLM hand-off")
     args = parser.parse_args(argv)
 
+    if args.media is not None and not args.media.is_dir():
+        parser.error(f"--media {args.media}: no such folder")
     media = args.media or next((d for d in MEDIA_DIRS if d.is_dir()), None)
-    if media is None or not media.is_dir():
+    if media is None:
         parser.error(f"no media folder: pass --media (looked in {', '.join(map(str, MEDIA_DIRS))})")
     embed_model = ClipClapEmbedding(args.model)
     with tempfile.TemporaryDirectory() as scratch:

@@ -911,3 +911,13 @@ def test_none_input_says_what_is_missing(model_dir: Path):
     with pytest.raises(ClipClapInputError, match=r"input 1 \(None\): nothing to embed") as info:
         ef(["a caption", None])
     assert info.value.index == 1
+
+
+def test_speed_options_are_stored_and_checked(model_dir: Path, tmp_path: Path):
+    ef = ClipClapEmbeddingFunction(model_dir, quantize="int8", optimized_dir=tmp_path / "opt")
+    config = json.loads(json.dumps(ef.get_config()))
+    assert config["quantize"] == "int8" and config["optimized_dir"] == str(tmp_path / "opt")
+    rebuilt = ClipClapEmbeddingFunction.build_from_config(config)
+    assert rebuilt.embedder.quantize == "int8"
+    with pytest.raises(ValueError, match=r"'quantize' must be .int8."):
+        ClipClapEmbeddingFunction.validate_config({**config, "quantize": "int4"})

@@ -138,3 +138,28 @@ def test_unreachable_server_and_closed_pipe_end_without_a_traceback(
         shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
     assert len(piped.stdout) == 10 and "Error" not in piped.stderr, piped.stderr
+
+
+def test_another_model_is_refused_by_index_and_search(
+    tiny_model_dir: Path, library: Path, tmp_path: Path
+) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    other = tmp_path / "other-model"
+    shutil.copytree(tiny_model_dir, other)
+    graph = onnx.load(str(other / "text_projection.onnx"))
+    for init in graph.graph.initializer:  # negated weights: another model
+        init.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(init), init.name))
+    onnx.save(graph, str(other / "text_projection.onnx"))
+
+    clipclap("index", str(library / "photos"), model=tiny_model_dir, cwd=tmp_path)
+    notes = tmp_path / "more"
+    notes.mkdir()
+    (notes / "n.txt").write_text("A note about gulls.", encoding="utf-8")
+    for args in (("index", str(notes)), ("search", "gulls")):
+        done = clipclap(*args, model=other, cwd=tmp_path, check=False)
+        assert done.returncode != 0 and "collection 'clipclap'" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    listing = clipclap("search", "gulls", "-k", "20", "--json", model=tiny_model_dir, cwd=tmp_path)
+    assert all("n.txt" not in line for line in listing.stdout.splitlines())  # nothing written

@@ -144,6 +144,8 @@ def test_fields_are_described_and_configure_the_core(model_dir: Path, media_dir:
     fields = ClipClapEmbedding.model_fields
     own = ["model_name", "revision", "cache_dir", "local_files_only", "providers", "threads"]
     options = ["allow_remote", "allow_private_urls", "allow_local_files", "embed_batch_size"]
+    options += ["strict_paths", "max_remote_bytes", "remote_timeout", "max_image_pixels"]
+    options += ["max_audio_seconds", "fast_jpeg", "optimize", "quantize", "optimized_dir"]
     for name in [*own, "long_audio", *options]:
         assert fields[name].description, name
     emb = ClipClapEmbedding(
@@ -172,6 +174,13 @@ def test_fields_are_described_and_configure_the_core(model_dir: Path, media_dir:
     assert again.get_text_embedding("x") == emb.get_text_embedding("x")
     with pytest.raises(ValueError):
         ClipClapEmbedding(model_dir, embed_batch_size=0)
+    with pytest.raises(ValueError, match="allow_private_url"):  # a typo is not ignored
+        ClipClapEmbedding(model_dir, allow_private_url=False)
+    limited = ClipClapEmbedding(model_dir, max_image_pixels=10, strict_paths=True)
+    assert limited.embedder.input_options.strict_paths is True
+    with pytest.raises(ClipClapInputError, match="over the limit of 10"):
+        limited.get_image_embedding(str(media_dir / "rgb_320x200.png"))
+    assert ClipClapEmbedding.from_dict(limited.to_dict()).embedder.max_image_pixels == 10
 
 
 def test_vectors_equal_the_core(embed_model: ClipClapEmbedding, core, media_dir: Path):

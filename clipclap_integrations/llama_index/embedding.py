@@ -14,9 +14,11 @@ from llama_index.core.embeddings.multi_modal_base import MultiModalEmbedding
 from llama_index.core.schema import BaseNode, ImageType
 from llama_index.core.utils import get_tqdm_iterable
 
+from ..audio import DEFAULT_MAX_SECONDS
 from ..embedder import ClipClapEmbedder
 from ..errors import ClipClapInputError
 from ..hub import default_model
+from ..image import DEFAULT_MAX_PIXELS
 from ..inputs import describe
 from ..types import Modality
 
@@ -77,6 +79,45 @@ class ClipClapEmbedding(MultiModalEmbedding):
         description="Read image and audio paths and file: URLs (False for untrusted input: "
         "query strings are then never looked up on disk).",
     )
+    strict_paths: bool = Field(
+        default=False,
+        description="Refuse strings that look like missing media files instead of embedding "
+        "them as text.",
+    )
+    max_remote_bytes: int = Field(
+        default=64 * 1024 * 1024, gt=0, description="Size limit of each URL download (bytes)."
+    )
+    remote_timeout: float = Field(
+        default=30.0, gt=0, description="Time limit of each URL download (seconds, in all)."
+    )
+    max_image_pixels: int | None = Field(
+        default=DEFAULT_MAX_PIXELS,
+        description="Refuse larger images (decompression bombs); None for no limit.",
+    )
+    max_audio_seconds: float | None = Field(
+        default=DEFAULT_MAX_SECONDS,
+        description="Refuse longer audio (bounds memory); None for no limit.",
+    )
+    fast_jpeg: bool = Field(
+        default=False,
+        description="Decode large JPEGs at reduced size (Pillow draft mode): faster, at a "
+        "small parity cost.",
+    )
+    optimize: Literal["fusions"] | None = Field(
+        default=None,
+        description="'fusions': run copies of the encoders with onnxruntime's transformer "
+        "fusions (built once, cached).",
+    )
+    quantize: Literal["int8"] | None = Field(
+        default=None,
+        description="'int8': run dynamically int8-quantized copies of the encoders (built "
+        "once, cached): faster on CPUs, at a small parity cost.",
+    )
+    optimized_dir: str | None = Field(
+        default=None,
+        description="Where optimized copies are cached (default $CLIPCLAP_CACHE, else "
+        "~/.cache/clipclap-integrations).",
+    )
     embed_batch_size: int = Field(
         default=32,
         gt=0,
@@ -84,8 +125,9 @@ class ClipClapEmbedding(MultiModalEmbedding):
         description="Items per LlamaIndex embedding batch and per model run.",
     )
 
-    # Fields may be changed after construction (validated): the core follows them.
-    model_config = ConfigDict(validate_assignment=True)
+    # Fields may be changed after construction (validated): the core follows them. An
+    # unknown keyword (a typo, an option of another class) is an error, not ignored.
+    model_config = ConfigDict(validate_assignment=True, extra="forbid")
 
     _embedder: ClipClapEmbedder = PrivateAttr()
     _embedder_options: dict[str, Any] = PrivateAttr()
@@ -117,6 +159,15 @@ class ClipClapEmbedding(MultiModalEmbedding):
             "allow_remote": self.allow_remote,
             "allow_private_urls": self.allow_private_urls,
             "allow_local_files": self.allow_local_files,
+            "strict_paths": self.strict_paths,
+            "max_remote_bytes": self.max_remote_bytes,
+            "remote_timeout": self.remote_timeout,
+            "max_image_pixels": self.max_image_pixels,
+            "max_audio_seconds": self.max_audio_seconds,
+            "fast_jpeg": self.fast_jpeg,
+            "optimize": self.optimize,
+            "quantize": self.quantize,
+            "optimized_dir": self.optimized_dir,
         }
 
     @classmethod
