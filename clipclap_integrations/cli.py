@@ -61,7 +61,7 @@ def _db_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--db",
         default=None,
-        help=f"Chroma folder for an embedded database (default: ./{DEFAULT_DB})",
+        help=f"Chroma folder for an embedded database (default: $CLIPCLAP_DB, else ./{DEFAULT_DB})",
     )
     p.add_argument("--host", default=None, help="Chroma server host (instead of --db)")
     p.add_argument("--port", type=int, default=8000, help="Chroma server port (default 8000)")
@@ -82,7 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("download", help="fetch a model from the Hub into the cache")
-    p.add_argument("model", nargs="?", default=None, help="Hub repo id (default antflydb/clipclap)")
+    p.add_argument(
+        "model",
+        nargs="?",
+        default=None,
+        help="Hub repo id (default: $CLIPCLAP_MODEL if it is a repo id, else antflydb/clipclap)",
+    )
     p.add_argument("--revision", default=None, help="branch, tag or commit (default main)")
     p.add_argument("--cache-dir", default=None, help="Hub cache folder")
     p.add_argument("--force", action="store_true", help="download again even if cached")

@@ -100,7 +100,9 @@ def walk(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 if not name.startswith("."):
-                    yield (Path(dirpath) / name).resolve()
+                    path = Path(dirpath) / name
+                    real = path.resolve()
+                    yield real if real.exists() else path.absolute()  # a dangling link: itself
 
 
 def file_hash(path: Path) -> str:

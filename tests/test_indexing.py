@@ -159,7 +159,7 @@ def test_a_file_that_turns_bad_loses_its_old_records(
     report = FolderIndexer(col, embedder).index([root])
     failed = {Path(p).name: reason for p, reason in report.failed}
     assert "earlier version were removed" in failed["boat.png"]
-    assert "cannot read" in failed["no-such-target.jpg"]  # failed, not silently ignored
+    assert "cannot read" in failed["gone.jpg"]  # failed (named as the link), not ignored
     assert report.ignored == 0
     assert col.get(where={"file_name": "boat.png"})["ids"] == []  # stale vectors gone
     assert col.count() == 1 and report.unchanged == [str((root / "beep.wav").resolve())]
