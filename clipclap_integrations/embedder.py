@@ -295,6 +295,7 @@ class ClipClapEmbedder:
                     quantize=self.quantize,
                     config=self._clip_config,
                     cache_dir=self.optimized_dir,
+                    fingerprint=self.folder.fingerprint(name),
                 )
                 st = path.stat()
                 graph = self._graphs[name] = (path, (str(path), st.st_size, st.st_mtime_ns))

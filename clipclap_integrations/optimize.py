@@ -12,19 +12,24 @@ untouched. Only the three encoders are rewritten: the projections are tiny. Copi
 and the onnxruntime version; the cache is ``$CLIPCLAP_CACHE``, else
 ``$XDG_CACHE_HOME/clipclap-integrations``, else ``~/.cache/clipclap-integrations``. Building
 needs the ``onnx`` package; concurrent builders are safe (each writes a temporary file and
-renames it into place).
+renames it into place; in one process builds take turns). A cached copy that onnxruntime cannot
+read is built again; a cache folder that cannot be written falls back to the plain graph, with
+a warning.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import logging
 import os
 import platform
+import shutil
 import tempfile
+import threading
+import time
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,7 +39,9 @@ OptimizeOption = Literal["fusions"]
 QuantizeOption = Literal["int8"]
 OPTIMIZE_CHOICES: tuple[str, ...] = ("fusions",)
 QUANTIZE_CHOICES: tuple[str, ...] = ("int8",)
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_BUILD_LOCK = threading.Lock()  # one build at a time per process (and one log filter)
+_STALE_BUILD_S = 6 * 3600  # a .build-* folder this old was left by a killed process
 
 # Encoder graph -> (transformers-optimizer model type, clip_config section for heads/width).
 _FUSION_TYPES: dict[str, tuple[str, str | None]] = {
@@ -90,8 +97,14 @@ def derived_graph(
     quantize: str | None,
     config: dict[str, Any],
     cache_dir: Path | None = None,
+    fingerprint: Any = None,
 ) -> Path:
-    """The cached optimized copy of the encoder graph ``source``; built if missing."""
+    """The cached optimized copy of the encoder graph ``source``; built if missing.
+
+    ``fingerprint`` identifies the source with its external weights (``ModelFolder
+    .fingerprint``): a change to either gives a new copy. Returns ``source`` itself, with a
+    warning, when the cache folder cannot be written.
+    """
     import onnxruntime
 
     check_options(optimize, quantize)
@@ -102,6 +115,7 @@ def derived_graph(
         "source": str(source.resolve()),
         "size": st.st_size,
         "mtime_ns": st.st_mtime_ns,
+        "fingerprint": repr(fingerprint),
         "optimize": optimize,
         "quantize": quantize,
         "reduce_range": reduce_range,
@@ -110,11 +124,62 @@ def derived_graph(
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
     folder = (cache_dir or default_cache_dir()) / "optimized" / key
     target = folder / source.name
-    if target.is_file():
+    if _readable(target):
         return target
-    folder.mkdir(parents=True, exist_ok=True)
-    logger.info("building %s (optimize=%s, quantize=%s) into %s", source.name, optimize, quantize,
-                folder)
+    with _BUILD_LOCK:
+        if _readable(target):  # another thread built it meanwhile
+            return target
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            _remove_stale_builds(folder)
+            return _build(source, folder, target, identity, optimize, quantize, config)
+        except PermissionError as exc:
+            warnings.warn(
+                f"cannot write the optimized copy of {source.name} to {folder} ({exc}); "
+                "using the plain graph. Set optimized_dir= (or $CLIPCLAP_CACHE) to a writable "
+                "folder to get the optimize/quantize speed-up",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return source
+
+
+def _readable(target: Path) -> bool:
+    """Whether a cached copy is there and onnxruntime can read it (a truncated or emptied
+    copy is not, and is built again)."""
+    if not target.is_file():
+        return False
+    try:
+        from .onnx_signature import read_signature
+
+        read_signature(target)
+        return True
+    except Exception:
+        logger.warning("the cached copy %s is unreadable: building it again", target)
+        return False
+
+
+def _remove_stale_builds(folder: Path) -> None:
+    """Temporary build folders left by killed processes (live ones are recent)."""
+    for stale in folder.glob(".build-*"):
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > _STALE_BUILD_S:
+                shutil.rmtree(stale, ignore_errors=True)
+
+
+def _build(
+    source: Path,
+    folder: Path,
+    target: Path,
+    identity: dict[str, Any],
+    optimize: str | None,
+    quantize: str | None,
+    config: dict[str, Any],
+) -> Path:
+    reduce_range = bool(identity["reduce_range"])
+    logger.info(
+        "building %s (optimize=%s, quantize=%s) into %s", source.name, optimize, quantize, folder
+    )
     with tempfile.TemporaryDirectory(dir=folder, prefix=".build-") as tmp:
         current = source
         if optimize == "fusions":
@@ -179,14 +244,34 @@ def _quantize(source: Path, out: Path, reduce_range: bool) -> Path:
     return out
 
 
+class _FromOnnxruntime(logging.Filter):
+    """Drops warnings logged from onnxruntime's own Python code (optimizer, quantizer)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import onnxruntime
+
+        self.prefix = os.path.dirname(os.path.abspath(onnxruntime.__file__)) + os.sep
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or not record.pathname.startswith(self.prefix)
+
+
 @contextlib.contextmanager
 def _quiet() -> Any:
-    """The optimizer and quantizer print and log freely; keep that out of the user's output."""
+    """The optimizer and quantizer log freely (on the root logger too); keep their warnings
+    out of the user's output without touching anything else: a filter on the root logger and
+    its handlers drops records that come from onnxruntime's files, from any thread. Callers
+    hold ``_BUILD_LOCK``, so filters are added and removed in order."""
+    quiet = _FromOnnxruntime()
     root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.ERROR))
+    targets: list[Any] = [root, *root.handlers]
+    if logging.lastResort is not None:
+        targets.append(logging.lastResort)
+    for target in targets:
+        target.addFilter(quiet)
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
+        yield
     finally:
-        root.setLevel(level)
+        for target in targets:
+            target.removeFilter(quiet)

@@ -80,6 +80,117 @@ def test_optimized_copies_are_built_once(tiny_model_dir: Path, tmp_path: Path) -
     assert [p for p in tmp_path.rglob("*") if p.name.startswith(".build-")] == []
 
 
+def test_concurrent_builds_leave_logging_and_stdout_alone(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import logging
+    import sys
+
+    pytest.importorskip("onnx")
+    root = logging.getLogger()
+    stdout, level, filters = sys.stdout, root.level, list(root.filters)
+    e = ClipClapEmbedder(tiny_model_dir, optimize="fusions", optimized_dir=tmp_path)
+    png = tiny_model_dir.parent / "media" / "rgb_320x200.png"
+    jobs = [
+        lambda: e.embed_text(["a"]),
+        lambda: e.embed_images([png]),
+        lambda: e.embed_audio([np.full(4800, 0.1, np.float32)]),
+    ]
+    errors: list[BaseException] = []
+
+    def run(job) -> None:  # type: ignore[no-untyped-def]
+        try:
+            job()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sys.stdout is stdout and root.level == level and root.filters == filters
+    assert all(not h.filters for h in root.handlers if h not in _pytest_handlers(root))
+    assert len(list(tmp_path.rglob("*.onnx"))) == 3  # one copy per encoder
+
+
+def _pytest_handlers(root):  # type: ignore[no-untyped-def]
+    return [h for h in root.handlers if type(h).__module__.startswith("_pytest")]
+
+
+def test_a_change_to_external_weights_alone_gives_a_new_copy(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    model = onnx.load(str(folder / "text_model.onnx"))
+    onnx.save_model(
+        model,
+        str(folder / "text_model.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="text_model.onnx.data",
+        size_threshold=0,
+    )
+    before = ClipClapEmbedder(folder, quantize="int8", optimized_dir=tmp_path / "opt")
+    old = before.embed_text(["a red boat"])[0]
+    # Other weights, same layout: only the .data file changes (the .onnx is not touched).
+    model = onnx.load(str(folder / "text_model.onnx"))  # with its external weights
+    for init in model.graph.initializer:
+        if init.data_type == onnx.TensorProto.FLOAT:
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 0.5, init.name))
+    other = tmp_path / "other"
+    other.mkdir()
+    onnx.save_model(
+        model,
+        str(other / "text_model.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="text_model.onnx.data",
+        size_threshold=0,
+    )
+    stamp = (folder / "text_model.onnx").stat().st_mtime_ns
+    shutil.copyfile(other / "text_model.onnx.data", folder / "text_model.onnx.data")
+    assert (folder / "text_model.onnx").stat().st_mtime_ns == stamp
+    plain = ClipClapEmbedder(folder).embed_text(["a red boat"])[0]
+    new = ClipClapEmbedder(folder, quantize="int8", optimized_dir=tmp_path / "opt")
+    vector = new.embed_text(["a red boat"])[0]
+    assert not np.allclose(vector, old, atol=1e-3)  # not the stale copy
+    assert float(vector @ plain) > 0.99
+    assert len(list((tmp_path / "opt").rglob("text_model.onnx"))) == 2
+
+
+def test_an_unreadable_cached_copy_is_built_again(tiny_model_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    want = ClipClapEmbedder(tiny_model_dir, quantize="int8", optimized_dir=tmp_path)
+    vector = want.embed_text(["a"])[0]
+    (copy,) = tmp_path.rglob("text_model.onnx")
+    copy.write_bytes(copy.read_bytes()[: copy.stat().st_size // 2])
+    again = ClipClapEmbedder(tiny_model_dir, quantize="int8", optimized_dir=tmp_path)
+    np.testing.assert_allclose(again.embed_text(["a"])[0], vector, atol=1e-6)
+
+
+def test_an_unwritable_cache_falls_back_to_the_plain_graph(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clipclap_integrations import optimize
+
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise PermissionError(13, "Permission denied", str(tmp_path))
+
+    monkeypatch.setattr(optimize, "_build", refuse)
+    e = ClipClapEmbedder(tiny_model_dir, quantize="int8", optimized_dir=tmp_path / "ro")
+    with pytest.warns(RuntimeWarning, match="using the plain graph"):
+        vector = e.embed_text(["a"])[0]
+    np.testing.assert_array_equal(vector, ClipClapEmbedder(tiny_model_dir).embed_text(["a"])[0])
+
+
 def test_default_runs_the_original_graphs(tiny_model_dir: Path) -> None:
     e = ClipClapEmbedder(tiny_model_dir)
     e.embed_text(["x"])
