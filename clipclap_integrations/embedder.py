@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import replace
@@ -60,6 +61,18 @@ def _normalize(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _is_finite(value: Any) -> bool:
+    return (
+        isinstance(value, int | float | np.number)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
 
 
 class ClipClapEmbedder:
@@ -132,10 +145,37 @@ class ClipClapEmbedder:
             raise ValueError(
                 f"long_audio must be one of {', '.join(LONG_AUDIO_POLICIES)}, got {long_audio!r}"
             )
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-        if max_remote_bytes < 1 or remote_timeout <= 0:
-            raise ValueError("max_remote_bytes and remote_timeout must be positive")
+        if threads is not None and (
+            not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 1024
+        ):
+            raise ValueError(f"threads must be an integer from 1 to 1024 or None, got {threads!r}")
+        if not _is_int(max_remote_bytes) or max_remote_bytes < 1:
+            raise ValueError(
+                f"max_remote_bytes must be a positive integer, got {max_remote_bytes!r}"
+            )
+        if not _is_finite(remote_timeout) or remote_timeout <= 0:
+            raise ValueError(
+                f"remote_timeout must be a positive number of seconds, got {remote_timeout!r}"
+            )
+        if max_image_pixels is not None and (not _is_int(max_image_pixels) or max_image_pixels < 1):
+            raise ValueError(
+                f"max_image_pixels must be a positive integer or None, got {max_image_pixels!r}"
+            )
+        if max_audio_seconds is not None and (
+            not _is_finite(max_audio_seconds) or max_audio_seconds <= 0
+        ):
+            raise ValueError(
+                f"max_audio_seconds must be a positive number or None, got {max_audio_seconds!r}"
+            )
+        for flag, value in (
+            ("fast_jpeg", fast_jpeg),
+            ("allow_remote", allow_remote),
+            ("allow_private_urls", allow_private_urls),
+            ("allow_local_files", allow_local_files),
+            ("strict_paths", strict_paths),
+        ):
+            if not isinstance(value, bool):
+                raise ValueError(f"{flag} must be True or False, got {value!r}")
         self.folder: ModelFolder = resolve_model(
             model, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )

@@ -63,7 +63,14 @@ def normalize_providers(
         if isinstance(p, str):
             out.append(p)
         elif isinstance(p, tuple | list) and len(p) == 2 and isinstance(p[0], str):
-            out.append((p[0], dict(p[1])))
+            options = dict(p[1])
+            for key, value in options.items():
+                if not isinstance(key, str) or not isinstance(value, str | int | float | bool):
+                    raise ValueError(
+                        f"provider option {key!r} of {p[0]} must be a string or a number "
+                        f"(onnxruntime passes options as strings), got {value!r}"
+                    )
+            out.append((p[0], options))
         else:
             raise ValueError(f"a provider must be a name or a (name, options) pair, got {p!r}")
     if not out:

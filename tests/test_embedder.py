@@ -298,3 +298,26 @@ def test_model_digest_follows_the_content_not_the_place(
     config = moved / "tokenizer_config.json"
     config.write_text(json.dumps({**json.loads(config.read_text()), "model_max_length": 8}))
     assert load_model_folder(moved).digest not in (digest, edited)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"threads": 100_000}, "threads must be an integer from 1 to 1024"),
+        ({"threads": True}, "threads must be"),
+        ({"remote_timeout": float("nan")}, "remote_timeout must be a positive number"),
+        ({"remote_timeout": float("inf")}, "remote_timeout must be a positive number"),
+        ({"max_remote_bytes": 0}, "max_remote_bytes must be a positive integer"),
+        ({"max_audio_seconds": 0}, "max_audio_seconds must be a positive number or None"),
+        ({"max_audio_seconds": float("nan")}, "max_audio_seconds must be"),
+        ({"max_image_pixels": -5}, "max_image_pixels must be a positive integer or None"),
+        ({"fast_jpeg": "no"}, "fast_jpeg must be True or False"),
+        ({"allow_private_urls": "false"}, "allow_private_urls must be True or False"),
+        ({"providers": [("CPUExecutionProvider", {"arena": [1]})]}, "provider option 'arena'"),
+    ],
+)
+def test_option_values_are_checked_at_construction(
+    tiny_model_dir: Path, kwargs: dict, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        ClipClapEmbedder(tiny_model_dir, **kwargs)
