@@ -32,7 +32,18 @@ from .image import (
     image_from_array,
     open_image,
 )
-from .inputs import InputOptions, Item, Media, RemoteURL, Waveform, classify, classify_all, describe
+from .inputs import (
+    InputOptions,
+    Item,
+    Media,
+    RemoteURL,
+    Waveform,
+    classify,
+    classify_all,
+    describe,
+    is_remote,
+    resolve_remote,
+)
 from .model import GRAPHS, ModelFolder
 from .optimize import (
     OptimizeOption,
@@ -61,6 +72,24 @@ def _normalize(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+URLS_PER_FETCH = 32  # URLs downloaded (and held) at a time within one call
+
+
+def _fetch_groups(items: Sequence[Item], per_group: int) -> list[list[int]]:
+    """Consecutive row groups holding at most ``per_group`` URLs each (all rows at once
+    when there are no more URLs than that)."""
+    groups: list[list[int]] = [[]]
+    urls = 0
+    for i, item in enumerate(items):
+        if is_remote(item):
+            if urls == per_group:
+                groups.append([])
+                urls = 0
+            urls += 1
+        groups[-1].append(i)
+    return groups
 
 
 def _is_int(value: Any) -> bool:
@@ -239,21 +268,31 @@ class ClipClapEmbedder:
 
     def embed_images(self, images: Sequence[Any]) -> np.ndarray:
         """Vectors of images: paths, bytes, file objects, URLs, PIL images or uint8 arrays."""
-        return self._embed_group(Modality.IMAGE, self._classify(images, Modality.IMAGE))
+        return self._embed_items(images, Modality.IMAGE)
 
     def embed_audio(self, clips: Sequence[Any]) -> np.ndarray:
         """Vectors of sounds: paths, bytes, URLs, ``(samples, rate)`` pairs or 48 kHz arrays."""
-        return self._embed_group(Modality.AUDIO, self._classify(clips, Modality.AUDIO))
+        return self._embed_items(clips, Modality.AUDIO)
 
     def embed(self, inputs: Sequence[Any], modality: Modality | str | None = None) -> np.ndarray:
         """Vectors of a list that may mix modalities; ``modality`` forces one for all."""
-        forced = Modality.parse(modality) if modality is not None else None
-        items = self._classify(inputs, forced)
+        return self._embed_items(inputs, Modality.parse(modality) if modality else None)
+
+    def _embed_items(self, inputs: Sequence[Any], forced: Modality | None) -> np.ndarray:
+        """Classify everything first (bad items fail before any work), then embed. URLs are
+        fetched ``URLS_PER_FETCH`` at a time, each group just before it is embedded and
+        released after, so a long list of URLs never sits in memory whole."""
+        items = classify_all(inputs, self.input_options, forced, fetch=False)
         out = np.empty((len(items), self.dim), dtype=np.float32)
-        for m in Modality:
-            idx = [i for i, it in enumerate(items) if it.modality is m]
-            if idx:
-                out[idx] = self._embed_group(m, [items[i] for i in idx], idx)
+        for rows in _fetch_groups(items, URLS_PER_FETCH):
+            remote = [i for i in rows if is_remote(items[i])]
+            resolve_remote([items[i] for i in remote], remote, self.input_options)
+            for m in Modality:
+                idx = [i for i in rows if items[i].modality is m]
+                if idx:
+                    out[idx] = self._embed_group(m, [items[i] for i in idx], idx)
+            for i in remote:
+                items[i].payload = None  # the downloaded bytes are no longer needed
         return out
 
     def __call__(self, inputs: Sequence[Any]) -> np.ndarray:
@@ -263,8 +302,6 @@ class ClipClapEmbedder:
         """The modality ``embed`` would use for ``item`` (fetches a URL only if it must)."""
         it = classify(item, self.input_options)
         if it.modality is None:
-            from .inputs import resolve_remote
-
             resolve_remote([it], [0], self.input_options)
         assert it.modality is not None
         return it.modality

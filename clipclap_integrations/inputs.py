@@ -889,9 +889,15 @@ def resolve_remote(items: Sequence[Item], indices: Sequence[int], options: Input
 
 
 def classify_all(
-    inputs: Sequence[Any], options: InputOptions, forced: Modality | None = None
+    inputs: Sequence[Any],
+    options: InputOptions,
+    forced: Modality | None = None,
+    *,
+    fetch: bool = True,
 ) -> list[Item]:
-    """Classify every input and fetch remote ones; errors name the failing position."""
+    """Classify every input and (with ``fetch``) fetch remote ones; errors name the failing
+    position. Without ``fetch`` remote items keep a ``RemoteURL`` payload (see
+    ``resolve_remote``) and, unless the URL told, no modality yet."""
     if isinstance(inputs, str | bytes) or not isinstance(inputs, Sequence | np.ndarray):
         raise TypeError(
             f"inputs must be a list of items, got {type(inputs).__name__} "
@@ -904,5 +910,11 @@ def classify_all(
         except ClipClapInputError as exc:
             raise ClipClapInputError(exc.reason, index=index, item=describe(raw)) from None
         items.append(it)
-    resolve_remote(items, range(len(items)), options)
+    if fetch:
+        resolve_remote(items, range(len(items)), options)
     return items
+
+
+def is_remote(item: Item) -> bool:
+    """Whether ``item`` is a URL still to be fetched."""
+    return isinstance(item.payload, RemoteURL)

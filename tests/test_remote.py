@@ -507,3 +507,28 @@ def test_through_a_proxy_the_target_is_checked(
     with pytest.raises(ClipClapInputError, match=r"10\.0\.0\.1 is a private address"):
         closed.embed(["http://10.0.0.1/img-internal.png"])
     assert len(server.proxied) == before + 1  # the proxy was never asked for it
+
+
+def test_long_url_lists_are_fetched_a_group_at_a_time(
+    tiny_model_dir, server, png_vector, monkeypatch
+) -> None:
+    from clipclap_integrations import embedder as core
+
+    held: list[int] = []
+    real = core.resolve_remote
+
+    def spy(items, indices, options):  # type: ignore[no-untyped-def]
+        held.append(len(items))
+        return real(items, indices, options)
+
+    monkeypatch.setattr(core, "URLS_PER_FETCH", 2)
+    monkeypatch.setattr(core, "resolve_remote", spy)
+    e = ClipClapEmbedder(tiny_model_dir, remote_timeout=5.0)
+    urls = [server.url(f"/img-group-{i}.png") for i in range(5)]
+    vectors = e.embed([urls[0], "a caption", *urls[1:]])
+    assert held == [2, 2, 1]  # never more than two downloads held at once
+    np.testing.assert_allclose(vectors[[0, 2, 3, 4, 5]], np.tile(png_vector, (5, 1)), atol=1e-6)
+    np.testing.assert_allclose(vectors[1], e.embed_text(["a caption"])[0], atol=1e-6)
+    with pytest.raises(ClipClapInputError) as info:  # positions count from the whole call
+        e.embed_images([*urls, server.url("/missing")])
+    assert info.value.index == 5
