@@ -276,7 +276,7 @@ class ClipClapEmbedder:
 
     def embed(self, inputs: Sequence[Any], modality: Modality | str | None = None) -> np.ndarray:
         """Vectors of a list that may mix modalities; ``modality`` forces one for all."""
-        return self._embed_items(inputs, Modality.parse(modality) if modality else None)
+        return self._embed_items(inputs, Modality.parse(modality) if modality is not None else None)
 
     def _embed_items(self, inputs: Sequence[Any], forced: Modality | None) -> np.ndarray:
         """Classify everything first (bad items fail before any work), then embed. URLs are

@@ -171,19 +171,20 @@ class FolderIndexer:
         todo: dict[Modality, list[_Pending]] = {m: [] for m in Modality}
         for path in walk(paths):
             source = str(path)
-            seen.add(source)  # present, even if unreadable now: not pruned for that
             try:
                 kind = file_kind(path)
                 if kind is not None:
                     content_hash = file_hash(path)
             except OSError as exc:
+                seen.add(source)  # unreadable now, maybe not for long: its records stay
                 report.failed.append((source, f"cannot read ({exc.strerror or exc})"))
                 self.progress(1)
                 continue
-            if kind is None:
+            if kind is None:  # no longer media or text: --prune removes its records
                 report.ignored += 1
                 self.progress(1)
                 continue
+            seen.add(source)
             old = existing.get(source)
             if old and old["hashes"] == {content_hash} and old["parts"] == len(old["ids"]):
                 report.unchanged.append(source)

@@ -133,7 +133,7 @@ def derived_graph(
             folder.mkdir(parents=True, exist_ok=True)
             _remove_stale_builds(folder)
             return _build(source, folder, target, identity, optimize, quantize, config)
-        except PermissionError as exc:
+        except OSError as exc:  # no permission, a read-only file system, a full disk...
             warnings.warn(
                 f"cannot write the optimized copy of {source.name} to {folder} ({exc}); "
                 "using the plain graph. Set optimized_dir= (or $CLIPCLAP_CACHE) to a writable "

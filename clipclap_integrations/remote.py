@@ -84,8 +84,12 @@ class _Watchdog:
 
 def non_public_kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     """What kind of non-public address ``ip`` is ("loopback", "private", ...), or None."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:  # judged by the IPv4 address it carries
+            return non_public_kind(embedded)
+        if ip in _SITE_LOCAL:
+            return "private"
     checks = (
         ("unspecified", ip.is_unspecified),
         ("loopback", ip.is_loopback),
@@ -98,6 +102,19 @@ def non_public_kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | 
         if hit:
             return kind
     return None if ip.is_global else "non-public"
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_SITE_LOCAL = ipaddress.ip_network("fec0::/10")  # deprecated, still routed on some networks
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address inside an IPv4-mapped, NAT64 (64:ff9b::/96) or 6to4 address."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.sixtofour
 
 
 def _public_addresses(host: str, port: int) -> list[tuple[Any, ...]]:

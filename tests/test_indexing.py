@@ -176,3 +176,18 @@ def test_text_files_with_a_byte_order_mark(embedder: ClipClapEmbedder, tmp_path:
     assert report.failed == [] and len(report.added) == 2
     docs = col.get(include=["documents"])["documents"]
     assert docs == [text, text]
+
+
+def test_prune_removes_a_file_that_is_no_longer_media(
+    embedder: ClipClapEmbedder, tmp_path: Path, media_dir: Path
+) -> None:
+    root = tmp_path / "lib"
+    root.mkdir()
+    (root / "photo").write_bytes((media_dir / "rgb_320x200.png").read_bytes())  # no extension
+    col = _collection(tmp_path)
+    FolderIndexer(col, embedder).index([root])
+    assert col.count() == 1
+    (root / "photo").write_bytes(b"plain bytes now, nothing to index")
+    report = FolderIndexer(col, embedder).index([root], prune=True)
+    assert report.ignored == 1 and [Path(p).name for p in report.removed] == ["photo"]
+    assert col.count() == 0

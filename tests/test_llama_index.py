@@ -735,6 +735,11 @@ def test_errors_name_the_node_and_its_place(model_dir: Path, media_dir: Path):
     with pytest.raises(ClipClapInputError, match="not a recognizable image") as info:
         asyncio.run(ClipClapIndex([], embed_model=model).ainsert_nodes(nodes))
     assert info.value.index == 5 and "'the-bad-node'" in str(info.value)
+    texts = [TextNode(text=f"text {i}", id_=f"n{i}") for i in range(3)]
+    texts.append(TextNode(text="bad \ud800", id_="n3"))  # an unpaired surrogate
+    with pytest.raises(ClipClapInputError, match="not valid Unicode") as info:
+        ClipClapIndex(texts, embed_model=model)  # the 4th text, in the 2nd batch of 2
+    assert info.value.index == 3 and "'n3'" in str(info.value)
     broken = ImageNode(image="@@not base64@", id_="bad-b64")
     with pytest.raises(ClipClapInputError, match="not valid base64") as info:
         ClipClapIndex([*good[:1], broken], embed_model=model)

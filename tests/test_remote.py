@@ -424,6 +424,10 @@ def test_fetch_refuses_other_schemes() -> None:
         ("224.0.0.1", "multicast"),
         ("100.64.0.1", "non-public"),  # carrier-grade NAT (shared address space)
         ("240.0.0.1", "private"),  # reserved (Python counts 240/4 as private too)
+        ("64:ff9b::127.0.0.1", "loopback"),  # NAT64: the IPv4 address it carries decides
+        ("64:ff9b::8.8.8.8", None),
+        ("2002:7f00:1::", "loopback"),  # 6to4 of 127.0.0.1
+        ("fec0::1", "private"),  # site-local (deprecated)
         ("93.184.215.14", None),
         ("8.8.8.8", None),
         ("2606:4700:4700::1111", None),

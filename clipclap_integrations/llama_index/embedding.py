@@ -92,10 +92,13 @@ class ClipClapEmbedding(MultiModalEmbedding):
     )
     max_image_pixels: int | None = Field(
         default=DEFAULT_MAX_PIXELS,
+        gt=0,
         description="Refuse larger images (decompression bombs); None for no limit.",
     )
     max_audio_seconds: float | None = Field(
         default=DEFAULT_MAX_SECONDS,
+        gt=0,
+        allow_inf_nan=False,
         description="Refuse longer audio (bounds memory); None for no limit.",
     )
     fast_jpeg: bool = Field(

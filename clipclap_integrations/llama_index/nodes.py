@@ -331,8 +331,10 @@ def embed_nodes(
             continue
         items = _contents(nodes, rows)
         try:
-            if modality is Modality.TEXT:
-                vectors = embed_model.get_text_embedding_batch(items, show_progress=show_progress)
+            if modality is Modality.TEXT:  # positions counted over the whole list, as below
+                vectors = embed_model._embed_in_batches(
+                    items, embed_model._get_text_embeddings, show_progress, "text"
+                )
             elif modality is Modality.IMAGE:
                 vectors = embed_model.get_image_embedding_batch(items, show_progress=show_progress)
             else:
@@ -358,8 +360,8 @@ async def aembed_nodes(
         items = _contents(nodes, rows)
         try:
             if modality is Modality.TEXT:
-                return await embed_model.aget_text_embedding_batch(
-                    items, show_progress=show_progress
+                return await embed_model._aembed_in_batches(
+                    items, embed_model._aget_text_embeddings, show_progress, "text"
                 )
             if modality is Modality.IMAGE:
                 return await embed_model.aget_image_embedding_batch(
