@@ -27,6 +27,7 @@ once per process, not once per call.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
@@ -40,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelFolderError, ModelNotAvailableError
-from .model import CONFIG_FILES, GRAPHS, ModelFolder, load_model_folder
+from .model import ModelFolder, load_model_folder
 
 DEFAULT_MODEL = "antflydb/clipclap"
 MODEL_ENV = "CLIPCLAP_MODEL"
@@ -369,15 +370,19 @@ def _acquire(
         raise ModelNotAvailableError(
             f"the Hub ({_endpoint()}) did not say which commit {repo_id}@{rev} is"
         )
-    folder, damage = (None, []) if force_download else _usable_snapshot(lib, repo_id, commit, cache)
-    if damage:  # huggingface_hub trusts its cache: only a forced download replaces the files
+    folder, damaged = (
+        (None, []) if force_download else _usable_snapshot(lib, repo_id, commit, cache)
+    )
+    if damaged:  # huggingface_hub trusts its cache: remove them and it fetches them again
         logger.warning(
-            "the cached copy of %s (commit %s) is damaged (%s): downloading it again",
+            "%d cached file(s) of %s (commit %s) are damaged (their content does not match "
+            "their hash): downloading them again",
+            len(damaged),
             repo_id,
             commit,
-            "; ".join(damage),
         )
-        force_download = True
+        for blob in damaged:
+            blob.unlink(missing_ok=True)
     downloaded = False
     if folder is None:
         _remove_stale_partials(cache, repo_id)
@@ -440,25 +445,44 @@ def _cached_snapshot(
     return Path(folder), None
 
 
-def _required_files() -> list[str]:
-    graphs = [name for pair in GRAPHS.values() for name in (pair.encoder, pair.projection)]
-    return [*graphs, *CONFIG_FILES]
-
-
 def _usable_snapshot(
     lib: _HubLib, repo_id: str, commit: str, cache: Path
-) -> tuple[Path | None, list[str]]:
-    """The cached snapshot of ``commit`` if it is complete and valid, else None; and the
-    problems of a snapshot that is all there but damaged (a truncated or altered file)."""
+) -> tuple[Path | None, list[Path]]:
+    """The cached snapshot of ``commit`` if it is complete and valid, else None; and, for a
+    snapshot that fails validation, the cached blobs whose content no longer matches the hash
+    that names them (damaged after download). A commit that is broken on the Hub itself has
+    none: nothing to download again."""
     folder, _ = _cached_snapshot(lib, repo_id, commit, cache)
     if folder is None:
         return None, []
     try:  # an older huggingface_hub cannot tell a partial snapshot: check the files ourselves
         load_model_folder(folder, revision=commit, source=repo_id)  # cached for _validate
-    except ModelFolderError as exc:
-        complete = all((folder / name).exists() for name in _required_files())
-        return None, exc.problems if complete else []
+    except ModelFolderError:
+        return None, _damaged_blobs(folder)
     return folder, []
+
+
+def _damaged_blobs(snapshot: Path) -> list[Path]:
+    """Blobs of a cache snapshot whose bytes do not hash to their name (LFS files are named
+    by their SHA-256, other files by their git blob SHA-1)."""
+    damaged = []
+    for link in sorted(snapshot.rglob("*")):
+        blob = link.resolve()
+        if not blob.is_file() or blob.parent.name != "blobs":
+            continue
+        name = blob.name
+        if len(name) == 64:
+            digest = hashlib.sha256()
+        elif len(name) == 40:
+            digest = hashlib.sha1(f"blob {blob.stat().st_size}\0".encode())
+        else:
+            continue
+        with open(blob, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != name:
+            damaged.append(blob)
+    return damaged
 
 
 def _fallback(

@@ -38,6 +38,7 @@ ALT = "antflydb/clipclap-alt"  # serves the v2 weights at main
 BROKEN = "antflydb/broken"  # lacks tokenizer.json and text_model.onnx.data
 BIG = "antflydb/clipclap-big"  # the model plus a 12 MiB file in a subfolder
 BIG_FILE = "extra/big.bin"
+INVALID = "antflydb/clipclap-invalid"  # complete, but its preprocessor_config.json is not JSON
 DATA = "text_model.onnx.data"
 TEXT = "a dog barking in the rain"
 MIB = 1024 * 1024
@@ -76,9 +77,15 @@ def vectors(hub_models: Models) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def hub(hub_models: Models) -> Iterator[StandinHub]:
+def hub(hub_models: Models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinHub]:
     """The stand-in Hub serving every test repo; stopped after the module."""
+    import shutil
+
+    invalid = tmp_path_factory.mktemp("invalid") / "model"
+    shutil.copytree(hub_models.main, invalid)
+    (invalid / "preprocessor_config.json").write_text("{not json", encoding="utf-8")
     standin = StandinHub()
+    standin.add_repo(INVALID, invalid)
     standin.add_repo(REPO, hub_models.main)
     standin.add_repo(REPO, hub_models.v2, revision="v2")
     standin.add_repo(ALT, hub_models.v2)
@@ -377,9 +384,23 @@ def test_damaged_cached_file_is_downloaded_again(
 
     run = _run(hub, tmp_path, [{"model": REPO}])
     np.testing.assert_array_equal(_vector(run.results[0]), vectors["main"])
-    assert "is damaged" in run.stderr and "downloading it again" in run.stderr
-    assert any(r.endswith("/text_model.onnx") for r in run.requests if r.startswith("GET "))
+    assert "are damaged" in run.stderr and "downloading them again" in run.stderr
+    gets = [r.rsplit("/", 1)[1] for r in run.requests if r.startswith("GET ") and "/resolve/" in r]
+    assert gets == ["text_model.onnx"]  # only the damaged file is fetched again
     assert _same_files(snapshot, hub_models.main, ["text_model.onnx"]) == []
+
+
+@pytest.mark.server
+def test_a_commit_broken_on_the_hub_is_not_downloaded_again_and_again(
+    hub: StandinHub, tmp_path: Path
+) -> None:
+    first = _run(hub, tmp_path, [{"model": INVALID}])
+    assert first.results[0]["error"] == "ModelFolderError", first.results[0]
+    assert "preprocessor_config.json" in first.results[0]["message"]
+    again = _run(hub, tmp_path, [{"model": INVALID}])
+    assert again.results[0]["error"] == "ModelFolderError"
+    assert [r for r in again.requests if r.startswith("GET ") and "/resolve/" in r] == []
+    assert "damaged" not in again.stderr  # it is the commit, not the cache
 
 
 @pytest.mark.server
