@@ -74,12 +74,15 @@ from .embedder import ClipClapEmbedder
 from .hub import default_model, is_repo_id
 from .image import DEFAULT_MAX_PIXELS, open_image, to_rgb
 from .inputs import (
+    URLS_PER_FETCH,
     InputOptions,
     Item,
     Media,
     Waveform,
     classify,
     classify_all,
+    fetch_groups,
+    is_remote,
     numeric_array,
     resolve_remote,
 )
@@ -812,24 +815,39 @@ def _explicit(item: Item) -> Any:
     return Audio(payload)
 
 
-def _prepare(sources: Sequence[Any], embedder: ClipClapEmbedder) -> list[_Prepared]:
+def _prepared(raw: Any, item: Item) -> _Prepared:
+    modality = cast(Modality, item.modality)  # remote URLs are resolved by now
+    uri = _source_uri(raw, item)
+    return _Prepared(
+        modality=modality,
+        embed_input=_explicit(item),
+        uri=uri,
+        mime=_guess_mime(item, uri),
+        document=item.payload if modality is Modality.TEXT else None,
+        digest=_digest(modality, item),
+    )
+
+
+def _prepare_and_embed(
+    sources: Sequence[Any], embedder: ClipClapEmbedder
+) -> tuple[list[_Prepared], np.ndarray]:
+    """Every source classified (all checked before any work), then fetched, described and
+    embedded a group of URLs at a time; fetched bytes are dropped once embedded."""
     raws = [_core_input(s, strings_are_text=False) for s in sources]
-    items = classify_all(raws, embedder.input_options)
-    out = []
-    for raw, item in zip(sources, items, strict=True):
-        modality = cast(Modality, item.modality)  # remote URLs are resolved by now
-        uri = _source_uri(raw, item)
-        out.append(
-            _Prepared(
-                modality=modality,
-                embed_input=_explicit(item),
-                uri=uri,
-                mime=_guess_mime(item, uri),
-                document=item.payload if modality is Modality.TEXT else None,
-                digest=_digest(modality, item),
-            )
-        )
-    return out
+    items = classify_all(raws, embedder.input_options, fetch=False)
+    prepared: list[_Prepared | None] = [None] * len(items)
+    vectors = np.empty((len(items), embedder.dim), dtype=np.float32)
+    for rows in fetch_groups(items, URLS_PER_FETCH):
+        remote = [i for i in rows if is_remote(items[i])]
+        resolve_remote([items[i] for i in remote], remote, embedder.input_options)
+        group = [_prepared(sources[i], items[i]) for i in rows]
+        vectors[rows] = embedder.embed([p.embed_input for p in group])
+        for i, p in zip(rows, group, strict=True):
+            p.embed_input = None  # the media itself is no longer needed
+            prepared[i] = p
+        for i in remote:
+            items[i].payload = None
+    return cast(list[_Prepared], prepared), vectors
 
 
 @dataclass
@@ -858,7 +876,11 @@ def _plan_media_write(
     if metadatas is not None and len(metadatas) != len(sources):
         raise ValueError(f"got {len(metadatas)} metadatas for {len(sources)} sources")
     ef = _embedding_function_for(collection, embedding_function)
-    prepared = _prepare(sources, ef.embedder)
+    if ids is not None:
+        validate_ids(list(ids))  # before any download or embedding
+    if metadatas is not None:
+        validate_metadatas([dict(m or {}) for m in metadatas])
+    prepared, vectors = _prepare_and_embed(sources, ef.embedder)
     all_ids = list(ids) if ids is not None else [f"{p.modality}-{p.digest}" for p in prepared]
     keep = list(range(len(all_ids)))
     if ids is None:  # the same content twice: one record
@@ -879,7 +901,7 @@ def _plan_media_write(
     # was written (duplicate ids across batches, a bad metadata value).
     validate_ids([all_ids[r] for r in keep])
     validate_metadatas(records_meta)
-    vectors = ef.embedder.embed([prepared[r].embed_input for r in keep])
+    vectors = vectors[keep]
     step = max_batch or len(keep)
     batches = [
         {

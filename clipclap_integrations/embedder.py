@@ -33,6 +33,7 @@ from .image import (
     open_image,
 )
 from .inputs import (
+    URLS_PER_FETCH,
     InputOptions,
     Item,
     Media,
@@ -41,6 +42,7 @@ from .inputs import (
     classify,
     classify_all,
     describe,
+    fetch_groups,
     is_remote,
     resolve_remote,
 )
@@ -72,24 +74,6 @@ def _normalize(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
-URLS_PER_FETCH = 32  # URLs downloaded (and held) at a time within one call
-
-
-def _fetch_groups(items: Sequence[Item], per_group: int) -> list[list[int]]:
-    """Consecutive row groups holding at most ``per_group`` URLs each (all rows at once
-    when there are no more URLs than that)."""
-    groups: list[list[int]] = [[]]
-    urls = 0
-    for i, item in enumerate(items):
-        if is_remote(item):
-            if urls == per_group:
-                groups.append([])
-                urls = 0
-            urls += 1
-        groups[-1].append(i)
-    return groups
 
 
 def _is_int(value: Any) -> bool:
@@ -284,7 +268,7 @@ class ClipClapEmbedder:
         released after, so a long list of URLs never sits in memory whole."""
         items = classify_all(inputs, self.input_options, forced, fetch=False)
         out = np.empty((len(items), self.dim), dtype=np.float32)
-        for rows in _fetch_groups(items, URLS_PER_FETCH):
+        for rows in fetch_groups(items, URLS_PER_FETCH):
             remote = [i for i in rows if is_remote(items[i])]
             resolve_remote([items[i] for i in remote], remote, self.input_options)
             for m in Modality:

@@ -915,6 +915,24 @@ def classify_all(
     return items
 
 
+URLS_PER_FETCH = 32  # URLs downloaded (and held) at a time within one call
+
+
+def fetch_groups(items: Sequence[Item], per_group: int) -> list[list[int]]:
+    """Consecutive row groups holding at most ``per_group`` URLs each (all rows at once
+    when there are no more URLs than that)."""
+    groups: list[list[int]] = [[]]
+    urls = 0
+    for i, item in enumerate(items):
+        if is_remote(item):
+            if urls == per_group:
+                groups.append([])
+                urls = 0
+            urls += 1
+        groups[-1].append(i)
+    return groups
+
+
 def is_remote(item: Item) -> bool:
     """Whether ``item`` is a URL still to be fetched."""
     return isinstance(item.payload, RemoteURL)

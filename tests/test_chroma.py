@@ -680,6 +680,25 @@ def test_http_urls_are_fetched_once_and_stored_as_uris(model_dir: Path, media_di
             "audio",
         ]
         assert col.query(query_uris=urls, n_results=1)["ids"] == [[i] for i in ids]
+
+        # Many URLs: fetched a group at a time (here 2), each group released once embedded.
+        from clipclap_integrations import chroma as adapter
+
+        held: list[int] = []
+        real = adapter.resolve_remote
+
+        def spy(items, indices, options):  # type: ignore[no-untyped-def]
+            held.append(len(items))
+            return real(items, indices, options)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(adapter, "URLS_PER_FETCH", 2)
+            patch.setattr(adapter, "resolve_remote", spy)
+            many = [f"{base}/rgb_320x200.png?copy={i}" for i in range(5)]
+            ids = add_media(col, ["a caption", *many], ids=[f"u{i}" for i in range(6)])
+        assert held == [2, 2, 1] and col.get(ids=ids)["ids"] == ids
+        vectors = col.get(ids=ids[1:], include=["embeddings"])["embeddings"]
+        np.testing.assert_allclose(vectors, np.tile(vectors[0], (5, 1)), atol=1e-6)
     finally:
         server.shutdown()
         server.server_close()
