@@ -878,8 +878,9 @@ def _plan_media_write(
     ef = _embedding_function_for(collection, embedding_function)
     if ids is not None:
         validate_ids(list(ids))  # before any download or embedding
-    if metadatas is not None:
-        validate_metadatas([dict(m or {}) for m in metadatas])
+    given = [dict(m) for m in metadatas or [] if m]  # None or {}: only our own keys
+    if given:
+        validate_metadatas(given)
     prepared, vectors = _prepare_and_embed(sources, ef.embedder)
     all_ids = list(ids) if ids is not None else [f"{p.modality}-{p.digest}" for p in prepared]
     keep = list(range(len(all_ids)))

@@ -872,6 +872,8 @@ def test_media_writes_are_checked_whole_before_the_first_batch(
     assert col.count() == 0
     ids = add_media(col, [*texts, str(media_dir / "tone_0p5s_48k.wav")])  # 3 batches of 2
     assert col.count() == 6 and len(set(ids)) == 6
+    more = add_media(col, ["x", "y"], metadatas=[None, {}])  # no metadata of one's own: fine
+    assert col.get(ids=more)["metadatas"] == [{"modality": "text", "mime_type": "text/plain"}] * 2
 
 
 @pytest.mark.server
