@@ -50,7 +50,9 @@ class Prefetch(Generic[T]):
     what it raised. At most ``2 * workers()`` loads are queued or running at once, and loading
     pauses while finished, unconsumed results add up to ``budget`` units (``size`` of each
     result; 1 by default), so memory stays bounded however long the input list is.
-    ``close()`` (also on leaving a ``with`` block) cancels what has not started.
+    ``close()`` (also on leaving a ``with`` block) cancels what has not started. A load still
+    queued when it is asked for (the pool busy with another call's work) runs in the asking
+    thread instead, so one slow call never makes another wait behind it.
     """
 
     def __init__(
@@ -117,6 +119,9 @@ class Prefetch(Generic[T]):
                     raise RuntimeError("the prefetch was closed")
                 self._cond.wait()
             future = self._futures.pop(i)
+        if future.cancel():  # not started: do it here rather than wait for a worker
+            self._pump()  # (the cancel freed its place; keep the others coming)
+            return self._load(i)
         value = future.result()
         with self._cond:
             self._ready -= self._units(value)

@@ -290,6 +290,22 @@ def test_prefetch_bounds_what_it_holds() -> None:
     assert sorted(started) == list(range(100))
 
 
+def test_one_slow_call_does_not_make_another_wait() -> None:
+    from clipclap_integrations.prefetch import pool
+
+    release = threading.Event()
+    blockers = [pool().submit(release.wait, 10) for _ in range(workers())]  # a long decode
+    try:
+        start = time.monotonic()
+        with Prefetch(3, lambda i: i * 10, budget=3) as feed:
+            assert [feed.get(i) for i in range(3)] == [0, 10, 20]
+        assert time.monotonic() - start < 2.0  # ran in this thread, not behind the blockers
+    finally:
+        release.set()
+        for blocker in blockers:
+            blocker.result(timeout=10)
+
+
 def test_text_runs_cover_every_text_once_within_the_batch_size() -> None:
     from clipclap_integrations.embedder import _length_runs
 
