@@ -450,13 +450,17 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
     def validate_config_update(
         self, old_config: dict[str, Any], new_config: dict[str, Any]
     ) -> None:
-        """Allow option changes; refuse another model or revision (vectors would not compare)."""
+        """Allow option changes; refuse another model or revision (vectors would not compare).
+
+        A stored config of a Hub model that names no revision (made offline) takes the revision
+        in use, as ``check_compatible`` does when embedding."""
         self.validate_config(new_config)
         old, new = _identity(old_config), _identity(new_config)
         same = _same_files(old_config, new_config)
         if same:
             return  # the same files, moved or renamed
-        if old != new or same is False:
+        unpinned_hub_model = old[1] is None and is_repo_id(old[0])
+        if same is False or old[0] != new[0] or (old[1] != new[1] and not unpinned_hub_model):
             raise ValueError(_refused_update(old, new))
 
     def default_space(self) -> Space:

@@ -942,3 +942,17 @@ def test_speed_options_are_stored_and_checked(model_dir: Path, tmp_path: Path):
     assert rebuilt.embedder.quantize == "int8"
     with pytest.raises(ValueError, match=r"'quantize' must be .int8."):
         ClipClapEmbeddingFunction.validate_config({**config, "quantize": "int4"})
+
+
+def test_modify_accepts_a_revision_for_a_config_that_named_none(model_dir: Path):
+    ef = ClipClapEmbeddingFunction(model_dir)
+    repo, commit = "antflydb/clipclap", "0123456789abcdef0123456789abcdef01234567"
+    ef.validate_config_update(
+        {"model": repo, "revision": None}, {"model": repo, "revision": commit}
+    )
+    with pytest.raises(ValueError, match="cannot change the embedding model"):
+        ef.validate_config_update(
+            {"model": repo, "revision": "f" * 40}, {"model": repo, "revision": commit}
+        )
+    with pytest.raises(ValueError, match="cannot change the embedding model"):
+        ef.validate_config_update({"model": repo, "revision": None}, {"model": "other/model"})
