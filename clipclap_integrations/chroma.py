@@ -47,6 +47,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from ._checks import is_finite_number, is_int
 from .errors import ClipClapInputError, missing_extra
 
 try:
@@ -107,14 +108,6 @@ NAME = "clipclap"
 # --------------------------------------------------------------------------------------------
 # Configuration
 # --------------------------------------------------------------------------------------------
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
 def _check_providers(v: Any) -> bool:
     if isinstance(v, str):
         return True
@@ -137,17 +130,20 @@ _OPTIONS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "cache_dir": (lambda v: isinstance(v, str) and v != "", "a folder path"),
     "local_files_only": (lambda v: isinstance(v, bool), "true or false"),
     "providers": (_check_providers, "a list of provider names or [name, options] pairs"),
-    "threads": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
-    "batch_size": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "threads": (lambda v: is_int(v) and v >= 1, "a positive integer"),
+    "batch_size": (lambda v: is_int(v) and v >= 1, "a positive integer"),
     "long_audio": (lambda v: v in LONG_AUDIO_POLICIES, "one of " + ", ".join(LONG_AUDIO_POLICIES)),
     "allow_remote": (lambda v: isinstance(v, bool), "true or false"),
     "allow_private_urls": (lambda v: isinstance(v, bool), "true or false"),
     "allow_local_files": (lambda v: isinstance(v, bool), "true or false"),
     "strict_paths": (lambda v: isinstance(v, bool), "true or false"),
-    "max_remote_bytes": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
-    "remote_timeout": (lambda v: _is_number(v) and v > 0, "a positive number of seconds"),
-    "max_image_pixels": (lambda v: v is None or (_is_int(v) and v >= 1), "null or an integer"),
-    "max_audio_seconds": (lambda v: v is None or (_is_number(v) and v > 0), "null or seconds"),
+    "max_remote_bytes": (lambda v: is_int(v) and v >= 1, "a positive integer"),
+    "remote_timeout": (lambda v: is_finite_number(v) and v > 0, "a positive number of seconds"),
+    "max_image_pixels": (lambda v: v is None or (is_int(v) and v >= 1), "null or an integer"),
+    "max_audio_seconds": (
+        lambda v: v is None or (is_finite_number(v) and v > 0),
+        "null or seconds",
+    ),
     "fast_jpeg": (lambda v: isinstance(v, bool), "true or false"),
     "optimize": (lambda v: v == "fusions", '"fusions"'),
     "quantize": (lambda v: v == "int8", '"int8"'),
@@ -921,8 +917,22 @@ def _plan_media_write(
     return _MediaWrite(all_ids, batches)
 
 
-def _is_async(collection: Any) -> bool:
-    return inspect.iscoroutinefunction(getattr(collection, "add", None))
+def _expect_async(collection: Any, helper: str, expected: bool) -> None:
+    """Refuse a collection of the other kind than ``helper`` (``"add_media"``...) serves:
+    Chroma's async methods would hand back coroutines nobody awaits, writing nothing."""
+    if inspect.iscoroutinefunction(getattr(collection, "add", None)) == expected:
+        return
+    if expected:
+        raise TypeError(f"collection {collection.name!r} is not an AsyncCollection: use {helper}()")
+    raise TypeError(
+        f"collection {collection.name!r} is an AsyncCollection: use "
+        f"`await a{helper}(collection, ...)`"
+    )
+
+
+def _batch_limit(size: Any) -> int | None:
+    """The client's largest write if it reports a usable one (else: all at once)."""
+    return size if isinstance(size, int) and size > 0 else None
 
 
 def _write_media(
@@ -933,11 +943,7 @@ def _write_media(
     metadatas: Sequence[Mapping[str, Any] | None] | None,
     embedding_function: ClipClapEmbeddingFunction | None,
 ) -> list[str]:
-    if _is_async(collection):
-        raise TypeError(
-            f"collection {collection.name!r} is an AsyncCollection: use "
-            f"`await a{method}_media(collection, ...)`"
-        )
+    _expect_async(collection, f"{method}_media", expected=False)
     plan = _plan_media_write(
         collection, sources, ids, metadatas, embedding_function, _max_batch_size(collection)
     )
@@ -954,12 +960,9 @@ async def _awrite_media(
     metadatas: Sequence[Mapping[str, Any] | None] | None,
     embedding_function: ClipClapEmbeddingFunction | None,
 ) -> list[str]:
-    if not _is_async(collection):
-        raise TypeError(
-            f"collection {collection.name!r} is not an AsyncCollection: use {method}_media()"
-        )
+    _expect_async(collection, f"{method}_media", expected=True)
     try:
-        max_batch = await collection._client.get_max_batch_size()
+        max_batch = _batch_limit(await collection._client.get_max_batch_size())
     except Exception:  # another client type: write everything at once
         max_batch = None
     plan = await asyncio.to_thread(  # embedding is CPU work: off the event loop
@@ -969,7 +972,7 @@ async def _awrite_media(
         ids,
         metadatas,
         embedding_function,
-        max_batch if isinstance(max_batch, int) and max_batch > 0 else None,
+        max_batch,
     )
     for batch in plan.batches:
         await getattr(collection, method)(**batch)
@@ -979,10 +982,9 @@ async def _awrite_media(
 def _max_batch_size(collection: Any) -> int | None:
     """The most records the client takes in one write (Chroma refuses larger batches)."""
     try:
-        size = collection._client.get_max_batch_size()
+        return _batch_limit(collection._client.get_max_batch_size())
     except Exception:  # another client type: write everything at once
         return None
-    return size if isinstance(size, int) and size > 0 else None
 
 
 def add_media(
@@ -1038,11 +1040,7 @@ def query_media(
     ``add_media`` marked with it. Returns Chroma's ``QueryResult``. For an
     ``AsyncCollection`` use ``await aquery_media(...)``.
     """
-    if _is_async(collection):
-        raise TypeError(
-            f"collection {collection.name!r} is an AsyncCollection: use "
-            "`await aquery_media(collection, ...)`"
-        )
+    _expect_async(collection, "query_media", expected=False)
     return collection.query(
         **_query_arguments(
             collection,
@@ -1121,10 +1119,7 @@ async def aquery_media(
     embedding_function: ClipClapEmbeddingFunction | None = None,
 ) -> Any:
     """``query_media`` for an ``AsyncCollection`` (embedding runs in a worker thread)."""
-    if not _is_async(collection):
-        raise TypeError(
-            f"collection {collection.name!r} is not an AsyncCollection: use query_media()"
-        )
+    _expect_async(collection, "query_media", expected=True)
     kwargs = await asyncio.to_thread(
         _query_arguments,
         collection,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import replace
@@ -13,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import is_finite_number, is_int
 from .audio import (
     DEFAULT_MAX_SECONDS,
     LONG_AUDIO_POLICIES,
@@ -74,18 +74,6 @@ def _normalize(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
-def _is_finite(value: Any) -> bool:
-    return (
-        isinstance(value, int | float | np.number)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
 
 
 class ClipClapEmbedder:
@@ -162,20 +150,20 @@ class ClipClapEmbedder:
             not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 1024
         ):
             raise ValueError(f"threads must be an integer from 1 to 1024 or None, got {threads!r}")
-        if not _is_int(max_remote_bytes) or max_remote_bytes < 1:
+        if not is_int(max_remote_bytes) or max_remote_bytes < 1:
             raise ValueError(
                 f"max_remote_bytes must be a positive integer, got {max_remote_bytes!r}"
             )
-        if not _is_finite(remote_timeout) or remote_timeout <= 0:
+        if not is_finite_number(remote_timeout) or remote_timeout <= 0:
             raise ValueError(
                 f"remote_timeout must be a positive number of seconds, got {remote_timeout!r}"
             )
-        if max_image_pixels is not None and (not _is_int(max_image_pixels) or max_image_pixels < 1):
+        if max_image_pixels is not None and (not is_int(max_image_pixels) or max_image_pixels < 1):
             raise ValueError(
                 f"max_image_pixels must be a positive integer or None, got {max_image_pixels!r}"
             )
         if max_audio_seconds is not None and (
-            not _is_finite(max_audio_seconds) or max_audio_seconds <= 0
+            not is_finite_number(max_audio_seconds) or max_audio_seconds <= 0
         ):
             raise ValueError(
                 f"max_audio_seconds must be a positive number or None, got {max_audio_seconds!r}"

@@ -115,12 +115,11 @@ def test_static_batch_axis_still_works(tiny_model_dir: Path, tmp_path: Path) -> 
 
 def test_external_data_weights_load(tiny_model_dir: Path, tmp_path: Path) -> None:
     onnx = pytest.importorskip("onnx")
+    from clipclap_integrations.testing.builder import save_graph
+
     folder = tmp_path / "external"
     shutil.copytree(tiny_model_dir, folder)
-    model = onnx.load(str(folder / "text_model.onnx"))
-    onnx.save_model(model, str(folder / "text_model.onnx"), save_as_external_data=True,
-                    all_tensors_to_one_file=True, location="text_model.onnx.data",
-                    size_threshold=0)
+    save_graph(onnx.load(str(folder / "text_model.onnx")), folder, "text_model", external=True)
     assert (folder / "text_model.onnx.data").stat().st_size > 1_000_000
     vectors = ClipClapEmbedder(folder).embed_text(["external weights"])
     expected = ClipClapEmbedder(tiny_model_dir).embed_text(["external weights"])

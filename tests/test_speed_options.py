@@ -127,17 +127,11 @@ def test_a_change_to_external_weights_alone_gives_a_new_copy(
     onnx = pytest.importorskip("onnx")
     from onnx import numpy_helper
 
+    from clipclap_integrations.testing.builder import save_graph
+
     folder = tmp_path / "model"
     shutil.copytree(tiny_model_dir, folder)
-    model = onnx.load(str(folder / "text_model.onnx"))
-    onnx.save_model(
-        model,
-        str(folder / "text_model.onnx"),
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location="text_model.onnx.data",
-        size_threshold=0,
-    )
+    save_graph(onnx.load(str(folder / "text_model.onnx")), folder, "text_model", external=True)
     before = ClipClapEmbedder(folder, quantize="int8", optimized_dir=tmp_path / "opt")
     old = before.embed_text(["a red boat"])[0]
     # Other weights, same layout: only the .data file changes (the .onnx is not touched).
@@ -147,14 +141,7 @@ def test_a_change_to_external_weights_alone_gives_a_new_copy(
             init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 0.5, init.name))
     other = tmp_path / "other"
     other.mkdir()
-    onnx.save_model(
-        model,
-        str(other / "text_model.onnx"),
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location="text_model.onnx.data",
-        size_threshold=0,
-    )
+    save_graph(model, other, "text_model", external=True)
     stamp = (folder / "text_model.onnx").stat().st_mtime_ns
     shutil.copyfile(other / "text_model.onnx.data", folder / "text_model.onnx.data")
     assert (folder / "text_model.onnx").stat().st_mtime_ns == stamp

@@ -479,7 +479,9 @@ def _export_one(
     return onnx.load_model_from_string(buffer.getvalue())
 
 
-def _save_graph(proto: onnx.ModelProto, out_dir: pathlib.Path, name: str, external: bool) -> None:
+def save_graph(proto: onnx.ModelProto, out_dir: pathlib.Path, name: str, external: bool) -> None:
+    """Write ``<name>.onnx`` into ``out_dir``; with ``external``, its weights in
+    ``<name>.onnx.data`` beside it (the layout the published model may use)."""
     onnx = _require("onnx")
     graph_path = out_dir / f"{name}.onnx"
     data_path = out_dir / f"{name}.onnx.data"
@@ -516,7 +518,7 @@ def export_graphs(
     try:
         for name, (module, args, inputs, outputs, axes) in _export_wrappers(models).items():
             proto = _export_one(module, args, inputs, outputs, axes)
-            _save_graph(proto, out, name, name in external)
+            save_graph(proto, out, name, name in external)
             written.append(out / f"{name}.onnx")
             if name in external:
                 written.append(out / f"{name}.onnx.data")
