@@ -56,6 +56,7 @@ from .optimize import (
 )
 from .prefetch import Prefetch
 from .sessions import ProviderSpec, SessionConfig, get_session, normalize_providers
+from .sessions import run as run_session
 from .text import TextPreprocessor
 from .types import AudioSegments, Modality
 
@@ -629,7 +630,7 @@ def _run(session: Any, feeds: dict[str, np.ndarray], prefer: str) -> np.ndarray:
     n = next(iter(feeds.values())).shape[0]
     static = session.get_inputs()[0].shape[0]
     if not isinstance(static, int) or static <= 0 or static == n:
-        return session.run([name], feeds)[0]
+        return run_session(session, [name], feeds)[0]
     parts = []
     for start in range(0, n, static):
         chunk = {k: v[start : start + static] for k, v in feeds.items()}
@@ -639,5 +640,5 @@ def _run(session: Any, feeds: dict[str, np.ndarray], prefer: str) -> np.ndarray:
                 k: np.concatenate([v, np.repeat(v[-1:], static - got, axis=0)])
                 for k, v in chunk.items()
             }
-        parts.append(session.run([name], chunk)[0][:got])
+        parts.append(run_session(session, [name], chunk)[0][:got])
     return np.concatenate(parts)

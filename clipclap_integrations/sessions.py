@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import denormals
+
 if TYPE_CHECKING:
     import onnxruntime as ort
 
@@ -97,7 +99,15 @@ def session_options(config: SessionConfig) -> ort.SessionOptions:
         options.inter_op_num_threads = 1
     options.enable_mem_pattern = config.mem_pattern
     options.log_severity_level = 3
+    if denormals.supported():  # pool threads flush; run() flushes on the calling thread
+        options.add_session_config_entry("session.set_denormal_as_zero", "1")
     return options
+
+
+def run(session: ort.InferenceSession, names: list[str], feeds: dict[str, Any]) -> list[Any]:
+    """``session.run`` with subnormal floats flushed to zero on this thread meanwhile."""
+    with denormals.flushing_denormals():
+        return session.run(names, feeds)
 
 
 def get_session(
@@ -138,9 +148,12 @@ def _create(path: Path, config: SessionConfig) -> ort.InferenceSession:
         if not providers:
             providers = ["CPUExecutionProvider"]
     logger.debug("creating onnxruntime session for %s", path)
-    session = ort.InferenceSession(
-        str(path), sess_options=session_options(config), providers=providers
-    )
+    # onnxruntime sets the flush flags for good on the thread creating the process's first
+    # session: inside the block they are restored after
+    with denormals.flushing_denormals():
+        session = ort.InferenceSession(
+            str(path), sess_options=session_options(config), providers=providers
+        )
     if providers is not None:
         used = set(session.get_providers())
         dropped = [_provider_name(p) for p in providers if _provider_name(p) not in used]
