@@ -623,8 +623,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             soaks.append(data)
             _say(f"  soak {modality}: growth {data['growth_after_1000_mb']:+.1f} MB")
         report["soak"] = soaks
-        report["cold_start"] = cold_start(model, args.cold_runs)
-        _say(f"  cold start: {report['cold_start']['median_s']:.2f} s")
+        if args.cold_runs > 0:
+            report["cold_start"] = cold_start(model, args.cold_runs)
+            _say(f"  cold start: {report['cold_start']['median_s']:.2f} s")
     if not args.no_breakdown:
         report["breakdown"], _ = _probe(
             ["breakdown", "--cache", str(args.cache)], logs / "breakdown.log"
