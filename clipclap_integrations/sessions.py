@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ProviderSpec = str | tuple[str, dict[str, Any]]
+_CPU = "CPUExecutionProvider"
 
 
 @dataclass(frozen=True)
@@ -99,14 +100,22 @@ def session_options(config: SessionConfig) -> ort.SessionOptions:
         options.inter_op_num_threads = 1
     options.enable_mem_pattern = config.mem_pattern
     options.log_severity_level = 3
-    if denormals.supported():  # pool threads flush; run() flushes on the calling thread
+    if _cpu_only(config.providers) and denormals.supported():
+        # pool threads flush subnormals; run() flushes on the calling thread
         options.add_session_config_entry("session.set_denormal_as_zero", "1")
     return options
 
 
+def _cpu_only(providers: Sequence[ProviderSpec] | None) -> bool:
+    return providers is None or all(_provider_name(p) == _CPU for p in providers)
+
+
 def run(session: ort.InferenceSession, names: list[str], feeds: dict[str, Any]) -> list[Any]:
-    """``session.run`` with subnormal floats flushed to zero on this thread meanwhile."""
-    with denormals.flushing_denormals():
+    """``session.run``; on the CPU with subnormal floats flushed to zero on this thread
+    meanwhile (see ``denormals``)."""
+    if session.get_providers() != [_CPU]:
+        return session.run(names, feeds)
+    with denormals.flushing():
         return session.run(names, feeds)
 
 
@@ -146,11 +155,11 @@ def _create(path: Path, config: SessionConfig) -> ort.InferenceSession:
                 stacklevel=4,
             )
         if not providers:
-            providers = ["CPUExecutionProvider"]
+            providers = [_CPU]
     logger.debug("creating onnxruntime session for %s", path)
     # onnxruntime sets the flush flags for good on the thread creating the process's first
-    # session: inside the block they are restored after
-    with denormals.flushing_denormals():
+    # session: they are put back after
+    with denormals.preserving():
         session = ort.InferenceSession(
             str(path), sess_options=session_options(config), providers=providers
         )
