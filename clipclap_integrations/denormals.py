@@ -29,7 +29,7 @@ import platform
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import numpy as np
@@ -114,9 +114,9 @@ def _mxcsr(env: Any) -> int:
 
 
 def _with_bits(env: Any, mxcsr: int) -> Any:
-    out = ctypes.create_string_buffer(env.raw, _FENV_SIZE)
-    out[_MXCSR_AT : _MXCSR_AT + 4] = (mxcsr & 0xFFFFFFFF).to_bytes(4, "little")
-    return out
+    raw = bytearray(env.raw)
+    raw[_MXCSR_AT : _MXCSR_AT + 4] = (mxcsr & 0xFFFFFFFF).to_bytes(4, "little")
+    return ctypes.create_string_buffer(bytes(raw), _FENV_SIZE)
 
 
 @contextmanager
@@ -141,7 +141,7 @@ def _flags(on: bool) -> Iterator[None]:
                 _libm.fesetenv(_with_bits(now, bits))
 
 
-def flushing() -> Any:
+def flushing() -> AbstractContextManager[None]:
     """Flush subnormals to zero on this thread inside the block; restore the flags after.
 
     A no-op where :func:`supported` is False.
@@ -149,7 +149,7 @@ def flushing() -> Any:
     return _flags(True)
 
 
-def preserving() -> Any:
+def preserving() -> AbstractContextManager[None]:
     """Restore this thread's flush flags after the block (which may set them: onnxruntime
     does when it creates the process's first session)."""
     return _flags(False)
