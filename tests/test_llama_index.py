@@ -793,6 +793,32 @@ def test_retriever_refuses_indexes_it_cannot_filter(embed_model, media_dir: Path
         ClipClapRetriever(multi, embed_model=embed_model)
 
 
+def test_indexes_sharing_a_storage_context_stay_apart(embed_model, tmp_path: Path):
+    from llama_index.core import VectorStoreIndex
+
+    storage = StorageContext.from_defaults()
+    apples = ClipClapIndex(
+        [TextNode(text="apples", id_="A1")], embed_model=embed_model, storage_context=storage
+    )
+    boats = ClipClapIndex(
+        [TextNode(text="boats", id_="B1")], embed_model=embed_model, storage_context=storage
+    )
+    assert [h.node.node_id for h in boats.as_retriever().retrieve("boats")] == ["B1"]
+    assert [h.node.node_id for h in apples.as_retriever().retrieve("boats")] == ["A1"]
+    # An untagged plain index in the same docstore is not this index's business.
+    VectorStoreIndex(
+        [TextNode(text="other", id_="O1")], embed_model=embed_model, storage_context=storage
+    )
+    assert len(boats.as_retriever().text_to_text("x")) == 1
+    storage.persist(str(tmp_path))
+    reloaded = ClipClapIndex.from_storage(
+        StorageContext.from_defaults(persist_dir=str(tmp_path)),
+        embed_model=embed_model,
+        index_id=boats.index_id,
+    )
+    assert [h.node.node_id for h in reloaded.as_retriever().retrieve("apples")] == ["B1"]
+
+
 def test_image_similarity_top_k_as_in_llama_index(embed_model, media_dir: Path):
     images = [ImageNode(image_path=str(media_dir / name)) for name in IMAGES]
     index = ClipClapIndex([TextNode(text="a red square"), *images], embed_model=embed_model)

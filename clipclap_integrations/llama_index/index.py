@@ -60,6 +60,8 @@ class ClipClapIndex(VectorStoreIndex):
         """A ``ClipClapRetriever``; pass ``similarity_top_k``, ``modalities``, ``filters``..."""
         kwargs.setdefault("callback_manager", self._callback_manager)
         kwargs.setdefault("object_map", self._object_map)
+        # As VectorStoreIndex does: only this index's nodes (a storage context can hold several).
+        kwargs.setdefault("node_ids", list(self.index_struct.nodes_dict.values()))
         return ClipClapRetriever(self, **kwargs)
 
     # -- building ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -441,23 +442,29 @@ class ClipClapRetriever(VectorIndexRetriever):
         return restore_audio_nodes(self._convert_nodes_to_scored_nodes(result))
 
 
+_TAG_CHECK_LIMIT = 1000
+
+
 def _refuse_untagged_nodes(index: VectorStoreIndex) -> None:
     """Modality filters need the ``modality`` tag: refuse an index whose nodes lack it.
 
-    Only nodes the docstore holds can be checked (a store that keeps text, like Chroma,
-    leaves it empty).
+    Only this index's nodes are looked at (a shared docstore may hold other indexes' nodes),
+    at most the first ``_TAG_CHECK_LIMIT`` of them, so building a retriever stays cheap on a
+    large index. Only nodes the docstore holds can be checked (a store that keeps text, like
+    Chroma, leaves it empty).
     """
+    node_ids = list(itertools.islice(index.index_struct.nodes_dict.values(), _TAG_CHECK_LIMIT))
+    nodes = index.docstore.get_nodes(node_ids, raise_error=False) if node_ids else []
     untagged = [
-        node_id
-        for node_id, node in index.docstore.docs.items()
-        if MODALITY_KEY not in (node.metadata or {})
+        node.node_id for node in nodes if node is not None and MODALITY_KEY not in node.metadata
     ]
     if untagged:
         raise ValueError(
-            f"{len(untagged)} node(s) of this index (e.g. {untagged[0]!r}) have no "
-            f"{MODALITY_KEY!r} metadata, so modality filters would never find them: build the "
-            "index with ClipClapIndex, or run ClipClapEmbedding over the nodes as a "
-            "transformation (it tags them), or tag them with tag_node_in_place()"
+            f"{len(untagged)} of the {len(nodes)} node(s) of this index checked (e.g. "
+            f"{untagged[0]!r}) have no {MODALITY_KEY!r} metadata, so modality filters would "
+            "never find them: build the index with ClipClapIndex, or run ClipClapEmbedding "
+            "over the nodes as a transformation (it tags them), or tag them with "
+            "tag_node_in_place()"
         )
 
 
