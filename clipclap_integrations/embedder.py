@@ -43,6 +43,7 @@ from .inputs import (
     classify_all,
     describe,
     fetch_groups,
+    input_list,
     is_remote,
     resolve_remote,
 )
@@ -564,9 +565,7 @@ def _length_runs(
 
 
 def _checked(values: Sequence[Any], kind: type, what: str) -> list[Any]:
-    if isinstance(values, str | bytes) or not isinstance(values, Sequence | np.ndarray):
-        raise TypeError(f"expected a list, got {type(values).__name__} (wrap one item in a list)")
-    out = list(values)
+    out = list(input_list(values))
     for i, v in enumerate(out):
         if not isinstance(v, kind):
             raise ClipClapInputError(

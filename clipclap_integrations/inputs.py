@@ -374,6 +374,10 @@ def file_url_path(url: str) -> Path:
     return Path(urllib.request.url2pathname(parts.path))
 
 
+_A_NUMBER = (
+    "a single number is neither an image nor audio (a waveform's samples passed as the list "
+    "of inputs? wrap the waveform in a list: [samples] or [(samples, sample_rate)])"
+)
 _NO_LOCAL_FILES = "reading local files is disabled (allow_local_files=False)"
 
 
@@ -697,7 +701,7 @@ def _array(value: Any, forced: Modality | None) -> Item:
     if forced is Modality.TEXT:
         raise ClipClapInputError("an array cannot be embedded as text")
     if arr.ndim == 0:
-        raise ClipClapInputError("a 0-D array (a single number) is neither an image nor audio")
+        raise ClipClapInputError(f"a 0-D array: {_A_NUMBER}")
     if forced is Modality.AUDIO or (forced is None and arr.ndim == 1):
         return _waveform(arr, DEFAULT_SAMPLE_RATE)
     if arr.ndim == 1:
@@ -805,6 +809,8 @@ def _classify(item: Any, options: InputOptions, forced: Modality | None = None) 
         )
     if isinstance(item, np.ndarray) or hasattr(item, "__array__"):
         return _array(item, forced)
+    if _is_rate(item) or isinstance(item, complex | bool):
+        raise ClipClapInputError(f"unsupported input type {type(item).__name__}: {_A_NUMBER}")
     if isinstance(item, io.IOBase) or callable(getattr(item, "read", None)):
         return _stream_media(item, forced, options)
     raise ClipClapInputError(
@@ -888,6 +894,38 @@ def resolve_remote(items: Sequence[Item], indices: Sequence[int], options: Input
         it.modality, it.payload = resolved.modality, resolved.payload
 
 
+def input_list(inputs: Any) -> Sequence[Any]:
+    """``inputs`` when it is unambiguously a list of items; a ``TypeError`` otherwise.
+
+    A list, tuple or other sequence is a list of items; so is a 1-D numpy array of strings
+    or objects. Any other array is refused rather than iterated: an image (HxWxC) would give
+    one item per pixel row and a waveform one per sample. A string, bytes and a
+    ``(samples, sample_rate)`` pair are single items, refused too.
+    """
+    if isinstance(inputs, np.ndarray):
+        if inputs.ndim == 1 and inputs.dtype.kind in "OUT":  # str, objects, StringDType
+            return list(inputs)
+        shape = tuple(inputs.shape)
+        raise TypeError(
+            f"inputs must be a list of items, got a numpy array of shape {shape} "
+            f"({inputs.dtype}): wrap a single image or waveform in a list ([array]); "
+            "to embed each entry along the first axis as its own item, pass list(array)"
+        )
+    if isinstance(inputs, tuple) and len(inputs) == 2:
+        first, second = inputs
+        if (_is_samples(first) and _is_rate(second)) or (_is_rate(first) and _is_samples(second)):
+            raise TypeError(
+                "inputs must be a list of items, got a (samples, sample_rate) pair: wrap it "
+                "in a list ([(samples, sample_rate)])"
+            )
+    if isinstance(inputs, str | bytes | bytearray | memoryview) or not isinstance(inputs, Sequence):
+        raise TypeError(
+            f"inputs must be a list of items, got {type(inputs).__name__} "
+            "(wrap a single item in a list)"
+        )
+    return inputs
+
+
 def classify_all(
     inputs: Sequence[Any],
     options: InputOptions,
@@ -898,11 +936,7 @@ def classify_all(
     """Classify every input and (with ``fetch``) fetch remote ones; errors name the failing
     position. Without ``fetch`` remote items keep a ``RemoteURL`` payload (see
     ``resolve_remote``) and, unless the URL told, no modality yet."""
-    if isinstance(inputs, str | bytes) or not isinstance(inputs, Sequence | np.ndarray):
-        raise TypeError(
-            f"inputs must be a list of items, got {type(inputs).__name__} "
-            "(wrap a single item in a list)"
-        )
+    inputs = input_list(inputs)
     items: list[Item] = []
     for index, raw in enumerate(inputs):
         try:

@@ -169,7 +169,8 @@ def test_unavailable_provider_is_warned_about(tiny_model_dir: Path) -> None:
         vectors = e.embed_text(["still works on the CPU"])
     assert any("NoSuchExecutionProvider" in str(w.message) for w in caught)
     np.testing.assert_allclose(
-        vectors, ClipClapEmbedder(tiny_model_dir).embed_text(["still works on the CPU"]),
+        vectors,
+        ClipClapEmbedder(tiny_model_dir).embed_text(["still works on the CPU"]),
         atol=1e-6,
     )
 
@@ -320,3 +321,45 @@ def test_option_values_are_checked_at_construction(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         ClipClapEmbedder(tiny_model_dir, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("method", "inputs"),
+    [
+        ("embed_images", np.zeros((48, 64, 3), np.uint8)),  # one image, not 48 rows
+        ("embed", np.zeros((48, 64, 3), np.uint8)),
+        ("embed_images", np.zeros((48, 64), np.uint8)),
+        ("embed_images", np.zeros((2, 8, 8, 3), np.uint8)),  # a batch: not documented
+        ("embed_audio", np.zeros(48_000, np.float32)),  # one waveform, not 48000 numbers
+        ("embed", np.zeros(4_800, np.float32)),
+        ("embed_audio", (np.full(16_000, 0.1, np.float32), 16_000)),  # one (samples, rate)
+        ("embed_text", np.zeros(3, np.float32)),
+        ("embed_images", bytearray(b"\x89PNG")),
+    ],
+)
+def test_a_single_array_is_not_taken_for_a_list_of_items(
+    tiny_model_dir: Path, method: str, inputs: object
+) -> None:
+    e = ClipClapEmbedder(tiny_model_dir)
+    with pytest.raises(TypeError, match=r"wrap .* in a list"):
+        getattr(e, method)(inputs)
+
+
+def test_a_1d_array_of_strings_or_objects_is_a_list_of_items(tiny_model_dir: Path) -> None:
+    e = ClipClapEmbedder(tiny_model_dir)
+    texts = ["a red circle", "a siren"]
+    expected = e.embed_text(texts)
+    np.testing.assert_allclose(e.embed_text(np.array(texts)), expected, atol=1e-6)
+    image = np.full((8, 8, 3), 200, np.uint8)
+    mixed = np.empty(2, dtype=object)
+    mixed[0], mixed[1] = texts[0], image
+    got = e.embed(mixed)
+    np.testing.assert_allclose(got[0], expected[0], atol=1e-6)
+    np.testing.assert_allclose(got[1], e.embed_images([image])[0], atol=1e-6)
+
+
+def test_numbers_as_items_say_to_wrap_the_waveform(tiny_model_dir: Path) -> None:
+    e = ClipClapEmbedder(tiny_model_dir)
+    for samples in ([0.1, -0.2, 0.3], [np.float32(0.1), np.float32(0.2)]):
+        with pytest.raises(ClipClapInputError, match=r"input 0 .*wrap the waveform in a list"):
+            e.embed_audio(samples)
