@@ -39,6 +39,7 @@ import math
 import os
 import re
 import stat
+import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
@@ -189,11 +190,12 @@ def _describe(item: Any) -> str:
 
 
 def _is_pil(obj: Any) -> bool:
-    if not type(obj).__module__.startswith("PIL"):
-        return False
-    from PIL import Image as PILImage
+    """A PIL image, of any subclass (plugins such as pillow-heif's, or the caller's own).
 
-    return isinstance(obj, PILImage.Image)
+    PIL is not imported here: an object cannot be a PIL image unless ``PIL.Image`` is loaded.
+    """
+    pil_image = sys.modules.get("PIL.Image")
+    return pil_image is not None and isinstance(obj, pil_image.Image)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -94,6 +94,32 @@ def test_every_form_of_an_image_gives_the_same_vector(
     np.testing.assert_allclose(embedder.embed_images([path])[0], vectors[0], atol=ATOL)
 
 
+def test_pil_image_subclasses_from_outside_pil_are_images(embedder: ClipClapEmbedder) -> None:
+    """Plugins (pillow-heif's HeifImageFile, AVIF plugins) and user code subclass PIL's
+    classes in their own modules: those are PIL images too."""
+    from PIL import Image as PILImage
+    from PIL import PngImagePlugin
+
+    class MyImage(PILImage.Image):  # a user subclass of PIL.Image.Image
+        pass
+
+    class PluginImageFile(PngImagePlugin.PngImageFile):  # as a Pillow plugin defines one
+        format = "PLUGINPNG"
+
+    arr = rgb_array(80, 60)
+    png = image_bytes("PNG", arr)
+    mine = PILImage.fromarray(arr)
+    mine.__class__ = MyImage
+    plugin = PluginImageFile(io.BytesIO(png))
+    assert not type(mine).__module__.startswith("PIL")
+    assert not type(plugin).__module__.startswith("PIL")
+    expected = embedder.embed_images([arr])[0]
+    for image in (mine, plugin):
+        assert embedder.detect(image) is Modality.IMAGE
+        np.testing.assert_allclose(embedder.embed([image])[0], expected, atol=ATOL)
+        np.testing.assert_allclose(embedder.embed_images([image])[0], expected, atol=ATOL)
+
+
 def test_gray_alpha_array_matches_its_pil_image(embedder: ClipClapEmbedder) -> None:
     from PIL import Image as PILImage
 
