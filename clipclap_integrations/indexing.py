@@ -2,14 +2,19 @@
 
 Every file becomes records in one collection: an image one record; a sound one whole-file
 record plus one per 10 s window when it is longer; a text file one record per chunk that fits
-CLIP's 77-token window. Records carry the file's path and content hash, so a re-run skips
-unchanged files, replaces changed ones and (with ``prune``) removes deleted ones. A file's
-records are written in one call, after all of them are embedded: an interrupted run leaves
-each file either fully indexed or not at all, and resumes without duplicates.
+CLIP's 77-token window. Records carry the file's path and content hash (and, for sounds, the
+window length), so a re-run skips unchanged files, replaces changed ones and (with ``prune``)
+removes deleted ones. A file's records are written after all of them are embedded, in as few
+upserts as the client's batch limit allows; each record stores how many the file has, so a
+file left partly written (an interrupted run, a failed write) is redone by the next run, which
+resumes without duplicates. A file that cannot be written is reported as failed; the run goes
+on.
 """
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -61,20 +66,38 @@ class SourceFile:
     mime: str | None
 
 
+def _reads_as_text(head: bytes) -> bool:
+    """Whether the first bytes of a file are text: UTF-8 (with or without a BOM) or UTF-16
+    with a BOM, and no control characters but whitespace and escape."""
+    encoding = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
+    try:  # incremental: a character cut at the end of ``head`` is not an error
+        text = codecs.getincrementaldecoder(encoding)().decode(head, final=False)
+    except UnicodeDecodeError:
+        return False
+    return not any(c < " " and c not in "\t\n\r\f\v\x1b" for c in text)
+
+
 def file_kind(path: Path) -> tuple[Modality, str | None] | None:
-    """The modality of a file to index (content first, then extension), or None to ignore.
+    """The modality of a file to index, or None to ignore.
+
+    A file with a text extension (``.txt``, ``.md``, ...) whose first bytes read as text is
+    text, even when they happen to begin like a media signature ("ID3", "OggS", "fLaC", ...);
+    otherwise content decides, then the extension.
 
     Raises ``OSError`` for a file that cannot be read (a dangling link, no permission).
     """
     with open(path, "rb") as f:
         head = f.read(64)
+    is_text_name = path.suffix.lower() in TEXT_EXTENSIONS
+    if is_text_name and _reads_as_text(head):
+        return Modality.TEXT, "text/plain"
     sniffed = sniff_bytes(head)
     if sniffed:
         return sniffed
     by_ext = modality_of_extension(path.name)
     if by_ext is not None:
         return by_ext, None
-    if path.suffix.lower() in TEXT_EXTENSIONS:
+    if is_text_name:  # binary under a text name: reported as not readable text
         return Modality.TEXT, "text/plain"
     return None
 
@@ -87,8 +110,14 @@ def read_text_file(path: Path) -> str:
     return data.decode("utf-8-sig")
 
 
-def walk(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
-    """Files under ``paths`` (recursively, skipping hidden entries), in a stable order."""
+def walk(
+    paths: Iterable[str | os.PathLike[str]],
+    onerror: Callable[[Path, OSError], None] | None = None,
+) -> Iterator[Path]:
+    """Files under ``paths`` (recursively, skipping hidden entries), in a stable order.
+
+    A folder that cannot be listed is skipped; ``onerror(folder, error)`` is told.
+    """
     for root in paths:
         root = Path(root).expanduser()
         if root.is_file():
@@ -96,7 +125,12 @@ def walk(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
             continue
         if not root.is_dir():
             raise FileNotFoundError(f"no such file or folder: {root}")
-        for dirpath, dirnames, filenames in os.walk(root):
+
+        def unreadable(exc: OSError, root: Path = root) -> None:
+            if onerror is not None:  # no name: the folder is somewhere under this root
+                onerror(Path(os.fsdecode(exc.filename)) if exc.filename else root, exc)
+
+        for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 if not name.startswith("."):
@@ -113,8 +147,39 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _is_under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _storable(text: str) -> bool:
+    """Whether Chroma can store ``text``: a name that is not valid UTF-8 decodes (on POSIX) to
+    lone surrogates, which no metadata, id or URI can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _max_batch_size(collection: Any) -> int | None:
+    """The most records the collection's client takes in one write; None if it cannot say.
+
+    Chroma's clients expose ``get_max_batch_size()``; a collection reaches its client only
+    through ``_client``.
+    """
+    try:
+        size = collection._client.get_max_batch_size()
+    except Exception:  # another collection type: write everything at once
+        return None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
+
+
 def _record_id(source: str, content_hash: str, suffix: str) -> str:
     return f"{hashlib.sha256(source.encode()).hexdigest()[:16]}-{content_hash[:16]}-{suffix}"
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 @dataclass
@@ -141,6 +206,7 @@ class FolderIndexer:
         self.window_s = window_s
         self.batch_files = max(1, batch_files)
         self.progress = progress or (lambda n: None)
+        self.max_batch = _max_batch_size(collection)
 
     # -- state already in the collection ---------------------------------------------------
     def _existing(self) -> dict[str, dict[str, Any]]:
@@ -155,10 +221,20 @@ class FolderIndexer:
                 src = meta.get("source")
                 if not isinstance(src, str):
                     continue
-                entry = state.setdefault(src, {"hash": meta.get("file_hash"), "ids": [],
-                                               "parts": meta.get("parts"), "hashes": set()})
+                entry = state.setdefault(
+                    src,
+                    {
+                        "hash": meta.get("file_hash"),
+                        "ids": [],
+                        "parts": meta.get("parts"),
+                        "hashes": set(),
+                        "windows": set(),
+                    },
+                )
                 entry["ids"].append(rid)
                 entry["hashes"].add(meta.get("file_hash"))
+                if meta.get("modality") == Modality.AUDIO.value:
+                    entry["windows"].add(meta.get("window_s"))  # None: from before it was stored
             if len(ids) < page:
                 return state
             offset += page
@@ -168,8 +244,20 @@ class FolderIndexer:
         report = IndexReport()
         existing = self._existing()
         seen: set[str] = set()
+        unlisted: set[str] = set()  # folders that could not be read: nothing under them is pruned
+
+        def folder_failed(folder: Path, exc: OSError) -> None:
+            unlisted.update({str(folder.absolute()), str(folder.resolve())})
+            report.failed.append(
+                (
+                    str(folder.resolve()),
+                    f"cannot read the folder ({exc.strerror or exc}): its files were skipped and "
+                    "their records kept",
+                )
+            )
+
         todo: dict[Modality, list[_Pending]] = {m: [] for m in Modality}
-        for path in walk(paths):
+        for path in walk(paths, onerror=folder_failed):
             source = str(path)
             try:
                 kind = file_kind(path)
@@ -185,8 +273,23 @@ class FolderIndexer:
                 self.progress(1)
                 continue
             seen.add(source)
+            if not _storable(source):
+                report.failed.append(
+                    (
+                        source,
+                        "the path is not valid UTF-8, which Chroma cannot store: rename the file "
+                        "(or its folder) to index it",
+                    )
+                )
+                self.progress(1)
+                continue
             old = existing.get(source)
-            if old and old["hashes"] == {content_hash} and old["parts"] == len(old["ids"]):
+            if (
+                old
+                and old["hashes"] == {content_hash}
+                and old["parts"] == len(old["ids"])
+                and (kind[0] is not Modality.AUDIO or old["windows"] == {self.window_s})
+            ):
                 report.unchanged.append(source)
                 self.progress(1)
                 continue
@@ -201,42 +304,53 @@ class FolderIndexer:
         if prune:
             roots = [str(Path(p).expanduser().resolve()) for p in paths]
             for source, entry in existing.items():
-                under = any(source == r or source.startswith(r.rstrip(os.sep) + os.sep)
-                            for r in roots)
-                if under and source not in seen:
+                under = any(_is_under(source, r) for r in roots)
+                kept = any(_is_under(source, folder) for folder in unlisted)
+                if under and not kept and source not in seen:
                     self.collection.delete(ids=entry["ids"])
                     report.removed.append(source)
         return report
 
-    def _flush(self, modality: Modality, batch: list[_Pending],
-               existing: dict[str, dict[str, Any]], report: IndexReport) -> None:
+    def _flush(
+        self,
+        modality: Modality,
+        batch: list[_Pending],
+        existing: dict[str, dict[str, Any]],
+        report: IndexReport,
+    ) -> None:
         records = {
             Modality.IMAGE: self._image_records,
             Modality.AUDIO: self._audio_records,
             Modality.TEXT: self._text_records,
         }[modality](batch, report)
+        done: set[str] = set()
         for pending, rows in records:
             source = str(pending.source.path)
             old = existing.get(source)
-            self._write(pending, rows)
-            if old:
-                stale = [i for i in old["ids"] if i not in {r["id"] for r in rows}]
-                if stale:
-                    self.collection.delete(ids=stale)
+            try:
+                self._write(pending, rows)
+                if old:
+                    stale = [i for i in old["ids"] if i not in {r["id"] for r in rows}]
+                    if stale:
+                        self.collection.delete(ids=stale)
+            except Exception as exc:  # this file's records (or some) are not written
+                report.failed.append((source, f"could not be written ({_describe(exc)})"))
+                continue
+            done.add(source)
             (report.replaced if pending.replaced else report.added).append(source)
             report.records += len(rows)
         # A file indexed before whose new content fails: its records describe content that
         # is gone, so they go (the failure is reported).
-        done = {str(p.source.path) for p, _ in records}
         for position, (source, reason) in enumerate(report.failed):
             old = existing.get(source)
             if old and source not in done and any(str(p.source.path) == source for p in batch):
-                self.collection.delete(ids=old["ids"])
                 existing.pop(source)
-                report.failed[position] = (
-                    source,
-                    f"{reason} (the records of its earlier version were removed)",
-                )
+                try:
+                    self.collection.delete(ids=old["ids"])
+                    note = "the records of its earlier version were removed"
+                except Exception as exc:
+                    note = f"the records of its earlier version could not be removed: {exc}"
+                report.failed[position] = (source, f"{reason} ({note})")
         self.progress(len(batch))
 
     def _write(self, pending: _Pending, rows: list[dict[str, Any]]) -> None:
@@ -249,19 +363,33 @@ class FolderIndexer:
         }
         if pending.source.mime:
             base["mime_type"] = pending.source.mime
-        kwargs: dict[str, Any] = {
-            "ids": [r["id"] for r in rows],
-            "embeddings": np.stack([r["vector"] for r in rows]).astype(np.float32),
-            "metadatas": [{**base, **r["meta"]} for r in rows],
-        }
-        if pending.source.modality is Modality.TEXT:
-            kwargs["documents"] = [r["document"] for r in rows]
-        else:
-            kwargs["uris"] = [str(pending.source.path)] * len(rows)
-        self.collection.upsert(**kwargs)
+        size = self.max_batch or len(rows)
+        written: list[str] = []
+        try:
+            for start in range(0, len(rows), size):
+                part = rows[start : start + size]
+                kwargs: dict[str, Any] = {
+                    "ids": [r["id"] for r in part],
+                    "embeddings": np.stack([r["vector"] for r in part]).astype(np.float32),
+                    "metadatas": [{**base, **r["meta"]} for r in part],
+                }
+                if pending.source.modality is Modality.TEXT:
+                    kwargs["documents"] = [r["document"] for r in part]
+                else:
+                    kwargs["uris"] = [str(pending.source.path)] * len(part)
+                self.collection.upsert(**kwargs)
+                written += kwargs["ids"]
+        except Exception:
+            # Best effort: take back the part written. If that fails too, the records left
+            # are fewer than their "parts" count says, and the next run redoes the file.
+            if written:
+                with contextlib.suppress(Exception):
+                    self.collection.delete(ids=written)
+            raise
 
-    def _embed_each(self, batch: list[_Pending], embed: Callable[[list[Path]], np.ndarray],
-                    report: IndexReport) -> list[tuple[_Pending, np.ndarray]]:
+    def _embed_each(
+        self, batch: list[_Pending], embed: Callable[[list[Path]], np.ndarray], report: IndexReport
+    ) -> list[tuple[_Pending, np.ndarray]]:
         """Embed a batch; on a bad file, embed the rest and record the failure."""
         try:
             vectors = embed([p.source.path for p in batch])
@@ -278,8 +406,19 @@ class FolderIndexer:
 
     def _image_records(self, batch, report):
         done = self._embed_each(batch, self.embedder.embed_images, report)
-        return [(p, [{"id": _record_id(str(p.source.path), p.content_hash, "image"),
-                      "vector": v, "meta": {"kind": "file"}}]) for p, v in done]
+        return [
+            (
+                p,
+                [
+                    {
+                        "id": _record_id(str(p.source.path), p.content_hash, "image"),
+                        "vector": v,
+                        "meta": {"kind": "file"},
+                    }
+                ],
+            )
+            for p, v in done
+        ]
 
     def _audio_records(self, batch, report):
         out = []
@@ -291,15 +430,33 @@ class FolderIndexer:
                 continue
             whole = seg.vectors.mean(axis=0)
             whole = whole / max(float(np.linalg.norm(whole)), 1e-12)
-            rows = [{"id": _record_id(str(p.source.path), p.content_hash, "audio"),
-                     "vector": whole if len(seg) > 1 else seg.vectors[0],
-                     "meta": {"kind": "file", "start_s": 0.0, "end_s": float(seg.ends[-1])}}]
+            window = {"window_s": float(self.window_s)}  # another window: another index
+            rows = [
+                {
+                    "id": _record_id(str(p.source.path), p.content_hash, "audio"),
+                    "vector": whole if len(seg) > 1 else seg.vectors[0],
+                    "meta": {
+                        "kind": "file",
+                        "start_s": 0.0,
+                        "end_s": float(seg.ends[-1]),
+                        **window,
+                    },
+                }
+            ]
             if len(seg) > 1:
-                rows += [{"id": _record_id(str(p.source.path), p.content_hash, f"window-{k}"),
-                          "vector": seg.vectors[k],
-                          "meta": {"kind": "window", "start_s": float(seg.starts[k]),
-                                   "end_s": float(seg.ends[k])}}
-                         for k in range(len(seg))]
+                rows += [
+                    {
+                        "id": _record_id(str(p.source.path), p.content_hash, f"window-{k}"),
+                        "vector": seg.vectors[k],
+                        "meta": {
+                            "kind": "window",
+                            "start_s": float(seg.starts[k]),
+                            "end_s": float(seg.ends[k]),
+                            **window,
+                        },
+                    }
+                    for k in range(len(seg))
+                ]
             out.append((p, rows))
         return out
 
@@ -319,9 +476,23 @@ class FolderIndexer:
                 report.failed.append((str(p.source.path), "the text file is empty"))
                 continue
             vectors = self.embedder.embed_text([c.text for c in chunks])
-            out.append((p, [{"id": _record_id(str(p.source.path), p.content_hash, f"chunk-{k}"),
-                             "vector": vectors[k], "document": c.text,
-                             "meta": {"kind": "chunk", "chunk": k, "char_start": c.start,
-                                      "char_end": c.end}}
-                            for k, c in enumerate(chunks)]))
+            out.append(
+                (
+                    p,
+                    [
+                        {
+                            "id": _record_id(str(p.source.path), p.content_hash, f"chunk-{k}"),
+                            "vector": vectors[k],
+                            "document": c.text,
+                            "meta": {
+                                "kind": "chunk",
+                                "chunk": k,
+                                "char_start": c.start,
+                                "char_end": c.end,
+                            },
+                        }
+                        for k, c in enumerate(chunks)
+                    ],
+                )
+            )
         return out

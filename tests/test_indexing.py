@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -19,7 +20,8 @@ STORY = (
     "The harbour woke before dawn. Fishing boats slid out past the breakwater, their engines "
     "coughing in the cold. Gulls followed them, screaming for scraps!\n\n"
     "By nine the market was loud with bargaining: crates of mackerel, baskets of mussels, a "
-    "single enormous halibut that drew a crowd. Children ran between the stalls. " * 3
+    "single enormous halibut that drew a crowd. Children ran between the stalls. "
+    * 3
     + "\n\nAt noon it rained. Everyone went home."
 )
 
@@ -33,7 +35,7 @@ def test_chunks_fit_the_window_and_map_back_to_the_text(embedder: ClipClapEmbedd
     count = embedder.text_preprocessor.count_tokens
     chunks = chunk_text(STORY, count)
     assert len(chunks) > 2
-    assert all(STORY[c.start:c.end] == c.text for c in chunks)
+    assert all(STORY[c.start : c.end] == c.text for c in chunks)
     assert all(n <= 75 for n in count([c.text for c in chunks]))
     # sentence-aware: every chunk ends at the end of a sentence of the story
     assert all(c.text.rstrip()[-1] in ".!" for c in chunks)
@@ -60,8 +62,9 @@ def _folder(tmp_path: Path, media_dir: Path) -> Path:
 
 def _collection(tmp_path: Path):
     client = chromadb.PersistentClient(path=str(tmp_path / "db"))
-    return client.get_or_create_collection("media", embedding_function=None,
-                                           configuration={"hnsw": {"space": "cosine"}})
+    return client.get_or_create_collection(
+        "media", embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+    )
 
 
 def test_index_a_folder_then_rerun_incrementally(
@@ -71,7 +74,12 @@ def test_index_a_folder_then_rerun_incrementally(
     col = _collection(tmp_path)
     report = FolderIndexer(col, embedder).index([root])
     assert sorted(Path(p).name for p in report.added) == [
-        "beep.wav", "boat.png", "long.flac", "story.txt", "tower.jpg"]
+        "beep.wav",
+        "boat.png",
+        "long.flac",
+        "story.txt",
+        "tower.jpg",
+    ]
     assert [Path(p).name for p, _ in report.failed] == ["broken.png"]
     assert "corrupt" in report.failed[0][1] or "truncated" in report.failed[0][1]
     assert report.ignored == 1  # data.bin; hidden files are not walked
@@ -83,15 +91,18 @@ def test_index_a_folder_then_rerun_incrementally(
     # Full 10 s windows; the last ends at the end of the 25.27 s clip.
     end = soundfile.info(str(root / "sub" / "long.flac")).duration
     np.testing.assert_allclose(windows, [(0.0, 10.0), (10.0, 20.0), (end - 10.0, end)], atol=1e-3)
-    whole = next(e for e, m in zip(got["embeddings"], got["metadatas"], strict=True)
-                 if m["kind"] == "file")
-    np.testing.assert_allclose(whole, embedder.embed_audio([root / "sub" / "long.flac"])[0],
-                               atol=1e-5)  # the whole-file record is the "mean" policy vector
+    whole = next(
+        e for e, m in zip(got["embeddings"], got["metadatas"], strict=True) if m["kind"] == "file"
+    )
+    np.testing.assert_allclose(
+        whole, embedder.embed_audio([root / "sub" / "long.flac"])[0], atol=1e-5
+    )  # the whole-file record is the "mean" policy vector
 
     chunks = col.get(where={"kind": "chunk"}, include=["metadatas", "documents", "embeddings"])
-    for meta, doc, vec in zip(chunks["metadatas"], chunks["documents"], chunks["embeddings"],
-                              strict=True):
-        assert STORY[meta["char_start"]:meta["char_end"]] == doc
+    for meta, doc, vec in zip(
+        chunks["metadatas"], chunks["documents"], chunks["embeddings"], strict=True
+    ):
+        assert STORY[meta["char_start"] : meta["char_end"]] == doc
         np.testing.assert_allclose(vec, embedder.embed_text([doc])[0], atol=1e-5)
 
     # The nearest record to the boat picture is the boat picture.
@@ -124,7 +135,7 @@ def test_an_interrupted_run_resumes_without_duplicates(
     calls = {"n": 0}
     real_upsert = col.upsert
 
-    class Interrupted(Exception):
+    class Interrupted(KeyboardInterrupt):  # an interruption, not a failure of one file
         pass
 
     def flaky_upsert(**kwargs):
@@ -134,8 +145,9 @@ def test_an_interrupted_run_resumes_without_duplicates(
         return real_upsert(**kwargs)
 
     indexer = FolderIndexer(col, embedder)
-    indexer.collection = type("Wrapped", (), {
-        "upsert": staticmethod(flaky_upsert), "get": col.get, "delete": col.delete})()
+    indexer.collection = type(
+        "Wrapped", (), {"upsert": staticmethod(flaky_upsert), "get": col.get, "delete": col.delete}
+    )()
     with pytest.raises(Interrupted):
         indexer.index([root])
     assert 0 < col.count() < len(expected)
@@ -191,3 +203,216 @@ def test_prune_removes_a_file_that_is_no_longer_media(
     report = FolderIndexer(col, embedder).index([root], prune=True)
     assert report.ignored == 1 and [Path(p).name for p in report.removed] == ["photo"]
     assert col.count() == 0
+
+
+class _SmallBatches:
+    """A collection whose client takes at most ``limit`` records per write, like Chroma's
+    (``get_max_batch_size``), refusing more as Chroma does; ``fail_on`` (a file name) makes
+    the second write of that file fail, and ``fail_delete`` makes deletes fail too."""
+
+    def __init__(self, col, limit: int, fail_on: str | None = None, fail_delete: bool = False):
+        self.col, self.limit, self.fail_on, self.fail_delete = col, limit, fail_on, fail_delete
+        self.sizes: list[int] = []
+        self.writes_of: dict[str, int] = {}
+        self._client = type("Client", (), {"get_max_batch_size": lambda _self: limit})()
+
+    def upsert(self, **kwargs):
+        n = len(kwargs["ids"])
+        if n > self.limit:
+            raise ValueError(f"Batch size of {n} is greater than max batch size of {self.limit}")
+        name = kwargs["metadatas"][0]["file_name"]
+        self.writes_of[name] = self.writes_of.get(name, 0) + 1
+        if name == self.fail_on and self.writes_of[name] == 2:
+            raise RuntimeError("the server went away for a moment")
+        self.sizes.append(n)
+        return self.col.upsert(**kwargs)
+
+    def get(self, **kwargs):
+        return self.col.get(**kwargs)
+
+    def delete(self, **kwargs):
+        if self.fail_delete:
+            raise RuntimeError("cannot delete now")
+        return self.col.delete(**kwargs)
+
+
+LONG_STORY = "\n\n".join([STORY] * 3)
+
+
+def _story_and_picture(tmp_path: Path, media_dir: Path) -> Path:
+    root = tmp_path / "lib"
+    root.mkdir()
+    (root / "story.txt").write_text(LONG_STORY, encoding="utf-8")
+    shutil.copy(media_dir / "rgb_320x200.png", root / "boat.png")
+    return root
+
+
+def test_a_file_with_more_records_than_one_write_takes_is_written_in_batches(
+    embedder: ClipClapEmbedder, tmp_path: Path, media_dir: Path
+) -> None:
+    root = _story_and_picture(tmp_path, media_dir)
+    chunks = chunk_text(LONG_STORY, embedder.text_preprocessor.count_tokens)
+    assert len(chunks) > 4  # more than two writes of 2
+    col = _collection(tmp_path)
+    limited = _SmallBatches(col, limit=2)
+    report = FolderIndexer(limited, embedder).index([root])
+    assert report.failed == [] and sorted(Path(p).name for p in report.added) == [
+        "boat.png",
+        "story.txt",
+    ]
+    assert max(limited.sizes) == 2 and sum(limited.sizes) == len(chunks) + 1 == report.records
+    docs = col.get(where={"kind": "chunk"}, include=["documents"])["documents"]
+    assert sorted(docs) == sorted(c.text for c in chunks)
+    again = FolderIndexer(_SmallBatches(col, limit=2), embedder).index([root])
+    assert len(again.unchanged) == 2 and again.records == 0
+    # A real client's limit is the one used.
+    client = chromadb.PersistentClient(path=str(tmp_path / "db"))
+    assert FolderIndexer(col, embedder).max_batch == client.get_max_batch_size()
+
+
+def test_a_file_that_cannot_be_written_fails_alone_and_is_redone_next_run(
+    embedder: ClipClapEmbedder, tmp_path: Path, media_dir: Path
+) -> None:
+    root = _story_and_picture(tmp_path, media_dir)
+    clean = _collection(tmp_path / "clean")
+    FolderIndexer(clean, embedder).index([root])
+    expected = sorted(clean.get()["ids"])
+
+    col = _collection(tmp_path)
+    # The story's second write fails, and so does taking back its first: it is left partly
+    # written.
+    broken = _SmallBatches(col, limit=2, fail_on="story.txt", fail_delete=True)
+    report = FolderIndexer(broken, embedder).index([root])
+    assert [Path(p).name for p in report.added] == ["boat.png"]
+    assert [Path(p).name for p, _ in report.failed] == ["story.txt"]
+    assert "could not be written" in report.failed[0][1] and "went away" in report.failed[0][1]
+    assert col.get(where={"file_name": "boat.png"})["ids"] != []
+    assert 0 < len(col.get(where={"file_name": "story.txt"})["ids"]) < len(expected) - 1
+
+    resumed = FolderIndexer(_SmallBatches(col, limit=2), embedder).index([root])
+    assert [Path(p).name for p in resumed.added + resumed.replaced] == ["story.txt"]
+    assert [Path(p).name for p in resumed.unchanged] == ["boat.png"]
+    assert sorted(col.get()["ids"]) == expected
+
+    # Taken back when it can be: a failed write leaves none of the file's records.
+    col2 = _collection(tmp_path / "other")
+    report = FolderIndexer(_SmallBatches(col2, limit=2, fail_on="story.txt"), embedder).index(
+        [root]
+    )
+    assert [Path(p).name for p, _ in report.failed] == ["story.txt"]
+    assert col2.get(where={"file_name": "story.txt"})["ids"] == []
+
+
+def test_a_file_name_that_is_not_utf8_fails_alone(
+    embedder: ClipClapEmbedder, tmp_path: Path, media_dir: Path
+) -> None:
+    root = tmp_path / "lib"
+    root.mkdir()
+    picture = (media_dir / "rgb_320x200.png").read_bytes()
+    bad = os.path.join(os.fsencode(root), b"caf\xe9.png")  # Latin-1 bytes, not UTF-8
+    with open(bad, "wb") as f:
+        f.write(picture)
+    (root / "boat.png").write_bytes(picture)
+    col = _collection(tmp_path)
+    report = FolderIndexer(col, embedder).index([root])
+    assert [Path(p).name for p in report.added] == ["boat.png"]
+    assert len(report.failed) == 1
+    path, reason = report.failed[0]
+    assert os.fsencode(path) == bad and "not valid UTF-8" in reason
+    assert col.count() == 1
+
+
+def test_prune_keeps_the_records_of_a_folder_that_cannot_be_read(
+    embedder: ClipClapEmbedder, tmp_path: Path, media_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "lib"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    shutil.copy(media_dir / "rgb_320x200.png", root / "boat.png")
+    shutil.copy(media_dir / "tall_150x420.jpg", root / "sub" / "tower.jpg")
+    shutil.copy(media_dir / "tone_0p5s_48k.wav", root / "sub" / "deeper" / "beep.wav")
+    shutil.copy(media_dir / "cmyk_280x210.jpg", root / "gone.jpg")
+    col = _collection(tmp_path)
+    FolderIndexer(col, embedder).index([root])
+    assert col.count() == 4
+    (root / "gone.jpg").unlink()
+
+    real_scandir = os.scandir
+    locked = str(root / "sub")
+
+    def scandir(path=".", *args, **kwargs):  # what a folder without read permission does
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    report = FolderIndexer(col, embedder).index([root], prune=True)
+    assert [Path(p).name for p in report.removed] == ["gone.jpg"]  # pruning still works
+    assert report.failed == [
+        (
+            str((root / "sub").resolve()),
+            "cannot read the folder (Permission denied): its files were skipped and their "
+            "records kept",
+        )
+    ]
+    names = sorted(m["file_name"] for m in col.get(include=["metadatas"])["metadatas"])
+    assert names == ["beep.wav", "boat.png", "tower.jpg"]
+
+
+def test_another_window_reindexes_sounds(
+    embedder: ClipClapEmbedder, tmp_path: Path, media_dir: Path
+) -> None:
+    root = tmp_path / "lib"
+    root.mkdir()
+    shutil.copy(media_dir / "long_25s_16k.flac", root / "long.flac")
+    shutil.copy(media_dir / "rgb_320x200.png", root / "boat.png")
+    end = soundfile.info(str(root / "long.flac")).duration  # 25.27 s
+    col = _collection(tmp_path)
+    FolderIndexer(col, embedder).index([root])
+    assert col.count() == 1 + (1 + 3)
+    report = FolderIndexer(col, embedder, window_s=5.0).index([root])
+    assert [Path(p).name for p in report.replaced] == ["long.flac"]
+    assert [Path(p).name for p in report.unchanged] == ["boat.png"]
+    metas = col.get(where={"file_name": "long.flac"}, include=["metadatas"])["metadatas"]
+    windows = sorted((m["start_s"], m["end_s"]) for m in metas if m["kind"] == "window")
+    expected = [(0.0, 5.0), (5.0, 10.0), (10.0, 15.0), (15.0, 20.0), (20.0, 25.0), (end - 5.0, end)]
+    np.testing.assert_allclose(windows, expected, atol=1e-3)
+    assert {m["window_s"] for m in metas} == {5.0} and col.count() == 1 + (1 + 6)
+    same = FolderIndexer(col, embedder, window_s=5.0).index([root])
+    assert len(same.unchanged) == 2 and same.records == 0
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        "caffeine and sleep",
+        "ID3 tags explained",
+        "OggS notes",
+        "fLaC vs ALAC",
+        ".snd files on old Macs",
+        "RIFF intervals",
+        "GIF89a or PNG?",
+    ],
+)
+def test_notes_that_begin_like_a_media_signature_are_text(
+    embedder: ClipClapEmbedder, tmp_path: Path, media_dir: Path, start: str
+) -> None:
+    root = tmp_path / "notes"
+    root.mkdir()
+    text = f"{start}. A short note about formats."
+    (root / "note.txt").write_text(text, encoding="utf-8")
+    (root / "note16.md").write_bytes(text.encode("utf-16"))  # with its BOM
+    # A real sound saved under a text name is still a sound.
+    shutil.copy(media_dir / "tone_0p5s_48k.wav", root / "really-a-sound.txt")
+    col = _collection(tmp_path)
+    report = FolderIndexer(col, embedder).index([root])
+    assert report.failed == [] and len(report.added) == 3
+    got = col.get(include=["metadatas", "documents"])
+    kinds = {
+        m["file_name"]: (m["modality"], d)
+        for m, d in zip(got["metadatas"], got["documents"], strict=True)
+    }
+    assert kinds == {
+        "note.txt": ("text", text),
+        "note16.md": ("text", text),
+        "really-a-sound.txt": ("audio", None),
+    }
