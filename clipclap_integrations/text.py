@@ -71,6 +71,12 @@ class TextPreprocessor:
         tok = _load_tokenizer(self.folder / "tokenizer.json", None)
         return [len(e.ids) for e in tok.encode_batch(list(texts), add_special_tokens=False)]
 
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """The ``(start, end)`` character offsets in ``text`` of its tokens (untruncated,
+        without the special tokens), for cutting a text at token boundaries."""
+        tok = _load_tokenizer(self.folder / "tokenizer.json", None)
+        return [(a, b) for a, b in tok.encode(text, add_special_tokens=False).offsets]
+
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text, with specials, truncated; no padding."""
         return [enc.ids for enc in self.tokenizer.encode_batch(list(texts))]
