@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """An exception made again from its constructor's arguments (for pickle)."""
+    return cls(*args, **kwargs)
 
 
 class ClipClapError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose.
+
+    Every subclass pickles (as ``multiprocessing`` and LlamaIndex's parallel ingestion do)
+    to an equal error: same message, same attributes.
+    """
 
 
 class ClipClapInputError(ClipClapError, ValueError):
@@ -24,6 +34,11 @@ class ClipClapInputError(ClipClapError, ValueError):
         if item:
             where += f" ({item})"
         super().__init__(f"{where}: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # BaseException pickles ``args`` (the formatted message), which is not the reason
+        kwargs = {"index": self.index, "item": self.item_description}
+        return _rebuild, (type(self), (self.reason,), kwargs), self.__dict__
 
     def at(self, index: int) -> ClipClapInputError:
         """The same error, attributed to position ``index`` of the caller's list."""
@@ -44,6 +59,9 @@ class ModelFolderError(ClipClapError, FileNotFoundError):
 
     def __str__(self) -> str:  # FileNotFoundError would otherwise format errno/filename
         return str(self.args[0])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), (self.folder, self.problems), {}), self.__dict__
 
 
 class ModelNotAvailableError(ClipClapError, FileNotFoundError):
