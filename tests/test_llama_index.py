@@ -13,6 +13,7 @@ import asyncio
 import base64
 import io
 import json
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -658,6 +659,62 @@ def test_documents_with_media_become_media_nodes(embed_model, core, media_dir: P
             ],
             embed_model=embed_model,
         )
+
+
+def test_text_documents_are_split_to_fit_clips_window(embed_model, core, model_dir: Path):
+    from llama_index.core import Settings
+    from llama_index.core.node_parser import SentenceSplitter
+    from tokenizers import Tokenizer
+
+    from clipclap_integrations.llama_index import ClipTextSplitter
+
+    clip = Tokenizer.from_file(str(model_dir / "tokenizer.json"))  # the reference count
+    clip.no_truncation()
+    words = [f"word{i}" for i in range(400)]
+    intro = " ".join(words[:150]) + "."
+    deep = "/data/" + "/".join(f"department{i}" for i in range(6)) + "/notes.txt"
+    docs = [
+        Document(text=intro + " The ending is about boats.", metadata={"file_path": deep}),
+        Document(text=intro + " The ending is about apples.", metadata={"file_path": deep}),
+        Document(text=" ".join(words) + ".", metadata={"title": "counting words"}),
+    ]
+    index = ClipClapIndex.from_documents(docs, embed_model=embed_model)
+    nodes = list(index.docstore.docs.values())
+    by_doc: dict[str, list[BaseNode]] = {}
+    for node in nodes:
+        by_doc.setdefault(node.ref_doc_id, []).append(node)
+    for node in nodes:
+        embedded = node.get_content(metadata_mode=MetadataMode.EMBED)
+        assert len(clip.encode(embedded).ids) <= 77, embedded  # with BOS and EOS
+        assert "department" not in embedded  # the reader's path stays out of the vector
+        source = next(d for d in docs if d.id_ == node.ref_doc_id)
+        assert {k: node.metadata[k] for k in source.metadata} == source.metadata  # kept
+        stored = _vec(index.vector_store.get(node.node_id))
+        np.testing.assert_allclose(stored, core.embed_text([embedded])[0], atol=1e-6)
+    # Nothing is dropped: every word of the long document is in one of its chunks.
+    long_chunks = " ".join(n.get_content() for n in by_doc[docs[2].id_])
+    assert all(w in long_chunks.split() or w + "." in long_chunks.split() for w in words)
+    assert all(
+        "title: counting words" in n.get_content(MetadataMode.EMBED) for n in by_doc[docs[2].id_]
+    )
+    # The two documents differ only after 150 words: their last chunks differ.
+    ends = [by_doc[d.id_][-1].get_content() for d in docs[:2]]
+    assert ends[0].endswith("boats.") and ends[1].endswith("apples.")
+    # Metadata too long for the window is an error naming the node.
+    heavy = Document(text="short", metadata={"summary": " ".join(words[:80])}, id_="heavy")
+    with pytest.raises(ValueError, match=r"node 'heavy'.*excluded_embed_metadata_keys"):
+        ClipClapIndex.from_documents([heavy], embed_model=embed_model)
+    # Transformations the user configured are used as they are.
+    assert len(Settings.transformations) == 1  # LlamaIndex's default, filled in on first read
+    assert len(ClipClapIndex.from_documents([docs[2]], embed_model=embed_model).docstore.docs) > 1
+    Settings.transformations = [SentenceSplitter(chunk_size=2048)]
+    try:
+        whole = ClipClapIndex.from_documents([docs[2]], embed_model=embed_model)
+        assert len(whole.docstore.docs) == 1
+    finally:
+        Settings.transformations = None  # type: ignore[assignment]
+    splitter = ClipTextSplitter.from_embed_model(embed_model)
+    assert splitter.chunk_size == 75 and pickle.loads(pickle.dumps(splitter)).chunk_size == 75
 
 
 def test_load_media_nodes_and_filters(embed_model, media_dir: Path, tmp_path: Path):

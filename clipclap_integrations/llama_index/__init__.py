@@ -8,6 +8,8 @@ Install with ``pip install "clipclap-integrations[llama-index]"``.
   of mixed media into nodes; ``MediaFileReader`` gives ``SimpleDirectoryReader`` media documents.
 - ``ClipClapIndex`` / ``ClipClapRetriever``: text, image and audio nodes in one vector store,
   searched from a query of any modality (``text_to_audio``, ``audio_to_image``, ...).
+- ``ClipTextSplitter``: text chunks that fit CLIP's 77-token window (``ClipClapIndex``'s
+  default for text documents).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from .nodes import (
 )
 from .readers import MediaFileReader, media_file_extractor
 from .retriever import ClipClapRetriever, parse_modalities
+from .splitter import ClipTextSplitter, ClipTokenCounter
 
 __all__ = [
     "MODALITY_KEY",
@@ -42,6 +45,8 @@ __all__ = [
     "ClipClapEmbedding",
     "ClipClapIndex",
     "ClipClapRetriever",
+    "ClipTextSplitter",
+    "ClipTokenCounter",
     "MediaFileReader",
     "embed_nodes",
     "load_media_nodes",

@@ -7,9 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from llama_index.core.callbacks.base import CallbackManager
+from llama_index.core.constants import DEFAULT_CHUNK_SIZE
 from llama_index.core.data_structs.data_structs import IndexDict
 from llama_index.core.indices.vector_store.base import VectorStoreIndex
 from llama_index.core.ingestion import run_transformations
+from llama_index.core.node_parser import SentenceSplitter
+from llama_index.core.node_parser.text.sentence import SENTENCE_CHUNK_OVERLAP
 from llama_index.core.schema import BaseNode, Document, TransformComponent
 from llama_index.core.settings import Settings
 from llama_index.core.storage.storage_context import StorageContext
@@ -18,6 +21,7 @@ from llama_index.core.vector_stores.types import BasePydanticVectorStore
 from .embedding import ClipClapEmbedding
 from .nodes import aembed_nodes, embed_nodes, has_content, media_node_from_document, tagged
 from .retriever import ClipClapRetriever
+from .splitter import ClipTextSplitter
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +31,9 @@ class ClipClapIndex(VectorStoreIndex):
 
     Text nodes are embedded as text, ``ImageNode``s by their image, ``AudioNode``s by their
     sound, and ``Node``/``Document``s by their ``image_resource`` or ``audio_resource``
-    (nodes without text are kept). Each stored node gets ``metadata["modality"]``, which
+    (nodes without text are kept). Text is split by ``ClipTextSplitter`` (chunks that fit
+    CLIP's 77 tokens) unless transformations are given or set in ``Settings``. Each stored
+    node gets ``metadata["modality"]``, which
     ``ClipClapRetriever`` filters on, so any vector store with metadata filters works
     (``SimpleVectorStore``, ``ChromaVectorStore``, ...). ``from_documents`` sends documents
     that hold an image or a sound straight to nodes, and text documents through the usual
@@ -48,6 +54,7 @@ class ClipClapIndex(VectorStoreIndex):
         model = embed_model if embed_model is not None else _default_embed_model()
         if not isinstance(model, ClipClapEmbedding):
             raise TypeError(f"ClipClapIndex needs a ClipClapEmbedding, got {type(model).__name__}")
+        kwargs["transformations"] = kwargs.get("transformations") or _default_transformations(model)
         super().__init__(nodes=nodes, embed_model=model, **kwargs)
 
     @property
@@ -60,8 +67,6 @@ class ClipClapIndex(VectorStoreIndex):
         """A ``ClipClapRetriever``; pass ``similarity_top_k``, ``modalities``, ``filters``..."""
         kwargs.setdefault("callback_manager", self._callback_manager)
         kwargs.setdefault("object_map", self._object_map)
-        # As VectorStoreIndex does: only this index's nodes (a storage context can hold several).
-        kwargs.setdefault("node_ids", list(self.index_struct.nodes_dict.values()))
         return ClipClapRetriever(self, **kwargs)
 
     # -- building ---------------------------------------------------------------------------
@@ -75,10 +80,17 @@ class ClipClapIndex(VectorStoreIndex):
         transformations: list[TransformComponent] | None = None,
         **kwargs: Any,
     ) -> ClipClapIndex:
-        """Index documents: media documents as one node each, text ones transformed."""
+        """Index documents: media documents as one node each, text ones transformed.
+
+        Text goes through ``transformations``, else ``Settings.transformations`` if set, else
+        a ``ClipTextSplitter`` (chunks that fit CLIP's 77-token window).
+        """
         storage_context = storage_context or StorageContext.from_defaults()
         callback_manager = callback_manager or Settings.callback_manager
-        transformations = transformations or Settings.transformations
+        model = kwargs.get("embed_model")
+        if model is None:
+            model = kwargs["embed_model"] = _default_embed_model()
+        transformations = transformations or _default_transformations(model)
         with callback_manager.as_trace("index_construction"):
             for doc in documents:
                 storage_context.docstore.set_document_hash(doc.id_, doc.hash)
@@ -192,6 +204,24 @@ def _default_embed_model() -> Any:
     """``Settings.embed_model`` if it is a ClipClapEmbedding (without resolving OpenAI)."""
     configured = getattr(Settings, "_embed_model", None)
     return configured if configured is not None else ClipClapEmbedding()
+
+
+def _default_transformations(model: Any) -> list[TransformComponent]:
+    """``Settings.transformations`` if the user configured them, else a CLIP-sized splitter.
+
+    LlamaIndex fills ``Settings.transformations`` with ``SentenceSplitter()`` (1024 tokens)
+    the first time anything reads it, so that exact default counts as not configured.
+    """
+    configured = Settings.transformations
+    untouched = (
+        len(configured) == 1
+        and type(configured[0]) is SentenceSplitter
+        and configured[0].chunk_size == DEFAULT_CHUNK_SIZE
+        and configured[0].chunk_overlap == SENTENCE_CHUNK_OVERLAP
+    )
+    if untouched and isinstance(model, ClipClapEmbedding):
+        return [ClipTextSplitter.from_embed_model(model)]
+    return configured
 
 
 def _documents_to_nodes(

@@ -362,7 +362,7 @@ class ClipClapRetriever(VectorIndexRetriever):
         top_k = self._similarity_top_k if similarity_top_k is None else similarity_top_k
         if top_k < 1:
             raise ValueError(f"similarity_top_k must be at least 1, got {top_k}")
-        filters, node_ids = self._modality_filters(modalities), self._node_ids
+        filters, node_ids = self._modality_filters(modalities), self._scope()
         nested = filters is not None and any(
             isinstance(f, MetadataFilters) for f in filters.filters
         )
@@ -390,6 +390,15 @@ class ClipClapRetriever(VectorIndexRetriever):
             sparse_top_k=self._sparse_top_k,
             hybrid_top_k=self._hybrid_top_k,
         )
+
+    def _scope(self) -> list[str] | None:
+        """The node ids to search: those given, else this index's own nodes, read at query
+        time (a shared store can hold other indexes' nodes; later inserts are included)."""
+        if self._node_ids is not None:
+            return list(self._node_ids)
+        if self._vector_store.stores_text:  # the index keeps no node list: the whole store
+            return None
+        return list(self._index.index_struct.nodes_dict.values())
 
     def _modality_filters(self, modalities: tuple[Modality, ...]) -> MetadataFilters | None:
         """The user's filters AND ``modality`` in ``modalities`` (no filter for all three)."""
