@@ -79,8 +79,10 @@ _FORMAT_MIME = {
     "aac": "audio/aac",
     "aiff": "audio/aiff",
     "webm": "audio/webm",
-    "pcm16": "audio/L16",
 }
+# ``format: "pcm16"`` of an ``input_audio`` part: headerless 16-bit signed little-endian mono
+# PCM at 24 kHz, as OpenAI defines "pcm16" (its Realtime API's audio format).
+PCM16_SAMPLE_RATE = 24_000
 
 
 @dataclass(frozen=True)
@@ -485,6 +487,17 @@ def _media_part(part: dict[str, Any], target: Modality, kind: str, options: Inpu
     raise ClipClapInputError(f"the {kind} part needs 'url', 'base64', 'data' or 'source'")
 
 
+def _pcm16(data: bytes) -> Item:
+    """Raw ``pcm16`` audio: 16-bit signed little-endian mono samples at 24 kHz."""
+    if not data:
+        raise ClipClapInputError("empty (0 bytes)")
+    if len(data) % 2:
+        raise ClipClapInputError(
+            f"pcm16 audio must be whole 16-bit samples, got an odd number of bytes ({len(data):,})"
+        )
+    return _waveform(np.frombuffer(data, dtype="<i2").astype(np.int16), PCM16_SAMPLE_RATE)
+
+
 def _dict_part(part: dict[Any, Any], forced: Modality | None, options: InputOptions) -> Item:
     kind = part.get("type")
     if kind is None:  # untyped parts: infer the type from the one key that says it
@@ -518,8 +531,11 @@ def _dict_part(part: dict[Any, Any], forced: Modality | None, options: InputOpti
         if not isinstance(value, dict):
             raise ClipClapInputError("an input_audio part needs {'data': <base64>, 'format': ...}")
         fmt = value.get("format")
+        data = _part_data(value.get("data"), kind)
+        if isinstance(fmt, str) and fmt.lower() == "pcm16":
+            return _pcm16(data)
         mime = _FORMAT_MIME.get(fmt.lower(), f"audio/{fmt}") if isinstance(fmt, str) else None
-        return _bytes_media(_part_data(value.get("data"), kind), Modality.AUDIO, mime)
+        return _bytes_media(data, Modality.AUDIO, mime)
     if kind in ("image", "audio"):
         target = Modality(kind)
         _conflict(target, forced, f"an {kind} part")

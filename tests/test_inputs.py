@@ -177,6 +177,29 @@ def test_every_form_of_a_sound_gives_the_same_vector(
     _assert_rows_equal(pair, ["pcm16 bytes", "(int16, rate)", "Audio(int16 channels-first)"])
 
 
+def test_input_audio_pcm16_is_24k_little_endian_mono(embedder: ClipClapEmbedder) -> None:
+    """OpenAI's "pcm16": headerless 16-bit signed little-endian mono PCM at 24 kHz."""
+    import soundfile as sf
+
+    rate = 24_000
+    mono = tone(0.6, rate)
+    raw = io.BytesIO()
+    sf.write(raw, mono, rate, format="RAW", subtype="PCM_16", endian="LITTLE")
+    pcm = raw.getvalue()
+    wav_24k = audio_bytes("WAV", "PCM_16", samples=mono, rate=rate)
+    wav_16k = audio_bytes("WAV", "PCM_16", samples=mono, rate=16_000)
+    part = {"type": "input_audio", "input_audio": {"data": b64(pcm), "format": "pcm16"}}
+    upper = {"type": "input_audio", "input_audio": {"data": b64(pcm), "format": "PCM16"}}
+    assert embedder.detect(part) is Modality.AUDIO
+    vectors = embedder.embed([wav_24k, part, upper, wav_16k])
+    _assert_rows_equal(vectors[:3], ["24 kHz WAV", "pcm16 part", "PCM16 part"])
+    assert not np.allclose(vectors[1], vectors[3], atol=1e-3)  # the rate matters: 24 kHz
+    for data, reason in ((pcm[:-1], "odd number of bytes"), (b"", "empty")):
+        bad = {"type": "input_audio", "input_audio": {"data": b64(data), "format": "pcm16"}}
+        with pytest.raises(ClipClapInputError, match=rf"input 0 .*{reason}"):
+            embedder.embed([bad])
+
+
 def test_mono_forms_and_the_48k_default(embedder: ClipClapEmbedder) -> None:
     mono = tone(0.5, SR)
     wav = audio_bytes("WAV", "FLOAT", samples=mono, rate=SR)
