@@ -672,10 +672,14 @@ class ClipClapDataLoader(DataLoader[Loadable]):
         except ClipClapInputError as exc:
             raise ClipClapInputError(exc.reason, index=index, item=_short(uri)) from None
         if item.modality is Modality.TEXT:
-            if uri[:5].lower() == "data:":
+            if not uri.strip():  # Path("") is the current folder, which exists
+                reason = "an empty URI (expected a path, file://, data: or http(s) URI)"
+            elif uri[:5].lower() == "data:":
                 reason = "the data: URI holds text, not an image or a sound"
             elif not self.options.allow_local_files:  # never look at the disk
                 reason = "reading local files is disabled (allow_local_files=False)"
+            elif Path(uri).expanduser().is_dir():
+                reason = "a folder, not an image or sound file"
             elif Path(uri).expanduser().exists():
                 reason = "the file is neither an image nor a sound that can be recognized"
             else:

@@ -644,10 +644,13 @@ def test_data_loader_reads_paths_file_and_data_uris(media_dir: Path, tmp_path: P
         (str(tmp_path / "missing.png"), "no such file"),
         (str(text_file), "neither an image nor a sound"),
         ("data:text/plain,hello", "holds text"),
+        (str(tmp_path), "a folder, not an image or sound file"),
+        ("", "an empty URI"),
+        ("  ", "an empty URI"),
     ]:
         with pytest.raises(ClipClapInputError, match=words) as info:
             ClipClapDataLoader()([str(png), uri])
-        assert info.value.index == 1 and uri in str(info.value)
+        assert info.value.index == 1 and repr(uri) in str(info.value)
     with pytest.raises(ClipClapInputError, match="disabled"):
         ClipClapDataLoader(allow_remote=False)(["http://127.0.0.1:9/cat.png"])
 
