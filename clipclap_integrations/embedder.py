@@ -588,6 +588,7 @@ def _upright(image: Any, max_pixels: int | None, resize_to: int | None = None) -
     (rotated, or in a mode ``to_rgb`` cannot convert); the caller's object is not changed."""
     from PIL import ImageOps
 
+    given = image
     width, height = image.size
     check_image_size(width, height, max_pixels, resize_to)
     try:
@@ -601,8 +602,24 @@ def _upright(image: Any, max_pixels: int | None, resize_to: int | None = None) -
         if image.mode == "La":  # premultiplied gray+alpha: Pillow converts it only to LA
             image = image.convert("LA")
         return image
-    except Exception as exc:  # a broken lazily-loaded PIL image
-        raise ClipClapInputError(f"the image cannot be read ({exc})") from None
+    except Exception as exc:  # a broken lazily-loaded PIL image, or a closed one
+        raise ClipClapInputError(f"the image cannot be read ({_pil_failure(given, exc)})") from None
+
+
+def _pil_failure(image: Any, exc: Exception) -> str:
+    """Why a caller's PIL image could not be loaded; Pillow often raises a bare
+    ``AssertionError`` or ``ValueError`` for an image whose file was closed."""
+    detail = str(exc).strip()
+    detail = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    closed = "closed" in str(exc) or (
+        getattr(image, "fp", "") is None and isinstance(exc, AssertionError | ValueError)
+    )
+    if closed:
+        detail += (
+            "; the image was closed (or its file was, as on leaving `with Image.open(...)`): "
+            "pass it while it is open, or a copy made while it was (image.copy())"
+        )
+    return detail
 
 
 def _static_dim(session: Any, name: str, axis: int) -> int | None:

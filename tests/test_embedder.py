@@ -363,3 +363,43 @@ def test_numbers_as_items_say_to_wrap_the_waveform(tiny_model_dir: Path) -> None
     for samples in ([0.1, -0.2, 0.3], [np.float32(0.1), np.float32(0.2)]):
         with pytest.raises(ClipClapInputError, match=r"input 0 .*wrap the waveform in a list"):
             e.embed_audio(samples)
+
+
+def _closed_images() -> dict[str, object]:
+    import io
+
+    from PIL import Image as PILImage
+
+    pixels = np.full((40, 50, 3), 90, np.uint8)
+    png = io.BytesIO()
+    PILImage.fromarray(pixels).save(png, "PNG")
+    in_memory = PILImage.fromarray(pixels)
+    in_memory.close()
+    lazily_opened = PILImage.open(io.BytesIO(png.getvalue()))
+    lazily_opened.close()
+    with PILImage.open(io.BytesIO(png.getvalue())) as left_with:  # Pillow: bare AssertionError
+        pass
+    return {"closed": in_memory, "opened, closed": lazily_opened, "after with": left_with}
+
+
+def test_a_closed_pil_image_says_it_was_closed(tiny_model_dir: Path) -> None:
+    e = ClipClapEmbedder(tiny_model_dir)
+    for name, image in _closed_images().items():
+        with pytest.raises(ClipClapInputError) as info:
+            e.embed_images([image])
+        message = str(info.value)
+        assert message.startswith("input 0 (<PIL RGB 50x40>): the image cannot be read ("), name
+        assert "read ()" not in message and "closed" in message and "image.copy()" in message, name
+
+
+def test_a_pil_image_failing_without_a_message_names_the_exception(tiny_model_dir: Path) -> None:
+    from PIL import Image as PILImage
+
+    class Broken(PILImage.Image):
+        def load(self):  # type: ignore[no-untyped-def]
+            raise RuntimeError()
+
+    image = PILImage.fromarray(np.zeros((8, 8, 3), np.uint8))
+    image.__class__ = Broken
+    with pytest.raises(ClipClapInputError, match=r"cannot be read \(RuntimeError\)$"):
+        ClipClapEmbedder(tiny_model_dir).embed_images([image])
