@@ -799,7 +799,15 @@ def _classify(item: Any, options: InputOptions, forced: Modality | None = None) 
         source, rate = item.source, item.sample_rate
         if rate is not None and _is_samples(source) and not isinstance(source, tuple):
             return _waveform(source, rate)
-        return _classify(source, options, Modality.AUDIO)
+        it = _classify(source, options, Modality.AUDIO)
+        if rate is not None and isinstance(it.payload, Waveform):  # Audio((samples, rate), ...)
+            stated = _sample_rate(rate)
+            if stated != it.payload.sample_rate:
+                raise ClipClapInputError(
+                    f"two sample rates: Audio(..., sample_rate={stated}) around a (samples, "
+                    f"sample_rate) pair of rate {it.payload.sample_rate} (give the rate once)"
+                )
+        return it
     if isinstance(item, str):
         return _string(item, forced, options)
     if isinstance(item, os.PathLike):

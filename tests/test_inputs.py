@@ -200,6 +200,19 @@ def test_input_audio_pcm16_is_24k_little_endian_mono(embedder: ClipClapEmbedder)
             embedder.embed([bad])
 
 
+def test_audio_wrapper_and_pair_must_agree_on_the_rate(embedder: ClipClapEmbedder) -> None:
+    wave = tone(0.5, 16_000)
+    expected = embedder.embed([(wave, 16_000)])
+    same = [Audio((wave, 16_000), sample_rate=16_000), Audio((16_000, wave), sample_rate=16000.0)]
+    for item in same:
+        np.testing.assert_allclose(embedder.embed([item]), expected, atol=ATOL)
+    for item in (Audio((wave, 16_000), sample_rate=8_000), Audio((16_000, wave), sample_rate=8000)):
+        with pytest.raises(ClipClapInputError, match=r"input 0 .*two sample rates.*8000.*16000"):
+            embedder.embed([item])
+    with pytest.raises(ClipClapInputError, match="sample rate must be"):
+        embedder.embed([Audio((wave, 16_000), sample_rate=-1)])
+
+
 def test_mono_forms_and_the_48k_default(embedder: ClipClapEmbedder) -> None:
     mono = tone(0.5, SR)
     wav = audio_bytes("WAV", "FLOAT", samples=mono, rate=SR)
