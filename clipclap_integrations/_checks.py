@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
 
 
 def is_int(value: Any) -> bool:
-    """An integer (numpy's too), not a bool."""
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+    """An integer (any ``numbers.Integral``: numpy's too), not a bool."""
+    return isinstance(value, numbers.Integral | np.integer) and not isinstance(
+        value, bool | np.bool_
+    )
 
 
 def is_finite_number(value: Any) -> bool:

@@ -142,15 +142,13 @@ class ClipClapEmbedder:
         quantize: QuantizeOption | None = None,
         optimized_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        if not is_int(batch_size) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if long_audio not in LONG_AUDIO_POLICIES:
             raise ValueError(
                 f"long_audio must be one of {', '.join(LONG_AUDIO_POLICIES)}, got {long_audio!r}"
             )
-        if threads is not None and (
-            not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 1024
-        ):
+        if threads is not None and (not is_int(threads) or not 1 <= threads <= 1024):
             raise ValueError(f"threads must be an integer from 1 to 1024 or None, got {threads!r}")
         if not is_int(max_remote_bytes) or max_remote_bytes < 1:
             raise ValueError(
@@ -182,8 +180,9 @@ class ClipClapEmbedder:
         self.folder: ModelFolder = resolve_model(
             model, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
+        threads = None if threads is None else int(threads)  # numpy ints too: plain ints
         self.session_config = SessionConfig(normalize_providers(providers), threads)
-        self.batch_size = batch_size
+        self.batch_size = int(batch_size)
         self.long_audio: LongAudioPolicy = long_audio
         self.input_options = InputOptions(
             allow_remote=allow_remote,
@@ -209,7 +208,7 @@ class ClipClapEmbedder:
         return self.folder.dim
 
     @property
-    def model_path(self):  # -> Path
+    def model_path(self) -> Path:
         """The local folder holding the model files."""
         return self.folder.path
 
@@ -571,7 +570,7 @@ def _checked(values: Sequence[Any], kind: type, what: str) -> list[Any]:
             raise ClipClapInputError(
                 f"expected {what}, got {type(v).__name__}", index=i, item=describe(v)
             )
-        if kind is str:
+        if isinstance(v, str):
             try:
                 v.encode("utf-8")  # the tokenizer raises TypeError on unpaired surrogates
             except UnicodeEncodeError:

@@ -550,9 +550,9 @@ def _dict_part(part: dict[Any, Any], forced: Modality | None, options: InputOpti
             _conflict(declared, forced, f"a media part of type {mime}")
         url = part.get("file_uri", part.get("url"))
         if "data" not in part and isinstance(url, str):
-            target = forced or declared
-            if target is not None:
-                return _string(url, target, options)
+            stated = forced or declared
+            if stated is not None:
+                return _string(url, stated, options)
             found = _string(url, None, options)
             if found.modality is Modality.TEXT:  # a media part is never text by accident
                 raise ClipClapInputError(

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 
 class Modality(str, Enum):
     """What kind of content an input is; every modality maps into the same vector space."""
@@ -59,9 +62,9 @@ class Audio:
 class AudioSegments:
     """Vectors of the windows of one recording, with each window's start and end in seconds."""
 
-    vectors: Any  # np.ndarray (K, dim) float32
-    starts: Any  # np.ndarray (K,) float64
-    ends: Any  # np.ndarray (K,) float64
+    vectors: NDArray[np.float32]  # (K, dim), L2-normalized rows
+    starts: NDArray[np.float64]  # (K,) seconds
+    ends: NDArray[np.float64]  # (K,) seconds
 
     def __len__(self) -> int:
         return len(self.starts)

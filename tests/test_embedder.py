@@ -403,3 +403,33 @@ def test_a_pil_image_failing_without_a_message_names_the_exception(tiny_model_di
     image.__class__ = Broken
     with pytest.raises(ClipClapInputError, match=r"cannot be read \(RuntimeError\)$"):
         ClipClapEmbedder(tiny_model_dir).embed_images([image])
+
+
+def test_integer_options_accept_any_integral_but_not_bool(tiny_model_dir: Path) -> None:
+    e = ClipClapEmbedder(tiny_model_dir, batch_size=np.int64(8), threads=np.int64(2))
+    assert e.batch_size == 8 and type(e.batch_size) is int
+    assert e.session_config.threads == 2 and type(e.session_config.threads) is int
+    np.testing.assert_allclose(
+        e.embed_text(["numpy ints"]),
+        ClipClapEmbedder(tiny_model_dir, batch_size=8, threads=2).embed_text(["numpy ints"]),
+        atol=1e-6,
+    )
+    ClipClapEmbedder(tiny_model_dir, batch_size=np.uint8(3), max_remote_bytes=np.int32(10))
+    for bad in (True, np.bool_(True), 2.0, np.float64(2), "2", 0, np.int64(0)):
+        with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+            ClipClapEmbedder(tiny_model_dir, batch_size=bad)
+        with pytest.raises(ValueError, match="threads must be an integer"):
+            ClipClapEmbedder(tiny_model_dir, threads=bad)
+
+
+def test_public_types_are_annotated() -> None:
+    import typing
+
+    from numpy.typing import NDArray
+
+    from clipclap_integrations import AudioSegments
+
+    assert typing.get_type_hints(ClipClapEmbedder.model_path.fget)["return"] is Path
+    hints = typing.get_type_hints(AudioSegments)
+    assert hints["vectors"] == NDArray[np.float32]
+    assert hints["starts"] == hints["ends"] == NDArray[np.float64]
