@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .errors import ClipClapError
+
 DEFAULT_DB = "clipclap-db"
 DEFAULT_COLLECTION = "clipclap"
 
@@ -21,7 +23,8 @@ EPILOG = """examples:
   clipclap embed "a cat" cat.jpg > vectors.jsonl
 
 model: --model takes a local folder or a Hub repo id (default $CLIPCLAP_MODEL or
-antflydb/clipclap); set HF_HUB_OFFLINE=1 to use the cache only."""
+antflydb/clipclap; for index and search of an existing collection, the model it was built
+with); set HF_HUB_OFFLINE=1 to use the cache only."""
 
 
 def _positive_int(text: str) -> int:
@@ -48,7 +51,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
         default=None,
-        help="model folder or Hub repo id (default: $CLIPCLAP_MODEL or antflydb/clipclap)",
+        help="model folder or Hub repo id (default: $CLIPCLAP_MODEL, else the model of an "
+        "existing collection for index and search, else antflydb/clipclap)",
     )
     p.add_argument("--revision", default=None, help="Hub branch, tag or commit")
     p.add_argument("--cache-dir", default=None, help="Hub cache folder")
@@ -154,14 +158,13 @@ def _embedder(args: argparse.Namespace) -> Any:
     )
 
 
-def _collection(args: argparse.Namespace, embedder: Any, *, create: bool) -> Any:
+def _client(args: argparse.Namespace, *, create: bool) -> Any:
     try:
         import chromadb
     except ImportError:
         raise SystemExit(
             'clipclap index/search need Chroma: pip install "clipclap-integrations[chroma]"'
         ) from None
-    from .chroma import ClipClapEmbeddingFunction
 
     if args.host:
         try:
@@ -175,19 +178,75 @@ def _collection(args: argparse.Namespace, embedder: Any, *, create: bool) -> Any
         if not create and not path.is_dir():  # do not leave an empty database behind
             raise SystemExit(f"no index at {path}: run clipclap index first (or pass --db)")
         client = chromadb.PersistentClient(path=str(path))
-    ef = ClipClapEmbeddingFunction(
-        embedder.folder.source, revision=args.revision, cache_dir=args.cache_dir,
-        threads=args.threads,
-    )
+    return client
+
+
+def _no_collection(args: argparse.Namespace, exc: Exception) -> SystemExit:
+    return SystemExit(f"no collection {args.collection!r} there ({exc}); run clipclap index first")
+
+
+def _stored_model_config(
+    client: Any, args: argparse.Namespace, *, create: bool
+) -> dict[str, Any] | None:
+    """The embedding-function config stored with the collection (its model, the revision
+    that made its vectors, its options), or None when it stores none or (with ``create``)
+    does not exist yet."""
+    from .chroma import _stored_config
+
+    try:
+        existing = client.get_collection(args.collection, embedding_function=None)
+    except Exception as exc:  # chromadb raises NotFoundError / ValueError by version
+        if create:
+            return None
+        raise _no_collection(args, exc) from None
+    try:
+        return _stored_config(existing)
+    except ValueError as exc:  # another embedding function
+        raise SystemExit(f"clipclap {args.command}: {exc}") from None
+
+
+def _open(args: argparse.Namespace, *, create: bool) -> tuple[Any, Any]:
+    """The embedder and the collection. Without --model or $CLIPCLAP_MODEL the model is the
+    one recorded in an existing collection, as Chroma's get_collection would rebuild it."""
+    from .chroma import ClipClapEmbeddingFunction
+
+    client = _client(args, create=create)
+    stored = None
+    if args.model is None and not os.environ.get("CLIPCLAP_MODEL"):
+        stored = _stored_model_config(client, args, create=create)
+    if stored is not None:
+        config = dict(stored)
+        given = {"revision": args.revision, "cache_dir": args.cache_dir, "threads": args.threads}
+        config.update({k: v for k, v in given.items() if v is not None})
+        try:
+            ef = ClipClapEmbeddingFunction.build_from_config(config)
+            embedder = ef.embedder
+        except ValueError as exc:  # an invalid stored config, or changed model files
+            raise SystemExit(f"clipclap {args.command}: {exc}") from None
+        except ClipClapError as exc:
+            raise ClipClapError(
+                f"{exc} (the model collection {args.collection!r} was built with; "
+                "pass --model to use another copy of it)"
+            ) from None
+    else:
+        embedder = _embedder(args)
+        ef = ClipClapEmbeddingFunction(
+            embedder.folder.source,
+            revision=args.revision,
+            cache_dir=args.cache_dir,
+            threads=args.threads,
+        )
+    return embedder, _collection(client, args, ef, create=create)
+
+
+def _collection(client: Any, args: argparse.Namespace, ef: Any, *, create: bool) -> Any:
     if create:
         collection = client.get_or_create_collection(args.collection, embedding_function=ef)
     else:
         try:
             collection = client.get_collection(args.collection, embedding_function=ef)
         except Exception as exc:  # chromadb raises NotFoundError / ValueError by version
-            raise SystemExit(
-                f"no collection {args.collection!r} there ({exc}); run clipclap index first"
-            ) from None
+            raise _no_collection(args, exc) from None
     # index and search write and query vectors themselves: Chroma never calls the function,
     # so its check against the stored model (another model, changed files) is made here.
     try:
@@ -216,15 +275,14 @@ def cmd_download(args: argparse.Namespace) -> int:
 
     model = args.model  # None: $CLIPCLAP_MODEL if that is a repo id, else antflydb/clipclap
     if model and Path(model).expanduser().is_dir():
-        print(f"{model} is a local folder, not a Hub repo id: nothing to download",
-              file=sys.stderr)
+        print(f"{model} is a local folder, not a Hub repo id: nothing to download", file=sys.stderr)
         return 2
     if model and not is_repo_id(model):
-        print(f"{model!r} is not a Hub repo id (owner/name), nor a local folder",
-              file=sys.stderr)
+        print(f"{model!r} is not a Hub repo id (owner/name), nor a local folder", file=sys.stderr)
         return 2
-    result = download_model(model, revision=args.revision, cache_dir=args.cache_dir,
-                            force_download=args.force)
+    result = download_model(
+        model, revision=args.revision, cache_dir=args.cache_dir, force_download=args.force
+    )
     if result.offline_reason:
         print(f"note: {result.offline_reason}; used the cached copy", file=sys.stderr)
     print(f"{result.repo_id}@{result.revision} = commit {result.commit}")
@@ -256,15 +314,29 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from .inputs import classify_all, resolve_remote
+    from .types import Audio, Image, Modality
+
     e = _embedder(args)
-    vectors = e.embed(args.inputs, modality=args.modality)
+    inputs: list[Any] = list(args.inputs)
+    modalities = [args.modality] * len(inputs)
+    if args.modality is None and not args.npy:
+        # The modality printed is the one embedded: classify once; a URL whose content must
+        # tell is fetched here and its bytes embedded, not downloaded a second time.
+        items = classify_all(inputs, e.input_options, fetch=False)
+        unknown = [i for i, it in enumerate(items) if it.modality is None]
+        resolve_remote([items[i] for i in unknown], unknown, e.input_options)
+        for i in unknown:  # now an image or a sound, with its downloaded bytes
+            wrap = Image if items[i].modality is Modality.IMAGE else Audio
+            inputs[i] = wrap(items[i].payload.data)
+        modalities = [it.modality.value if it.modality else "?" for it in items]
+    vectors = e.embed(inputs, modality=args.modality)
     if args.npy:
         np.save(args.npy, vectors)
         print(
             f"wrote {vectors.shape[0]} x {vectors.shape[1]} vectors to {args.npy}", file=sys.stderr
         )
         return 0
-    modalities = [args.modality or e.detect(x).value for x in args.inputs]
     for item, modality, vector in zip(args.inputs, modalities, vectors, strict=True):
         print(
             json.dumps(
@@ -281,8 +353,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     from .indexing import FolderIndexer, walk
 
-    e = _embedder(args)
-    collection = _collection(args, e, create=True)
+    e, collection = _open(args, create=True)
     total = sum(1 for _ in walk(args.paths))
     bar = _progress(total, "indexing")
     indexer = FolderIndexer(
@@ -297,8 +368,18 @@ def cmd_index(args: argparse.Namespace) -> int:
     if report.failed:
         print(f"{len(report.failed)} file(s) could not be indexed:")
         for path, reason in report.failed:
-            print(f"  {path}: {reason}")
+            print(f"  {_printable(path)}: {reason}")
     return 0
+
+
+def _printable(path: str) -> str:
+    """A path as text any terminal takes: bytes of a name that is not valid UTF-8 (lone
+    surrogates in Python) shown as \\xNN escapes instead of failing to print."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _where(meta: dict[str, Any]) -> str:
@@ -306,25 +387,58 @@ def _where(meta: dict[str, Any]) -> str:
         return f"chars {meta.get('char_start')}-{meta.get('char_end')}"
     if meta.get("kind") == "window":
         return f"{meta.get('start_s', 0):.1f}-{meta.get('end_s', 0):.1f} s"
-    if meta.get("modality") == "audio":
-        return f"whole ({meta.get('end_s', 0):.1f} s)"
+    if meta.get("modality") == "audio" and isinstance(meta.get("end_s"), int | float):
+        return f"whole ({meta['end_s']:.1f} s)"
     return "whole"
 
 
+def _query_problem(query: str) -> str | None:
+    """Why a query that looks like a path to a media file cannot be one (missing, a folder),
+    or None. Searching such a string as text would quietly rank against a typo."""
+    from .sniff import modality_of_extension
+
+    q = query.strip()
+    if not q or "\n" in q or "\0" in q or len(q) > 4096 or ":" in q.split("/")[0]:
+        return None  # a sentence, or a URL / data: URI / file: URL (checked when embedded)
+    looks_like_path = modality_of_extension(q) is not None or (
+        q.startswith(("/", "./", "../", "~/")) and not any(c.isspace() for c in q)
+    )
+    if not looks_like_path:
+        return None
+    try:
+        path = Path(q).expanduser()
+        if path.is_dir():
+            return f"{q!r} is a folder, not an image or sound file"
+        if path.exists():
+            return None
+    except (OSError, RuntimeError, ValueError):  # unknown ~user, bad encoding
+        pass
+    return f"no such file: {q!r}"
+
+
 def cmd_search(args: argparse.Namespace) -> int:
-    e = _embedder(args)
-    collection = _collection(args, e, create=False)
+    if args.query_as is None:
+        problem = _query_problem(args.query)
+        if problem:
+            print(
+                f"clipclap search: {problem} (to search for this text itself, pass --as text)",
+                file=sys.stderr,
+            )
+            return 2
+    e, collection = _open(args, create=False)
     vector = e.embed([args.query], modality=args.query_as)[0]
     where = {"modality": args.modality} if args.modality else None
     got = collection.query(
         query_embeddings=[vector],
         n_results=args.top,
         where=where,
-        include=["metadatas", "distances", "documents"],
+        include=["metadatas", "distances", "documents", "uris"],
     )
+    count = len(got["ids"][0])
+    uris = (got.get("uris") or [None])[0] or [None] * count
     rows = []
-    for rank, (meta, dist, doc) in enumerate(
-        zip(got["metadatas"][0], got["distances"][0], got["documents"][0], strict=True), 1
+    for rank, (meta, dist, doc, uri) in enumerate(
+        zip(got["metadatas"][0], got["distances"][0], got["documents"][0], uris, strict=True), 1
     ):
         meta = meta or {}
         rows.append(
@@ -332,7 +446,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                 "rank": rank,
                 "score": round(1.0 - float(dist), 4),
                 "modality": meta.get("modality", "?"),
-                "source": meta.get("source") or (doc or "")[:60],
+                "source": meta.get("source") or uri or (doc or "")[:60],
                 "where": _where(meta),
                 "text": doc,
             }
@@ -365,8 +479,6 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .errors import ClipClapError
-
     try:
         return COMMANDS[args.command](args)
     except BrokenPipeError:  # the reader went away (| head): stop quietly

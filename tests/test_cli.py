@@ -7,7 +7,12 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,10 +22,25 @@ from clipclap_integrations import ClipClapEmbedder
 pytest.importorskip("chromadb")
 
 
-def clipclap(*args: str, model: Path, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CLIPCLAP_MODEL": str(model), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-m", "clipclap_integrations", *args], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=300)
+def clipclap(
+    *args: str, model: Path | None, cwd: Path, check: bool = True, **env_vars: str
+) -> subprocess.CompletedProcess:
+    """Run the command; ``model=None``: no $CLIPCLAP_MODEL, and an empty Hugging Face cache."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **env_vars}
+    if model is not None:
+        env["CLIPCLAP_MODEL"] = str(model)
+    else:
+        env.pop("CLIPCLAP_MODEL", None)
+        env["HF_HOME"] = str(cwd / "empty-hf-home")
+        env.pop("HF_HUB_CACHE", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "clipclap_integrations", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if check:
         assert done.returncode == 0, done.stderr
     return done
@@ -75,18 +95,29 @@ def test_index_then_search_with_a_sentence_an_image_and_a_sound(
     assert (tmp_path / "clipclap-db").is_dir()  # the default embedded database
 
     photo = library / "photos" / "rgb_320x200.png"
-    out = clipclap("search", str(photo), "-k", "3", "--json", model=tiny_model_dir,
-                   cwd=tmp_path).stdout
+    out = clipclap(
+        "search", str(photo), "-k", "3", "--json", model=tiny_model_dir, cwd=tmp_path
+    ).stdout
     top = json.loads(out.splitlines()[0])
     assert top["source"] == str(photo.resolve()) and top["score"] == pytest.approx(1.0, abs=1e-4)
 
     sound = library / "sounds" / "chirp_3p3s_48k.flac"
-    out = clipclap("search", str(sound), "-k", "1", "--json", "--modality", "audio",
-                   model=tiny_model_dir, cwd=tmp_path).stdout
+    out = clipclap(
+        "search",
+        str(sound),
+        "-k",
+        "1",
+        "--json",
+        "--modality",
+        "audio",
+        model=tiny_model_dir,
+        cwd=tmp_path,
+    ).stdout
     assert json.loads(out)["source"] == str(sound.resolve())
 
-    table = clipclap("search", "a red boat on a lake", "-k", "20", model=tiny_model_dir,
-                     cwd=tmp_path).stdout
+    table = clipclap(
+        "search", "a red boat on a lake", "-k", "20", model=tiny_model_dir, cwd=tmp_path
+    ).stdout
     lines = table.splitlines()
     assert lines[0].split()[:4] == ["rank", "score", "modality", "source"]
     assert len(lines) == 1 + 3 + 6 + 1  # header, 3 images, 6 audio records (long: 1 + 3), 1 text
@@ -97,8 +128,15 @@ def test_index_then_search_with_a_sentence_an_image_and_a_sound(
 
 
 def test_search_without_an_index_says_what_to_do(tiny_model_dir: Path, tmp_path: Path) -> None:
-    done = clipclap("search", "anything", "--db", str(tmp_path / "empty"), model=tiny_model_dir,
-                    cwd=tmp_path, check=False)
+    done = clipclap(
+        "search",
+        "anything",
+        "--db",
+        str(tmp_path / "empty"),
+        model=tiny_model_dir,
+        cwd=tmp_path,
+        check=False,
+    )
     assert done.returncode != 0 and "clipclap index" in done.stderr
     assert not (tmp_path / "empty").exists()  # searching creates no database
 
@@ -127,15 +165,27 @@ def test_unreachable_server_and_closed_pipe_end_without_a_traceback(
         probe.bind(("127.0.0.1", 0))
         port = str(probe.getsockname()[1])
     done = clipclap(
-        "search", "x", "--host", "127.0.0.1", "--port", port, model=tiny_model_dir,
-        cwd=tmp_path, check=False,
+        "search",
+        "x",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        port,
+        model=tiny_model_dir,
+        cwd=tmp_path,
+        check=False,
     )
     assert done.returncode != 0 and "cannot reach the Chroma server" in done.stderr
     assert "Traceback" not in done.stderr
     env = {**os.environ, "CLIPCLAP_MODEL": str(tiny_model_dir), "HF_HUB_OFFLINE": "1"}
     piped = subprocess.run(
         f"{sys.executable} -m clipclap_integrations embed {' '.join(['word'] * 40)} | head -c 10",
-        shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        shell=True,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert len(piped.stdout) == 10 and "Error" not in piped.stderr, piped.stderr
 
@@ -163,3 +213,150 @@ def test_another_model_is_refused_by_index_and_search(
         assert "Traceback" not in done.stderr
     listing = clipclap("search", "gulls", "-k", "20", "--json", model=tiny_model_dir, cwd=tmp_path)
     assert all("n.txt" not in line for line in listing.stdout.splitlines())  # nothing written
+
+
+def test_search_and_index_use_the_model_the_collection_was_built_with(
+    tiny_model_dir: Path, library: Path, tmp_path: Path
+) -> None:
+    # No --model and no $CLIPCLAP_MODEL, offline with an empty cache: the default Hub model
+    # cannot be had, the one recorded in the collection can.
+    clipclap(
+        "index", str(library / "photos"), "--model", str(tiny_model_dir), model=None, cwd=tmp_path
+    )
+    photo = library / "photos" / "rgb_320x200.png"
+    out = clipclap("search", str(photo), "-k", "1", "--json", model=None, cwd=tmp_path).stdout
+    top = json.loads(out)
+    assert top["source"] == str(photo.resolve()) and top["score"] == pytest.approx(1.0, abs=1e-4)
+    more = clipclap("index", str(library / "sounds"), model=None, cwd=tmp_path)
+    assert "3 added" in more.stdout and "1 failed" in more.stdout, more.stdout  # broken.wav
+    # A missing collection is still said to be missing (before any model is looked for).
+    done = clipclap(
+        "search", "x", "--collection", "nothing-here", model=None, cwd=tmp_path, check=False
+    )
+    assert done.returncode != 0 and "no collection 'nothing-here'" in done.stderr
+
+
+def test_search_shows_records_written_through_the_chroma_api(
+    tiny_model_dir: Path, media_dir: Path, tmp_path: Path
+) -> None:
+    png, wav = media_dir / "rgb_320x200.png", media_dir / "tone_0p5s_48k.wav"
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
+        import chromadb
+        from clipclap_integrations.chroma import ClipClapDataLoader, ClipClapEmbeddingFunction
+        client = chromadb.PersistentClient(path="api-db")
+        col = client.get_or_create_collection(
+            "media", embedding_function=ClipClapEmbeddingFunction({str(tiny_model_dir)!r}),
+            data_loader=ClipClapDataLoader())
+        col.add(ids=["circle", "tone"], uris=[{str(png)!r}, {str(wav)!r}],
+                metadatas=[{{"modality": "image"}}, {{"modality": "audio"}}])
+        col.add(ids=["caption"], documents=["a bird singing in a tree"],
+                metadatas=[{{"modality": "text"}}])
+        """),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert made.returncode == 0, made.stderr
+    args = ("search", "a bird", "--db", "api-db", "--collection", "media", "-k", "3")
+    rows = [
+        json.loads(line)
+        for line in clipclap(
+            *args, "--json", model=tiny_model_dir, cwd=tmp_path
+        ).stdout.splitlines()
+    ]
+    got = {r["modality"]: (r["source"], r["where"]) for r in rows}
+    assert got == {
+        "image": (str(png), "whole"),
+        "audio": (str(wav), "whole"),
+        "text": ("a bird singing in a tree", "whole"),
+    }
+    table = clipclap(*args, model=tiny_model_dir, cwd=tmp_path).stdout
+    assert str(png) in table and str(wav) in table and "0.0 s" not in table
+
+
+def test_a_missing_media_file_as_query_is_an_error(
+    tiny_model_dir: Path, library: Path, tmp_path: Path
+) -> None:
+    clipclap("index", str(library / "photos"), model=tiny_model_dir, cwd=tmp_path)
+    typo = library / "sounds" / "sirne.flac"
+    for query, words in [
+        (str(typo), "no such file"),
+        ("sirne.flac", "no such file"),
+        ("./sounds/siren", "no such file"),
+        (str(library / "photos"), "is a folder"),
+    ]:
+        done = clipclap(
+            "search", query, "--modality", "image", model=tiny_model_dir, cwd=tmp_path, check=False
+        )
+        assert done.returncode == 2 and words in done.stderr, (query, done.stderr)
+        assert "--as text" in done.stderr and "Traceback" not in done.stderr
+        assert done.stdout == ""
+    forced = clipclap(
+        "search", str(typo), "--as", "text", "--json", model=tiny_model_dir, cwd=tmp_path
+    )
+    assert len(forced.stdout.splitlines()) == 3  # the three photos, ranked against the text
+    # Sentences are still sentences, even with a slash or a colon in them.
+    for sentence in ("AC/DC live", "a note: dog.png", "and/or"):
+        clipclap("search", sentence, model=tiny_model_dir, cwd=tmp_path)
+
+
+def test_a_file_name_that_is_not_utf8_is_listed_as_failed(
+    tiny_model_dir: Path, media_dir: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "pictures"
+    root.mkdir()
+    picture = (media_dir / "rgb_320x200.png").read_bytes()
+    with open(os.path.join(os.fsencode(root), b"caf\xe9.png"), "wb") as f:
+        f.write(picture)
+    (root / "boat.png").write_bytes(picture)
+    done = clipclap(
+        "index", str(root), model=tiny_model_dir, cwd=tmp_path, PYTHONIOENCODING="utf-8:strict"
+    )  # what a UTF-8 terminal does
+    assert "1 added" in done.stdout and "1 failed" in done.stdout
+    assert f"{root}/caf\\xe9.png: the path is not valid UTF-8" in done.stdout
+
+
+class _CountingHandler(SimpleHTTPRequestHandler):
+    requests: list[str] = []  # noqa: RUF012 - shared on purpose: the paths served
+
+    def log_message(self, format: str, *args: Any) -> None:
+        self.requests.append(self.path)
+
+
+@pytest.mark.server
+def test_embed_fetches_a_url_without_extension_once(
+    tiny_model_dir: Path, media_dir: Path, tmp_path: Path
+) -> None:
+    served = tmp_path / "www"
+    served.mkdir()
+    shutil.copy(media_dir / "rgb_320x200.png", served / "picture")  # no extension
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_CountingHandler, directory=served))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/picture"
+        _CountingHandler.requests.clear()
+        out = clipclap(
+            "embed",
+            url,
+            "a red boat",
+            model=tiny_model_dir,
+            cwd=tmp_path,
+            NO_PROXY="127.0.0.1",
+            no_proxy="127.0.0.1",
+        ).stdout
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert _CountingHandler.requests == ["/picture"]
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["input"], r["modality"]) for r in rows] == [(url, "image"), ("a red boat", "text")]
+    expected = ClipClapEmbedder(tiny_model_dir).embed([media_dir / "rgb_320x200.png", "a red boat"])
+    np.testing.assert_allclose([r["embedding"] for r in rows], expected, atol=1e-6)
