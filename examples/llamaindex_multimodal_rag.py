@@ -11,7 +11,8 @@ persistent Chroma collection through ``ClipClapIndex``, and one retriever answer
 with pictures and sounds, and a sound with pictures. Retrieval needs no LLM and no API key;
 ``--generate`` shows where a multimodal LLM would take the retrieved media to write an answer.
 Re-running reuses the database: node ids derive from file paths, so only new and changed files
-are embedded, and nodes of files no longer in the folder are removed.
+are embedded, and nodes of files no longer in the folder are removed; a file that cannot be
+read is reported and skipped (if it changed, its previous vector stays until it is fixed).
 """
 
 from __future__ import annotations
@@ -24,14 +25,16 @@ from pathlib import Path
 import chromadb
 from llama_index.core.base.llms.types import ChatMessage, ContentBlock, TextBlock
 from llama_index.core.llms import LLM
-from llama_index.core.schema import MetadataMode, NodeWithScore
+from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
+from clipclap_integrations import ClipClapInputError
 from clipclap_integrations.llama_index import (
     MODALITY_KEY,
     AudioNode,
     ClipClapEmbedding,
     ClipClapIndex,
+    embed_nodes,
     load_media_nodes,
 )
 
@@ -71,15 +74,48 @@ def build_or_update(db: str, media: Path, embed_model: ClipClapEmbedding) -> Cli
         if n.node_id in stored and stored[n.node_id].get(SIGNATURE) != n.metadata[SIGNATURE]
     ]
     new = [n for n in nodes if n.node_id not in stored]
-    if gone or changed:
-        collection.delete(ids=gone + [n.node_id for n in changed])
-    if new or changed:
-        index.insert_nodes(new + changed)  # each node embedded by its own text, image or sound
+    # Embed first: a file that cannot be read is reported and keeps its old vector (if any);
+    # only then replace what changed, so a failure never leaves a file half-updated.
+    embedded, failed = embed_or_report(new + changed, embed_model)
+    replaced = [n.node_id for n in changed if n.embedding is not None]
+    if gone or replaced:
+        collection.delete(ids=gone + replaced)
+    if embedded:
+        index.insert_nodes(embedded)  # vectors already set: stored as they are
     print(
-        f"{len(nodes)} files in {media}; {len(new)} newly embedded, {len(changed)} re-embedded, "
-        f"{len(gone)} removed; {collection.count()} stored"
+        f"{len(nodes)} files in {media}; {len(new)} new, {len(changed)} changed, "
+        f"{len(gone)} removed, {len(failed)} failed; {collection.count()} stored"
     )
+    for path, reason in failed:
+        print(f"  skipped {path}: {reason}")
     return index
+
+
+def embed_or_report(
+    nodes: list[BaseNode], embed_model: ClipClapEmbedding
+) -> tuple[list[BaseNode], list[tuple[str, str]]]:
+    """Embed ``nodes`` by their own content, batch by batch; a batch with an unreadable file
+    is embedded node by node, so one bad file costs only itself."""
+    embedded: list[BaseNode] = []
+    failed: list[tuple[str, str]] = []
+    size = embed_model.embed_batch_size
+    for start in range(0, len(nodes), size):
+        batch = nodes[start : start + size]
+        try:
+            vectors = embed_nodes(batch, embed_model)
+        except ClipClapInputError:
+            vectors = []
+            for node in batch:
+                try:
+                    vectors.extend(embed_nodes([node], embed_model))
+                except ClipClapInputError as exc:
+                    failed.append((node.metadata.get("file_path", node.node_id), exc.reason))
+                    vectors.append(None)
+        for node, vector in zip(batch, vectors, strict=True):
+            if vector is not None:
+                node.embedding = vector
+                embedded.append(node)
+    return embedded, failed
 
 
 def show(title: str, hits: list[NodeWithScore]) -> None:

@@ -60,6 +60,7 @@ from clipclap_integrations.llama_index import (
     ClipClapRetriever,
     load_media_nodes,
     media_file_extractor,
+    media_node_from_document,
     node_modality,
     tag_node_in_place,
 )
@@ -640,7 +641,13 @@ def test_documents_with_media_become_media_nodes(embed_model, core, media_dir: P
     assert retriever.image_to_image(str(image))[0].node.metadata["file_name"] == image.name
     assert retriever.text_to_text(TEXTS[0])[0].node.get_content() == TEXTS[0]
     # insert() takes the same path; a document read as text from a sound file is the sound
-    as_text = Document(text="RIFF\x00garbage", metadata={"file_path": str(media_dir / SOUNDS[0])})
+    sound_file = media_dir / SOUNDS[0]
+    as_text = Document(  # what SimpleDirectoryReader stores for a file it has no parser for
+        text=sound_file.read_bytes().decode("utf-8", errors="ignore"),
+        metadata={"file_path": str(sound_file)},
+    )
+    transcript = Document(text="birds chirping at dawn", metadata={"file_path": str(sound_file)})
+    assert media_node_from_document(transcript) is None  # its own text: stays a text document
     index.insert(as_text)
     top = retriever.audio_to_audio(str(media_dir / SOUNDS[0]))[0]
     assert top.node.ref_doc_id == as_text.id_ and top.score == pytest.approx(1.0, abs=1e-4)
@@ -725,6 +732,12 @@ def test_load_media_nodes_and_filters(embed_model, media_dir: Path, tmp_path: Pa
     kinds = sorted(type(n).__name__ for n in nodes)
     assert kinds == ["AudioNode"] * 3 + ["ImageNode"] * 3 + ["TextNode"]  # .json skipped
     assert [n.node_id for n in load_media_nodes(tmp_path)] == [n.node_id for n in nodes]
+    listed = [tmp_path / IMAGES[0], tmp_path / "missing.png"]
+    with pytest.raises(FileNotFoundError, match="item 1: no such file"):
+        load_media_nodes(listed)  # a file named on purpose is never skipped quietly
+    with pytest.raises(ClipClapInputError, match=r"input 1 .*texts\.json.*neither an image"):
+        load_media_nodes([tmp_path / IMAGES[0], tmp_path / "texts.json"])
+    assert len(load_media_nodes(listed[:1])) == 1
 
     index = ClipClapIndex(nodes, embed_model=embed_model)
     only = MetadataFilters(filters=[MetadataFilter(key="file_name", value=SOUNDS[1])])
@@ -975,7 +988,7 @@ def test_example_runs_offline(model_dir: Path, tmp_path: Path):
         [sys.executable, script, *args, "--generate"], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
-    assert "newly embedded" in proc.stdout
+    assert " new, 0 changed, 0 removed, 0 failed" in proc.stdout
     assert "-> images" in proc.stdout and "-> sounds" in proc.stdout
     assert "  audio  " in proc.stdout and "  image  " in proc.stdout
     assert "AudioBlock" in proc.stdout and "ImageBlock" in proc.stdout
@@ -996,19 +1009,39 @@ def test_example_updates_changed_and_removed_files(model_dir: Path, media_dir: P
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
-    assert "4 newly embedded, 0 re-embedded, 0 removed; 4 stored" in run()
-    assert "0 newly embedded, 0 re-embedded, 0 removed; 4 stored" in run()
+    assert "4 new, 0 changed, 0 removed, 0 failed; 4 stored" in run()
+    assert "0 new, 0 changed, 0 removed, 0 failed; 4 stored" in run()
     # another picture under the same name, and a sound gone
     (media / "rgb_320x200.png").write_bytes((media_dir / "gray_L_300x180.png").read_bytes())
     (media / "click_1s_48k.wav").unlink()
-    assert "0 newly embedded, 1 re-embedded, 1 removed; 3 stored" in run()
+    assert "0 new, 1 changed, 1 removed, 0 failed; 3 stored" in run()
 
     import chromadb
 
-    stored = chromadb.PersistentClient(str(tmp_path / "db")).get_collection("clipclap-llamaindex")
-    got = stored.get(where={"file_name": "rgb_320x200.png"}, include=["embeddings"])
-    expected = ClipClapEmbedder(model_dir).embed_images([media_dir / "gray_L_300x180.png"])[0]
-    np.testing.assert_allclose(got["embeddings"][0], expected, atol=1e-5)
+    def vector(name: str) -> np.ndarray:
+        # The example wrote from another process: open the folder afresh each time.
+        chromadb.api.client.SharedSystemClient.clear_system_cache()
+        client = chromadb.PersistentClient(str(tmp_path / "db"))
+        got = client.get_collection("clipclap-llamaindex").get(
+            where={"file_name": name}, include=["embeddings"]
+        )
+        return np.asarray(got["embeddings"][0])
+
+    core = ClipClapEmbedder(model_dir)
+    expected = core.embed_images([media_dir / "gray_L_300x180.png"])[0]
+    np.testing.assert_allclose(vector("rgb_320x200.png"), expected, atol=1e-5)
+    # A broken new file and a changed file that is now broken: both reported, the rest stored,
+    # and the broken file's old vector is kept rather than lost.
+    (media / "broken.png").write_bytes(b"not an image")
+    (media / "tall_150x420.jpg").write_bytes(b"not a jpeg either")
+    (media / "click_1s_48k.wav").write_bytes((media_dir / "click_1s_48k.wav").read_bytes())
+    out = run()
+    assert "2 new, 1 changed, 0 removed, 2 failed; 4 stored" in out, out
+    assert "skipped " in out and "broken.png" in out and "tall_150x420.jpg" in out
+    old = core.embed_images([media_dir / "tall_150x420.jpg"])[0]
+    np.testing.assert_allclose(vector("tall_150x420.jpg"), old, atol=1e-5)
+    expected = core.embed_audio([media_dir / "click_1s_48k.wav"])[0]
+    np.testing.assert_allclose(vector("click_1s_48k.wav"), expected, atol=1e-5)
 
 
 def test_simple_directory_reader_with_the_media_reader(embed_model, core, media_dir, tmp_path):

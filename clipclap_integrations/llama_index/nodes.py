@@ -384,7 +384,8 @@ def media_node_from_document(document: BaseNode) -> BaseNode | None:
 
     A document holds media through its ``image_resource`` / ``audio_resource``, or, when a
     reader decoded a media file as text (``SimpleDirectoryReader`` does that without
-    llama-index-readers-file), through ``metadata["file_path"]``; that text is dropped. The
+    llama-index-readers-file), through ``metadata["file_path"]``; that text is dropped. A
+    document with text of its own about a media file (a transcript) stays text. The
     node keeps the document's caption text, metadata and a SOURCE relationship to it.
     """
     if not isinstance(document, Node):
@@ -404,8 +405,8 @@ def media_node_from_document(document: BaseNode) -> BaseNode | None:
         if not isinstance(file_path, str) or not Path(file_path).is_file():
             return None
         modality = file_modality(Path(file_path)) or Modality.TEXT
-        if modality is Modality.TEXT:
-            return None
+        if modality is Modality.TEXT or not _is_file_read_as_text(text, Path(file_path)):
+            return None  # text of its own (a transcript, a caption) about the file: text
         text, path = "", file_path
     common: dict[str, Any] = {
         "text": text,
@@ -419,6 +420,23 @@ def media_node_from_document(document: BaseNode) -> BaseNode | None:
             audio=data, audio_path=path, audio_url=url, audio_mimetype=mimetype, **common
         )
     return ImageNode(image=data, image_path=path, image_url=url, image_mimetype=mimetype, **common)
+
+
+def _is_file_read_as_text(text: str, path: Path) -> bool:
+    """Whether ``text`` is the file itself decoded as text (what a reader without a media
+    parser stores: ``SimpleDirectoryReader`` decodes UTF-8, ignoring errors), or empty."""
+    if not text.strip():
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    for errors in ("ignore", "replace"):
+        decoded = head.decode("utf-8", errors=errors)[:-4]  # the cut may split a character
+        if decoded and text.startswith(decoded):
+            return True
+    return False
 
 
 def file_modality(path: Path) -> Modality | None:
@@ -440,7 +458,8 @@ def load_media_nodes(
     """Nodes for a folder (or list) of mixed media: ``ImageNode``, ``AudioNode``, ``TextNode``.
 
     Images and sounds are recognized by content, then extension; ``.txt``/``.md`` files become
-    text nodes; other files are skipped. Node ids derive from the resolved path, so indexing the
+    text nodes; other files in a folder are skipped, while a listed path that is missing or of
+    another kind is an error naming it. Node ids derive from the resolved path, so indexing the
     same files again updates rather than duplicates. Metadata: ``file_name``, ``file_path``.
     """
     if isinstance(folder, str | Path):
@@ -451,6 +470,15 @@ def load_media_nodes(
         paths = sorted(p for p in pattern if p.is_file() and not p.name.startswith("."))
     else:
         paths = [Path(p).expanduser() for p in folder]
+        for i, path in enumerate(paths):  # files named one by one must all be usable
+            if not path.is_file():
+                raise FileNotFoundError(f"item {i}: no such file: {str(path)!r}")
+            if file_modality(path) is None:
+                raise ClipClapInputError(
+                    "neither an image, a sound nor a .txt/.md text file",
+                    index=i,
+                    item=repr(str(path)),
+                )
     nodes: list[BaseNode] = []
     for path in paths:
         modality = file_modality(path)
