@@ -920,6 +920,16 @@ def test_or_filters_with_a_modality_on_the_default_store(embed_model, media_dir:
     assert len(retriever.retrieve("x")) == 3  # all modalities: the user's filter alone
 
 
+def test_audio_node_inline_data_is_checked(media_dir: Path):
+    raw = (media_dir / INLINE_SOUND).read_bytes()
+    encoded = base64.b64encode(raw).decode("ascii")
+    with pytest.raises(ValueError, match=r"AudioNode n1: audio= must be base64.*audio_path="):
+        AudioNode(audio="siren.flac", id_="n1")  # a path given as data
+    from_uri = AudioNode(audio=f"data:audio/wav;base64,{encoded}")
+    assert from_uri.audio == encoded and from_uri.audio_mimetype == "audio/wav"
+    assert base64.b64decode(AudioNode(audio=raw).audio or "") == raw
+
+
 def test_replacing_an_audio_nodes_metadata_keeps_its_sound(media_dir: Path):
     path = str(media_dir / SOUNDS[0])
     node = AudioNode(audio_path=path, metadata={"old": 1})

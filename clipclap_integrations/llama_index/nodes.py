@@ -96,6 +96,9 @@ class AudioNode(TextNode):
         data = given["audio"]
         if isinstance(data, bytes | bytearray):  # raw bytes, or base64 bytes (MediaResource)
             data = (bytes(data) if _is_base64(data) else base64.b64encode(data)).decode("ascii")
+        elif isinstance(data, str):
+            data, mimetype = _base64_audio(data, self.node_id)
+            given["audio_mimetype"] = given["audio_mimetype"] or mimetype
         given["audio"] = data
         for name, value in given.items():
             if value is not None:
@@ -163,6 +166,24 @@ class AudioNode(TextNode):
             )
         )
         return blocks
+
+
+def _base64_audio(data: str, node_id: str) -> tuple[str, str | None]:
+    """``audio=`` given as a string: base64 (checked), or a ``data:`` URI (unwrapped)."""
+    mimetype = None
+    if data[:5].lower() == "data:":
+        header, sep, payload = data.partition(",")
+        if not sep or not header.lower().endswith(";base64"):
+            raise ValueError(f"AudioNode {node_id}: audio= takes a base64 data: URI")
+        mimetype, data = header[5:-7] or None, payload
+    try:
+        base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(
+            f"AudioNode {node_id}: audio= must be base64 data or raw bytes, got "
+            f"{data[:40]!r}: for a file use audio_path=, for a link audio_url="
+        ) from None
+    return data, mimetype
 
 
 def _is_base64(data: bytes | bytearray) -> bool:
