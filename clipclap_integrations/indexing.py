@@ -463,6 +463,7 @@ class FolderIndexer:
     def _text_records(self, batch, report):
         out = []
         count = self.embedder.text_preprocessor.count_tokens
+        offsets = self.embedder.text_preprocessor.token_offsets
         for p in batch:
             try:
                 if p.source.path.stat().st_size > MAX_TEXT_BYTES:
@@ -471,7 +472,7 @@ class FolderIndexer:
             except (OSError, UnicodeDecodeError, ValueError) as exc:
                 report.failed.append((str(p.source.path), f"not readable text ({exc})"))
                 continue
-            chunks = chunk_text(text, count)
+            chunks = chunk_text(text, count, token_offsets=offsets)
             if not chunks:
                 report.failed.append((str(p.source.path), "the text file is empty"))
                 continue
