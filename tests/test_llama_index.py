@@ -1082,3 +1082,35 @@ def test_simple_directory_reader_with_the_media_reader(embed_model, core, media_
             top = retriever.image_to_image(str(media_dir / name))[0].node
             assert isinstance(top, ImageNode) and top.metadata["file_name"] == name
         assert retriever.text_to_text(TEXTS[0])[0].node.get_content() == TEXTS[0]
+
+
+def test_media_reader_on_another_filesystem(embed_model, core, media_dir: Path):
+    """SimpleDirectoryReader(fs=...) over fsspec's memory filesystem: bytes kept inline."""
+    import fsspec
+    from llama_index.core import SimpleDirectoryReader
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/clipclap-media/sound.flac", (media_dir / SOUNDS[0]).read_bytes())
+    fs.pipe("/clipclap-media/picture.png", (media_dir / IMAGES[0]).read_bytes())
+    try:
+        reader = SimpleDirectoryReader(
+            "/clipclap-media", fs=fs, file_extractor=media_file_extractor()
+        )
+        documents = reader.load_data()
+    finally:
+        fs.rm("/clipclap-media", recursive=True)
+    assert sorted(type(d).__name__ for d in documents) == ["Document", "ImageDocument"]
+    index = ClipClapIndex.from_documents(documents, embed_model=embed_model)
+    retriever = index.as_retriever(similarity_top_k=1)
+    sound = retriever.text_to_audio("x")[0].node
+    picture = retriever.text_to_image("x")[0].node
+    np.testing.assert_allclose(
+        _vec(index.vector_store.get(sound.node_id)),
+        core.embed_audio([media_dir / SOUNDS[0]])[0],
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        _vec(index.vector_store.get(picture.node_id)),
+        core.embed_images([media_dir / IMAGES[0]])[0],
+        atol=1e-6,
+    )
