@@ -334,6 +334,8 @@ class FolderIndexer:
                     if stale:
                         self.collection.delete(ids=stale)
             except Exception as exc:  # this file's records (or some) are not written
+                if not self._reachable():  # the database is gone: no file can be written
+                    raise
                 report.failed.append((source, f"could not be written ({_describe(exc)})"))
                 continue
             done.add(source)
@@ -352,6 +354,15 @@ class FolderIndexer:
                     note = f"the records of its earlier version could not be removed: {exc}"
                 report.failed[position] = (source, f"{reason} ({note})")
         self.progress(len(batch))
+
+    def _reachable(self) -> bool:
+        """Whether the database still answers (a write that failed for one file's sake
+        leaves it answering; a server that went away does not)."""
+        try:
+            self.collection.count()
+        except Exception:
+            return False
+        return True
 
     def _write(self, pending: _Pending, rows: list[dict[str, Any]]) -> None:
         base = {

@@ -215,6 +215,7 @@ class _SmallBatches:
         self.sizes: list[int] = []
         self.writes_of: dict[str, int] = {}
         self._client = type("Client", (), {"get_max_batch_size": lambda _self: limit})()
+        self.down_after_failure = self.down = False
 
     def upsert(self, **kwargs):
         n = len(kwargs["ids"])
@@ -223,12 +224,20 @@ class _SmallBatches:
         name = kwargs["metadatas"][0]["file_name"]
         self.writes_of[name] = self.writes_of.get(name, 0) + 1
         if name == self.fail_on and self.writes_of[name] == 2:
+            if self.down_after_failure:
+                self.down = True
+                raise ConnectionError("connection refused")
             raise RuntimeError("the server went away for a moment")
         self.sizes.append(n)
         return self.col.upsert(**kwargs)
 
     def get(self, **kwargs):
         return self.col.get(**kwargs)
+
+    def count(self):
+        if self.down:
+            raise ConnectionError("connection refused")
+        return self.col.count()
 
     def delete(self, **kwargs):
         if self.fail_delete:
@@ -301,6 +310,17 @@ def test_a_file_that_cannot_be_written_fails_alone_and_is_redone_next_run(
     )
     assert [Path(p).name for p, _ in report.failed] == ["story.txt"]
     assert col2.get(where={"file_name": "story.txt"})["ids"] == []
+
+
+def test_a_database_that_goes_away_stops_the_run(
+    embedder: ClipClapEmbedder, tmp_path: Path, media_dir: Path
+) -> None:
+    root = _story_and_picture(tmp_path, media_dir)
+    (root / "zz_after.png").write_bytes((media_dir / "tall_150x420.jpg").read_bytes())
+    gone = _SmallBatches(_collection(tmp_path), limit=2, fail_on="story.txt")
+    gone.down_after_failure = True
+    with pytest.raises(ConnectionError):  # not "every remaining file failed"
+        FolderIndexer(gone, embedder).index([root])
 
 
 def test_a_file_name_that_is_not_utf8_fails_alone(
