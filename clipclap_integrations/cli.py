@@ -351,7 +351,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from .indexing import FolderIndexer, walk
+    from .indexing import DatabaseGoneError, FolderIndexer, walk
 
     e, collection = _open(args, create=True)
     total = sum(1 for _ in walk(args.paths))
@@ -361,9 +361,16 @@ def cmd_index(args: argparse.Namespace) -> int:
     )
     try:
         report = indexer.index(args.paths, prune=args.prune)
+    except DatabaseGoneError as exc:
+        gone: DatabaseGoneError | None = exc
+    else:
+        gone = None
     finally:
         if bar is not None:
             bar.close()
+    if gone is not None:
+        print(f"clipclap index: {gone}", file=sys.stderr)
+        return 1
     print(f"{args.collection}: {report.summary()}; {collection.count()} records in the collection")
     if report.failed:
         print(f"{len(report.failed)} file(s) could not be indexed:")

@@ -174,6 +174,10 @@ def _max_batch_size(collection: Any) -> int | None:
     return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
 
 
+class DatabaseGoneError(RuntimeError):
+    """The database stopped answering during a run (files written before it are kept)."""
+
+
 def _record_id(source: str, content_hash: str, suffix: str) -> str:
     return f"{hashlib.sha256(source.encode()).hexdigest()[:16]}-{content_hash[:16]}-{suffix}"
 
@@ -335,7 +339,11 @@ class FolderIndexer:
                         self.collection.delete(ids=stale)
             except Exception as exc:  # this file's records (or some) are not written
                 if not self._reachable():  # the database is gone: no file can be written
-                    raise
+                    raise DatabaseGoneError(
+                        f"the database stopped answering while {source!r} was written "
+                        f"({_describe(exc)}); the files finished so far are kept: run again "
+                        "to resume"
+                    ) from exc
                 report.failed.append((source, f"could not be written ({_describe(exc)})"))
                 continue
             done.add(source)

@@ -14,7 +14,7 @@ from clipclap_integrations import ClipClapEmbedder
 from clipclap_integrations.chunking import chunk_text
 
 chromadb = pytest.importorskip("chromadb")
-from clipclap_integrations.indexing import FolderIndexer  # noqa: E402
+from clipclap_integrations.indexing import DatabaseGoneError, FolderIndexer  # noqa: E402
 
 STORY = (
     "The harbour woke before dawn. Fishing boats slid out past the breakwater, their engines "
@@ -319,8 +319,9 @@ def test_a_database_that_goes_away_stops_the_run(
     (root / "zz_after.png").write_bytes((media_dir / "tall_150x420.jpg").read_bytes())
     gone = _SmallBatches(_collection(tmp_path), limit=2, fail_on="story.txt")
     gone.down_after_failure = True
-    with pytest.raises(ConnectionError):  # not "every remaining file failed"
-        FolderIndexer(gone, embedder).index([root])
+    with pytest.raises(DatabaseGoneError, match=r"story\.txt.*run again") as caught:
+        FolderIndexer(gone, embedder).index([root])  # not "every remaining file failed"
+    assert isinstance(caught.value.__cause__, ConnectionError)
 
 
 def test_a_file_name_that_is_not_utf8_fails_alone(
