@@ -11,8 +11,9 @@ persistent Chroma collection through ``ClipClapIndex``, and one retriever answer
 with pictures and sounds, and a sound with pictures. Retrieval needs no LLM and no API key;
 ``--generate`` shows where a multimodal LLM would take the retrieved media to write an answer.
 Re-running reuses the database: node ids derive from file paths, so only new and changed files
-are embedded, and nodes of files no longer in the folder are removed; a file that cannot be
-read is reported and skipped (if it changed, its previous vector stays until it is fixed).
+are embedded, and nodes of files no longer in the folder are removed. A file that cannot be
+embedded is reported and skipped (if it changed, its old vector goes: it described content
+that is gone); a file that cannot be opened is logged and keeps its vector.
 """
 
 from __future__ import annotations
@@ -63,10 +64,12 @@ def build_or_update(db: str, media: Path, embed_model: ClipClapEmbedding) -> Cli
     stored = {i: m or {} for i, m in zip(everything["ids"], everything["metadatas"], strict=True)}
     root = str(media.resolve()) + os.sep
     current = {n.node_id for n in nodes}
-    gone = [
+    gone = [  # deleted files (a file that is there but cannot be read keeps its vector)
         i
         for i, m in stored.items()
-        if i not in current and str(m.get("file_path", "")).startswith(root)
+        if i not in current
+        and str(m.get("file_path", "")).startswith(root)
+        and not os.path.exists(m["file_path"])
     ]
     changed = [
         n
@@ -74,12 +77,12 @@ def build_or_update(db: str, media: Path, embed_model: ClipClapEmbedding) -> Cli
         if n.node_id in stored and stored[n.node_id].get(SIGNATURE) != n.metadata[SIGNATURE]
     ]
     new = [n for n in nodes if n.node_id not in stored]
-    # Embed first: a file that cannot be read is reported and keeps its old vector (if any);
-    # only then replace what changed, so a failure never leaves a file half-updated.
+    # Embed first, then replace: an error never leaves the collection half-updated. A changed
+    # file that can no longer be embedded is reported and its old vector removed (it described
+    # content that is gone), as `clipclap index` does.
     embedded, failed = embed_or_report(new + changed, embed_model)
-    replaced = [n.node_id for n in changed if n.embedding is not None]
-    if gone or replaced:
-        collection.delete(ids=gone + replaced)
+    if gone or changed:
+        collection.delete(ids=gone + [n.node_id for n in changed])
     if embedded:
         index.insert_nodes(embedded)  # vectors already set: stored as they are
     print(

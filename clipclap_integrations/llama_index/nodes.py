@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
 import mimetypes
 import uuid
 from collections.abc import Iterable, Sequence
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from llama_index.core.base.llms.types import BaseContentBlock
 
     from .embedding import ClipClapEmbedding
+
+logger = logging.getLogger(__name__)
 
 MODALITY_KEY = "modality"
 """Metadata key holding what a node's vector embeds: ``"text"``, ``"image"`` or ``"audio"``."""
@@ -176,6 +179,8 @@ def _base64_audio(data: str, node_id: str) -> tuple[str, str | None]:
         if not sep or not header.lower().endswith(";base64"):
             raise ValueError(f"AudioNode {node_id}: audio= takes a base64 data: URI")
         mimetype, data = header[5:-7] or None, payload
+    data = "".join(data.split())  # line breaks of MIME-style base64
+    data += "=" * (-len(data) % 4)  # padding left off
     try:
         base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
@@ -425,7 +430,10 @@ def media_node_from_document(document: BaseNode) -> BaseNode | None:
         file_path = document.metadata.get("file_path")
         if not isinstance(file_path, str) or not Path(file_path).is_file():
             return None
-        modality = file_modality(Path(file_path)) or Modality.TEXT
+        try:
+            modality = file_modality(Path(file_path)) or Modality.TEXT
+        except OSError:  # unreadable now: nothing to embed but the text given
+            return None
         if modality is Modality.TEXT or not _is_file_read_as_text(text, Path(file_path)):
             return None  # text of its own (a transcript, a caption) about the file: text
         text, path = "", file_path
@@ -461,28 +469,34 @@ def _is_file_read_as_text(text: str, path: Path) -> bool:
 
 
 def file_modality(path: Path) -> Modality | None:
-    """Image or audio by content, then extension; text for .txt/.md; None for other files."""
+    """Image or audio by content, then extension; text for .txt/.md; None for other files.
+
+    Raises ``OSError`` when the file cannot be read.
+    """
     if path.suffix.lower() in TEXT_SUFFIXES:
         return Modality.TEXT
-    try:
-        with open(path, "rb") as f:
-            sniffed = sniff_bytes(f.read(64))
-    except OSError:
-        return None
+    with open(path, "rb") as f:
+        sniffed = sniff_bytes(f.read(64))
     modality = sniffed[0] if sniffed else modality_of_extension(path.name)
     return modality if modality in (Modality.IMAGE, Modality.AUDIO) else None
 
 
 def load_media_nodes(
-    folder: str | Path | Iterable[str | Path], *, recursive: bool = True
+    folder: str | Path | Iterable[str | Path],
+    *,
+    recursive: bool = True,
+    raise_on_error: bool = False,
 ) -> list[BaseNode]:
     """Nodes for a folder (or list) of mixed media: ``ImageNode``, ``AudioNode``, ``TextNode``.
 
     Images and sounds are recognized by content, then extension; ``.txt``/``.md`` files become
-    text nodes; other files in a folder are skipped, while a listed path that is missing or of
-    another kind is an error naming it. Node ids derive from the resolved path, so indexing the
-    same files again updates rather than duplicates. Metadata: ``file_name``, ``file_path``.
+    text nodes. In a folder, other files are skipped, and a file that cannot be read is logged
+    (a warning) and left out, or raises with ``raise_on_error=True`` (as in
+    ``SimpleDirectoryReader``); a listed path that is missing, unreadable or of another kind is
+    always an error naming it. Node ids derive from the resolved path, so indexing the same
+    files again updates rather than duplicates. Metadata: ``file_name``, ``file_path``.
     """
+    listed = not isinstance(folder, str | Path)
     if isinstance(folder, str | Path):
         root = Path(folder).expanduser()
         if not root.is_dir():
@@ -491,33 +505,44 @@ def load_media_nodes(
         paths = sorted(p for p in pattern if p.is_file() and not p.name.startswith("."))
     else:
         paths = [Path(p).expanduser() for p in folder]
-        for i, path in enumerate(paths):  # files named one by one must all be usable
+        for i, path in enumerate(paths):
             if not path.is_file():
                 raise FileNotFoundError(f"item {i}: no such file: {str(path)!r}")
-            if file_modality(path) is None:
-                raise ClipClapInputError(
-                    "neither an image, a sound nor a .txt/.md text file",
-                    index=i,
-                    item=repr(str(path)),
-                )
     nodes: list[BaseNode] = []
-    for path in paths:
-        modality = file_modality(path)
-        if modality is None:
+    for i, path in enumerate(paths):
+        try:
+            node = _file_node(path)
+        except OSError as exc:
+            if listed:
+                reason = f"cannot be read ({exc.strerror or exc})"
+                raise ClipClapInputError(reason, index=i, item=repr(str(path))) from None
+            if raise_on_error:
+                raise
+            logger.warning("load_media_nodes: skipped %s, which cannot be read (%s)", path, exc)
             continue
-        resolved = path.resolve()
-        common: dict[str, Any] = {
-            "id_": str(uuid.uuid5(uuid.NAMESPACE_URL, resolved.as_uri())),
-            "metadata": {"file_name": path.name, "file_path": str(resolved)},
-            "excluded_embed_metadata_keys": ["file_name", "file_path"],
-            "excluded_llm_metadata_keys": ["file_path"],
-        }
-        if modality is Modality.IMAGE:
-            nodes.append(ImageNode(image_path=str(resolved), **common))
-        elif modality is Modality.AUDIO:
-            nodes.append(AudioNode(audio_path=str(resolved), **common))
-        else:
-            nodes.append(
-                TextNode(text=path.read_text(encoding="utf-8", errors="replace"), **common)
+        if node is not None:
+            nodes.append(node)
+        elif listed:
+            raise ClipClapInputError(
+                "neither an image, a sound nor a .txt/.md text file", index=i, item=repr(str(path))
             )
     return nodes
+
+
+def _file_node(path: Path) -> BaseNode | None:
+    modality = file_modality(path)
+    if modality is None:
+        return None
+    resolved = path.resolve()
+    common: dict[str, Any] = {
+        "id_": str(uuid.uuid5(uuid.NAMESPACE_URL, resolved.as_uri())),
+        "metadata": {"file_name": path.name, "file_path": str(resolved)},
+        "excluded_embed_metadata_keys": ["file_name", "file_path"],
+        "excluded_llm_metadata_keys": ["file_path"],
+    }
+    if modality is Modality.IMAGE:
+        return ImageNode(image_path=str(resolved), **common)
+    if modality is Modality.AUDIO:
+        return AudioNode(audio_path=str(resolved), **common)
+    text = path.read_text(encoding="utf-8", errors="replace")
+    return TextNode(text=text, **common)

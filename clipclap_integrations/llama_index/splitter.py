@@ -66,6 +66,9 @@ class ClipTextSplitter(SentenceSplitter):
         nodes = splitter.get_nodes_from_documents(documents)
     """
 
+    tokenizer_file: str = Field(
+        default="", description="The model's tokenizer.json: tokens are counted with it."
+    )
     exclude_reader_metadata: bool = Field(
         default=True,
         description="Exclude SimpleDirectoryReader's file_path, file_name, dates and sizes "
@@ -77,14 +80,22 @@ class ClipTextSplitter(SentenceSplitter):
         tokenizer_file: str | Path,
         chunk_size: int = 75,
         chunk_overlap: int = 15,
+        exclude_reader_metadata: bool = True,
         **kwargs: Any,
     ) -> None:
+        kwargs.pop("tokenizer", None)  # always CLIP's own, from tokenizer_file
+        if isinstance(kwargs.get("id_func"), dict):  # to_dict() keeps only its name
+            if kwargs["id_func"].get("id_func_name") != "default_id_func":
+                raise ValueError("a custom id_func cannot be restored from a dict: pass it again")
+            del kwargs["id_func"]
         super().__init__(
             chunk_size=chunk_size,
             chunk_overlap=chunk_overlap,
             tokenizer=ClipTokenCounter(tokenizer_file),
             **kwargs,
         )
+        self.tokenizer_file = str(tokenizer_file)
+        self.exclude_reader_metadata = exclude_reader_metadata
 
     @classmethod
     def class_name(cls) -> str:
