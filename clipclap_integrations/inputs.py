@@ -920,16 +920,23 @@ def resolve_remote(items: Sequence[Item], indices: Sequence[int], options: Input
         it.modality, it.payload = resolved.modality, resolved.payload
 
 
-def input_list(inputs: Any) -> Sequence[Any]:
+def input_list(inputs: Any, forced: Modality | None = None) -> Sequence[Any]:
     """``inputs`` when it is unambiguously a list of items; a ``TypeError`` otherwise.
 
     A list, tuple or other sequence is a list of items; so is a 1-D numpy array of strings
-    or objects. Any other array is refused rather than iterated: an image (HxWxC) would give
-    one item per pixel row and a waveform one per sample. A string, bytes and a
-    ``(samples, sample_rate)`` pair are single items, refused too.
+    or objects, a 4-D array (a stack of images, when images are possible) and, when audio
+    is asked for, a 2-D array (a stack of 48 kHz mono waveforms). Any other array is refused
+    rather than iterated: an image (HxWxC) would give one item per pixel row and a waveform
+    one per sample. A string, bytes and a ``(samples, sample_rate)`` pair are single items,
+    refused too.
     """
     if isinstance(inputs, np.ndarray):
         if inputs.ndim == 1 and inputs.dtype.kind in "OUT":  # str, objects, StringDType
+            return list(inputs)
+        numeric = inputs.dtype.kind in "biuf"
+        if numeric and inputs.ndim == 4 and forced in (None, Modality.IMAGE):
+            return list(inputs)
+        if numeric and inputs.ndim == 2 and forced is Modality.AUDIO:
             return list(inputs)
         shape = tuple(inputs.shape)
         raise TypeError(
@@ -962,7 +969,7 @@ def classify_all(
     """Classify every input and (with ``fetch``) fetch remote ones; errors name the failing
     position. Without ``fetch`` remote items keep a ``RemoteURL`` payload (see
     ``resolve_remote``) and, unless the URL told, no modality yet."""
-    inputs = input_list(inputs)
+    inputs = input_list(inputs, forced)
     items: list[Item] = []
     for index, raw in enumerate(inputs):
         try:

@@ -329,7 +329,8 @@ def test_option_values_are_checked_at_construction(
         ("embed_images", np.zeros((48, 64, 3), np.uint8)),  # one image, not 48 rows
         ("embed", np.zeros((48, 64, 3), np.uint8)),
         ("embed_images", np.zeros((48, 64), np.uint8)),
-        ("embed_images", np.zeros((2, 8, 8, 3), np.uint8)),  # a batch: not documented
+        ("embed", np.zeros((4, 4_800), np.float32)),  # waveforms or a gray image?
+        ("embed_images", np.zeros((4, 48, 64), np.uint8)),  # 4 gray images or one HxWxC?
         ("embed_audio", np.zeros(48_000, np.float32)),  # one waveform, not 48000 numbers
         ("embed", np.zeros(4_800, np.float32)),
         ("embed_audio", (np.full(16_000, 0.1, np.float32), 16_000)),  # one (samples, rate)
@@ -356,6 +357,18 @@ def test_a_1d_array_of_strings_or_objects_is_a_list_of_items(tiny_model_dir: Pat
     got = e.embed(mixed)
     np.testing.assert_allclose(got[0], expected[0], atol=1e-6)
     np.testing.assert_allclose(got[1], e.embed_images([image])[0], atol=1e-6)
+
+
+def test_stacked_arrays_are_batches_where_unambiguous(tiny_model_dir: Path) -> None:
+    e = ClipClapEmbedder(tiny_model_dir)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 40, 50, 3), dtype=np.uint8)  # N x H x W x C
+    expected = e.embed_images([images[0], images[1], images[2]])
+    np.testing.assert_allclose(e.embed_images(images), expected, atol=1e-6)
+    np.testing.assert_allclose(e.embed(images), expected, atol=1e-6)
+    waves = (0.1 * rng.standard_normal((2, 24_000))).astype(np.float32)  # N mono, 48 kHz
+    expected = e.embed_audio([waves[0], waves[1]])
+    np.testing.assert_allclose(e.embed_audio(waves), expected, atol=1e-6)
 
 
 def test_numbers_as_items_say_to_wrap_the_waveform(tiny_model_dir: Path) -> None:
