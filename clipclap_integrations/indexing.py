@@ -16,8 +16,9 @@ from __future__ import annotations
 import codecs
 import contextlib
 import hashlib
+import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,29 @@ def _max_batch_size(collection: Any) -> int | None:
     return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
 
 
+def _stored_window(meta: Mapping[str, Any]) -> float | None:
+    """The window length an audio record was made with. Records from before it was stored
+    have none: a window record tells it by its length (windows are all full)."""
+    window = meta.get("window_s")
+    if isinstance(window, int | float):
+        return float(window)
+    start, end = meta.get("start_s"), meta.get("end_s")
+    if (
+        meta.get("kind") == "window"
+        and isinstance(start, int | float)
+        and isinstance(end, int | float)
+    ):
+        return float(end) - float(start)
+    return None
+
+
+def _same_window(stored: set[float | None], window_s: float) -> bool:
+    """Whether records made with the ``stored`` windows match ``window_s`` (a record of
+    unknown window, from before it was stored, stands for the default of 10 s then)."""
+    known = {w for w in stored if w is not None} or {10.0}
+    return all(math.isclose(w, window_s, rel_tol=1e-6, abs_tol=1e-6) for w in known)
+
+
 class DatabaseGoneError(RuntimeError):
     """The database stopped answering during a run (files written before it are kept)."""
 
@@ -238,7 +262,7 @@ class FolderIndexer:
                 entry["ids"].append(rid)
                 entry["hashes"].add(meta.get("file_hash"))
                 if meta.get("modality") == Modality.AUDIO.value:
-                    entry["windows"].add(meta.get("window_s"))  # None: from before it was stored
+                    entry["windows"].add(_stored_window(meta))
             if len(ids) < page:
                 return state
             offset += page
@@ -292,7 +316,7 @@ class FolderIndexer:
                 old
                 and old["hashes"] == {content_hash}
                 and old["parts"] == len(old["ids"])
-                and (kind[0] is not Modality.AUDIO or old["windows"] == {self.window_s})
+                and (kind[0] is not Modality.AUDIO or _same_window(old["windows"], self.window_s))
             ):
                 report.unchanged.append(source)
                 self.progress(1)

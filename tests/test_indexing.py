@@ -402,6 +402,27 @@ def test_another_window_reindexes_sounds(
     assert len(same.unchanged) == 2 and same.records == 0
 
 
+def test_sounds_indexed_before_the_window_was_stored_are_not_redone(
+    embedder: ClipClapEmbedder, tmp_path: Path, media_dir: Path
+) -> None:
+    root = tmp_path / "lib"
+    root.mkdir()
+    shutil.copy(media_dir / "long_25s_16k.flac", root / "long.flac")
+    shutil.copy(media_dir / "tone_0p5s_48k.wav", root / "short.wav")
+    col = _collection(tmp_path)
+    FolderIndexer(col, embedder, window_s=5.0).index([root])
+    # As an older version wrote them: no window_s in the metadata.
+    stored = col.get(include=["metadatas"])
+    legacy = [{**m, "window_s": None} for m in stored["metadatas"]]  # None: key removed
+    col.update(ids=stored["ids"], metadatas=legacy)
+    assert all("window_s" not in m for m in col.get(include=["metadatas"])["metadatas"])
+    again = FolderIndexer(col, embedder, window_s=5.0).index([root])  # the windows tell 5 s
+    assert sorted(Path(p).name for p in again.unchanged) == ["long.flac"]
+    assert [Path(p).name for p in again.replaced] == ["short.wav"]  # no windows: taken as 10 s
+    other = FolderIndexer(col, embedder, window_s=8.0).index([root])
+    assert sorted(Path(p).name for p in other.replaced) == ["long.flac", "short.wav"]
+
+
 @pytest.mark.parametrize(
     "start",
     [
