@@ -407,19 +407,26 @@ def _query_problem(query: str) -> str | None:
     q = query.strip()
     if not q or "\n" in q or "\0" in q or len(q) > 4096 or ":" in q.split("/")[0]:
         return None  # a sentence, or a URL / data: URI / file: URL (checked when embedded)
-    looks_like_path = modality_of_extension(q) is not None or (
-        q.startswith(("/", "./", "../", "~/")) and not any(c.isspace() for c in q)
-    )
-    if not looks_like_path:
-        return None
     try:
         path = Path(q).expanduser()
+        in_a_folder = "/" in q and path.parent.is_dir()
+        if any(c.isspace() for c in q):  # a sentence, unless it names a file in a real folder
+            looks_like_path = in_a_folder and modality_of_extension(q) is not None
+        else:  # one word: a media file name, a relative path, or a path into a real folder
+            looks_like_path = (
+                modality_of_extension(q) is not None
+                or q.startswith(("./", "../", "~/"))
+                or (q.startswith("/") and in_a_folder)  # not "/r/aww"
+            )
+        if not looks_like_path:
+            return None
         if path.is_dir():
             return f"{q!r} is a folder, not an image or sound file"
         if path.exists():
             return None
     except (OSError, RuntimeError, ValueError):  # unknown ~user, bad encoding
-        pass
+        if any(c.isspace() for c in q):
+            return None
     return f"no such file: {q!r}"
 
 

@@ -302,7 +302,14 @@ def test_a_missing_media_file_as_query_is_an_error(
     )
     assert len(forced.stdout.splitlines()) == 3  # the three photos, ranked against the text
     # Sentences are still sentences, even with a slash or a colon in them.
-    for sentence in ("AC/DC live", "a note: dog.png", "and/or"):
+    for sentence in (
+        "AC/DC live",
+        "a note: dog.png",
+        "and/or",
+        "what is a .wav",
+        "my vacation photo.jpg",
+        "/r/aww",
+    ):
         clipclap("search", sentence, model=tiny_model_dir, cwd=tmp_path)
 
 
