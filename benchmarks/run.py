@@ -41,7 +41,8 @@ from benchmarks.data import BenchInputs, ensure_inputs, ensure_model
 from benchmarks.probes import COLD_START_CODE
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_CONTENDERS = ("limit", "ours", "torch", "plain", *OPTIONS)
+CONTENDERS = ("limit", "ours", "torch", "plain", *OPTIONS)  # every name make_contender knows
+DEFAULT_CONTENDERS = CONTENDERS
 PEERS = ("limit", "torch", "plain")
 
 
@@ -522,9 +523,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, default=REPO / "benchmarks" / "cache")
     p.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
     p.add_argument("--modalities", nargs="+", choices=MODALITIES, default=list(MODALITIES))
-    p.add_argument("--contenders", nargs="+", default=list(DEFAULT_CONTENDERS))
+    p.add_argument(
+        "--contenders",
+        nargs="+",
+        choices=CONTENDERS,  # a typo fails here, not after the model and inputs are built
+        default=list(DEFAULT_CONTENDERS),
+        metavar="NAME",
+        help=f"who to measure, any of: {', '.join(CONTENDERS)} (default: all)",
+    )
     p.add_argument("--reps", type=int, default=5, help="timed repetitions per row (default 5)")
-    p.add_argument("--settle", type=float, default=0.2, help="pause before each repetition (s)")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=0.2,
+        help="pause before each timed repetition, in seconds (default 0.2)",
+    )
     p.add_argument("--quick", action="store_true", help="fewer items per row (a smoke run)")
     p.add_argument("--soak", type=int, default=10_000, help="text embeddings in the soak (0: off)")
     p.add_argument("--soak-media", action="store_true", help="also soak images and audio")
