@@ -200,6 +200,7 @@ class ClipClapEmbedder:
         self.quantize: QuantizeOption | None = quantize
         self.optimized_dir = None if optimized_dir is None else Path(optimized_dir).expanduser()
         self._graphs: dict[str, tuple[Path, tuple[Any, ...]]] = {}
+        self._warned_providers: set[str] = set()  # dropped providers, warned once per embedder
 
     # -- what the model is ------------------------------------------------------------------
     @property
@@ -349,8 +350,13 @@ class ClipClapEmbedder:
                 )
                 st = path.stat()
                 graph = self._graphs[name] = (path, (str(path), st.st_size, st.st_mtime_ns))
-            return get_session(graph[0], graph[1], config)
-        return get_session(self.folder.graph_path(name), self.folder.fingerprint(name), config)
+            return get_session(graph[0], graph[1], config, self._warned_providers)
+        return get_session(
+            self.folder.graph_path(name),
+            self.folder.fingerprint(name),
+            config,
+            self._warned_providers,
+        )
 
     @cached_property
     def _clip_config(self) -> dict[str, Any]:

@@ -86,12 +86,42 @@ def _provider_name(p: ProviderSpec) -> str:
 
 
 _sessions: dict[tuple[Any, ...], ort.InferenceSession] = {}
+_notes: dict[tuple[Any, ...], _ProviderNotes] = {}
 _locks: dict[tuple[Any, ...], threading.Lock] = {}
 _registry_lock = threading.Lock()
+_warn_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class _ProviderNotes:
+    """What became of the requested providers when a session was created."""
+
+    graph: str
+    missing: tuple[str, ...]  # this onnxruntime does not have them
+    dropped: tuple[str, ...]  # it has them, yet the session does not use them
+    available: tuple[str, ...]
+    used: tuple[str, ...]
+
+
+def available_providers(config: SessionConfig) -> list[ProviderSpec] | None:
+    """The providers of ``config`` that this onnxruntime has, in order (the CPU if none is):
+    what sessions are created with. ``None`` (onnxruntime's default) stays ``None``."""
+    import onnxruntime as ort
+
+    if config.providers is None:
+        return None
+    available = set(ort.get_available_providers())
+    return [p for p in config.providers if _provider_name(p) in available] or [_CPU]
 
 
 def session_options(config: SessionConfig) -> ort.SessionOptions:
-    """The onnxruntime session options for ``config``."""
+    """The onnxruntime session options for ``config``, on this machine: decided by the
+    providers sessions are created with (:func:`available_providers`), not the ones asked
+    for."""
+    return _options(config, available_providers(config))
+
+
+def _options(config: SessionConfig, providers: Sequence[ProviderSpec] | None) -> ort.SessionOptions:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -100,7 +130,7 @@ def session_options(config: SessionConfig) -> ort.SessionOptions:
         options.inter_op_num_threads = 1
     options.enable_mem_pattern = config.mem_pattern
     options.log_severity_level = 3
-    if _cpu_only(config.providers) and denormals.supported():
+    if _cpu_only(providers) and denormals.supported():
         # pool threads flush subnormals; run() flushes on the calling thread
         options.add_session_config_entry("session.set_denormal_as_zero", "1")
     return options
@@ -112,68 +142,102 @@ def _cpu_only(providers: Sequence[ProviderSpec] | None) -> bool:
 
 def run(session: ort.InferenceSession, names: list[str], feeds: dict[str, Any]) -> list[Any]:
     """``session.run``; on the CPU with subnormal floats flushed to zero on this thread
-    meanwhile (see ``denormals``)."""
-    if session.get_providers() != [_CPU]:
+    meanwhile (see ``denormals``). Decided by the providers the session runs on."""
+    if not _cpu_only(session.get_providers()):
         return session.run(names, feeds)
     with denormals.flushing():
         return session.run(names, feeds)
 
 
 def get_session(
-    path: Path, fingerprint: tuple[Any, ...], config: SessionConfig
+    path: Path,
+    fingerprint: tuple[Any, ...],
+    config: SessionConfig,
+    warned: set[str] | None = None,
 ) -> ort.InferenceSession:
-    """The shared session for the graph at ``path``, created on first use."""
+    """The shared session for the graph at ``path``, created on first use.
+
+    A requested provider the session does not use is warned about (attributed to the first
+    caller outside this package): once per name for each ``warned`` set (one per embedder,
+    however many share the session), or, without one, when the session is created.
+    """
     key = (fingerprint, config.key())
     session = _sessions.get(key)
-    if session is not None:
-        return session
-    with _registry_lock:
-        lock = _locks.setdefault(key, threading.Lock())
-    with lock:  # one thread builds it; the others wait and reuse it
-        session = _sessions.get(key)
-        if session is None:
-            session = _create(path, config)
-            _sessions[key] = session
+    created = False
+    if session is None:
+        with _registry_lock:
+            lock = _locks.setdefault(key, threading.Lock())
+        with lock:  # one thread builds it; the others wait and reuse it
+            session = _sessions.get(key)
+            if session is None:
+                session, notes = _create(path, config)
+                _notes[key] = notes
+                _sessions[key] = session
+                created = True
+    found = _notes.get(key)
+    if found is not None and (found.missing or found.dropped) and (created or warned is not None):
+        _warn(found, warned)
     return session
 
 
-def _create(path: Path, config: SessionConfig) -> ort.InferenceSession:
+def _warn(notes: _ProviderNotes, warned: set[str] | None) -> None:
+    missing, dropped = list(notes.missing), list(notes.dropped)
+    if warned is not None:
+        with _warn_lock:
+            missing = [name for name in missing if name not in warned]
+            dropped = [name for name in dropped if name not in warned]
+            warned.update(missing + dropped)
+    if not missing and not dropped:
+        return
+    from .hub import _outside_stacklevel
+
+    if missing:
+        warnings.warn(
+            f"onnxruntime here cannot use {', '.join(missing)} (available: "
+            f"{', '.join(sorted(notes.available))}); continuing without it",
+            RuntimeWarning,
+            stacklevel=_outside_stacklevel(),
+        )
+    if dropped:
+        warnings.warn(
+            f"onnxruntime dropped the requested provider(s) {', '.join(dropped)} for "
+            f"{notes.graph} (it runs on {', '.join(notes.used)})",
+            RuntimeWarning,
+            stacklevel=_outside_stacklevel(),
+        )
+
+
+def _create(path: Path, config: SessionConfig) -> tuple[ort.InferenceSession, _ProviderNotes]:
     import onnxruntime as ort
 
-    available = set(ort.get_available_providers())
-    providers: list[ProviderSpec] | None = None
-    if config.providers is not None:
-        providers = [p for p in config.providers if _provider_name(p) in available]
-        missing = [
-            _provider_name(p) for p in config.providers if _provider_name(p) not in available
-        ]
-        if missing:
-            warnings.warn(
-                f"onnxruntime here cannot use {', '.join(missing)} (available: "
-                f"{', '.join(sorted(available))}); continuing without it",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-        if not providers:
-            providers = [_CPU]
+    available = tuple(ort.get_available_providers())
+    providers = available_providers(config)
+    missing = tuple(
+        _provider_name(p) for p in config.providers or () if _provider_name(p) not in available
+    )
     logger.debug("creating onnxruntime session for %s", path)
+    session = _new(path, config, providers)
+    used = tuple(session.get_providers())
+    dropped = tuple(_provider_name(p) for p in providers or () if _provider_name(p) not in used)
+    if not _cpu_only(providers) and _cpu_only(used) and denormals.supported():
+        # onnxruntime fell back to the CPU (a provider that failed to load): created again
+        # for the CPU alone, for its pool threads to flush too (options are fixed at creation)
+        cpu = [p for p in providers or () if _provider_name(p) == _CPU] or [_CPU]
+        session = _new(path, config, cpu)
+    return session, _ProviderNotes(path.name, missing, dropped, available, used)
+
+
+def _new(
+    path: Path, config: SessionConfig, providers: list[ProviderSpec] | None
+) -> ort.InferenceSession:
+    import onnxruntime as ort
+
     # onnxruntime sets the flush flags for good on the thread creating the process's first
     # session: they are put back after
     with denormals.preserving():
-        session = ort.InferenceSession(
-            str(path), sess_options=session_options(config), providers=providers
+        return ort.InferenceSession(
+            str(path), sess_options=_options(config, providers), providers=providers
         )
-    if providers is not None:
-        used = set(session.get_providers())
-        dropped = [_provider_name(p) for p in providers if _provider_name(p) not in used]
-        if dropped:
-            warnings.warn(
-                f"onnxruntime dropped the requested provider(s) {', '.join(dropped)} for "
-                f"{path.name} (it runs on {', '.join(session.get_providers())})",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-    return session
 
 
 def loaded_graphs() -> list[str]:
@@ -185,4 +249,5 @@ def clear_sessions() -> None:
     """Drop every cached session (frees their memory once no embedder uses them)."""
     with _registry_lock:
         _sessions.clear()
+        _notes.clear()
         _locks.clear()

@@ -8,12 +8,14 @@ import platform
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
-from clipclap_integrations import denormals
+from clipclap_integrations import ClipClapEmbedder, denormals
 from clipclap_integrations.sessions import SessionConfig, get_session, run, session_options
 
 needs_support = pytest.mark.skipif(
@@ -69,7 +71,50 @@ def _entry(options: object) -> str | None:
 def test_session_options_ask_pool_threads_to_flush_on_the_cpu_only() -> None:
     cpu = _entry(session_options(SessionConfig()))
     assert cpu == ("1" if denormals.supported() else None)
-    assert _entry(session_options(SessionConfig(providers=("CUDAExecutionProvider",)))) is None
+    cuda = SessionConfig(providers=("CUDAExecutionProvider",))
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        assert _entry(session_options(cuda)) is None
+    else:  # decided by the providers sessions get here, not the ones asked for
+        assert _entry(session_options(cuda)) == cpu
+
+
+GPU_THEN_CPU = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+@needs_support
+def test_a_session_falling_back_to_the_cpu_flushes_on_its_pool_threads(
+    tiny_model_dir: Path,
+) -> None:
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("CUDA is available here: the session does not fall back")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        e = ClipClapEmbedder(tiny_model_dir, providers=list(GPU_THEN_CPU), threads=2)
+        session = e._session("audio_model.onnx")
+    assert session.get_providers() == ["CPUExecutionProvider"]
+    assert _entry(session.get_session_options()) == "1"
+    plain = ClipClapEmbedder(tiny_model_dir, threads=2)._session("audio_model.onnx")
+    assert _entry(plain.get_session_options()) == "1"
+
+
+@needs_support
+def test_a_provider_onnxruntime_drops_at_creation_still_flushes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # onnxruntime lists CUDA, yet cannot load it (no driver, say): the session runs on the CPU
+    path = _mul_graph(tmp_path / "mul.onnx")
+    listed = [*ort.get_available_providers(), "CUDAExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: listed)
+    config = SessionConfig(providers=GPU_THEN_CPU, threads=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        session = get_session(path, (str(path), "dropped"), config)
+    assert any("dropped the requested provider" in str(w.message) for w in caught)
+    assert session.get_providers() == ["CPUExecutionProvider"]
+    assert _entry(session.get_session_options()) == "1"
+    x = np.array([SUBNORMAL, 2.0], dtype=np.float32)  # and the calling thread flushes too
+    assert run(session, ["y"], {"x": x})[0][0] == 0.0
+    assert keeps_subnormals()
 
 
 def _mul_graph(path: Path) -> Path:
