@@ -53,7 +53,7 @@ from .optimize import (
     QuantizeOption,
     applies_to,
     check_options,
-    derived_graph,
+    load_derived,
 )
 from .prefetch import Prefetch
 from .sessions import ProviderSpec, SessionConfig, get_session, normalize_providers
@@ -339,18 +339,27 @@ class ClipClapEmbedder:
             config = replace(config, mem_pattern=False)
         if (self.optimize or self.quantize) and applies_to(name):
             graph = self._graphs.get(name)
-            if graph is None:  # an optimized copy, built (or found) once per embedder
-                path = derived_graph(
-                    self.folder.graph_path(name),
-                    optimize=self.optimize,
-                    quantize=self.quantize,
-                    config=self._clip_config,
-                    cache_dir=self.optimized_dir,
-                    fingerprint=self.folder.fingerprint(name),
-                )
+            if graph is not None:
+                return get_session(graph[0], graph[1], config, self._warned_providers)
+
+            def load(path: Path) -> Any:  # a damaged cached copy is built again (once)
                 st = path.stat()
-                graph = self._graphs[name] = (path, (str(path), st.st_size, st.st_mtime_ns))
-            return get_session(graph[0], graph[1], config, self._warned_providers)
+                fingerprint = (str(path), st.st_size, st.st_mtime_ns)
+                session = get_session(path, fingerprint, config, self._warned_providers)
+                return (path, fingerprint), session
+
+            # an optimized copy, built (or found) once per embedder
+            graph, session = load_derived(
+                self.folder.graph_path(name),
+                load,
+                optimize=self.optimize,
+                quantize=self.quantize,
+                config=self._clip_config,
+                cache_dir=self.optimized_dir,
+                fingerprint=self.folder.fingerprint(name),
+            )
+            self._graphs[name] = graph
+            return session
         return get_session(
             self.folder.graph_path(name),
             self.folder.fingerprint(name),

@@ -13,8 +13,9 @@ and the onnxruntime version; the cache is ``$CLIPCLAP_CACHE``, else
 ``$XDG_CACHE_HOME/clipclap-integrations``, else ``~/.cache/clipclap-integrations``. Building
 needs the ``onnx`` package; concurrent builders are safe (each writes a temporary file and
 renames it into place; in one process builds take turns). A cached copy that onnxruntime cannot
-read is built again; a cache folder that cannot be written falls back to the plain graph, with
-a warning.
+read or load (truncated, or damaged inside) is removed and built again, once: if the fresh
+copy cannot be loaded either, a RuntimeError names the cache folder. A cache folder that cannot
+be written falls back to the plain graph, with a warning.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ QUANTIZE_CHOICES: tuple[str, ...] = ("int8",)
 FORMAT_VERSION = 2
 _BUILD_LOCK = threading.Lock()  # one build at a time per process (and one log filter)
 _STALE_BUILD_S = 6 * 3600  # a .build-* folder this old was left by a killed process
+T = TypeVar("T")
 
 # Encoder graph -> (transformers-optimizer model type, clip_config section for heads/width).
 _FUSION_TYPES: dict[str, tuple[str, str | None]] = {
@@ -142,6 +145,74 @@ def derived_graph(
                 stacklevel=3,
             )
             return source
+
+
+def load_derived(
+    source: Path,
+    load: Callable[[Path], T],
+    *,
+    optimize: str | None,
+    quantize: str | None,
+    config: dict[str, Any],
+    cache_dir: Path | None = None,
+    fingerprint: Any = None,
+) -> T:
+    """``load`` (an onnxruntime session, say) of the cached copy :func:`derived_graph` gives.
+
+    A cached copy ``load`` fails on (damaged inside: its inputs and outputs still read) is
+    removed and built again, once; if the fresh copy fails too, a RuntimeError names the cache
+    folder. A failure to load the plain graph (the cache could not be written) is raised as is.
+    """
+
+    def derive() -> Path:
+        return derived_graph(
+            source,
+            optimize=optimize,
+            quantize=quantize,
+            config=config,
+            cache_dir=cache_dir,
+            fingerprint=fingerprint,
+        )
+
+    path = derive()
+    stamp = _stamp(path)
+    try:
+        return load(path)
+    except Exception as exc:
+        if path == source:
+            raise
+        logger.warning(
+            "onnxruntime cannot load the cached copy %s (%s): building it again", path, exc
+        )
+        _discard(path, stamp)
+    path = derive()
+    try:
+        return load(path)
+    except Exception as exc:
+        if path == source:
+            raise
+        raise RuntimeError(
+            f"onnxruntime cannot load {path.name}, the optimized copy of {source} in the cache "
+            f"folder {path.parent}, even just built again: {exc}. Delete that folder to start "
+            "over, or run without optimize=/quantize="
+        ) from exc
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _discard(path: Path, stamp: tuple[int, int, int] | None) -> None:
+    """Remove the cached copy at ``path`` if it is still the one that failed (another thread
+    may have built it again meanwhile)."""
+    with _BUILD_LOCK:
+        if stamp is not None and _stamp(path) == stamp:
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 def _readable(target: Path) -> bool:

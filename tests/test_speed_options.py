@@ -163,6 +163,52 @@ def test_an_unreadable_cached_copy_is_built_again(tiny_model_dir: Path, tmp_path
     np.testing.assert_allclose(again.embed_text(["a"])[0], vector, atol=1e-6)
 
 
+def _damage_a_node(copy: Path) -> None:
+    """Zero 10 bytes inside a graph node (its op type): the file still parses, and its inputs
+    and outputs read, but onnxruntime cannot load it."""
+    data = bytearray(copy.read_bytes())
+    at = data.find(b"MatMulInteger")
+    assert at > 0
+    data[at : at + 10] = bytes(10)
+    copy.write_bytes(bytes(data))
+
+
+def test_a_cached_copy_damaged_inside_is_built_again(tiny_model_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    want = ClipClapEmbedder(tiny_model_dir, quantize="int8", optimized_dir=tmp_path)
+    vector = want.embed_text(["a"])[0]
+    (copy,) = tmp_path.rglob("text_model.onnx")
+    _damage_a_node(copy)
+    again = ClipClapEmbedder(tiny_model_dir, quantize="int8", optimized_dir=tmp_path)
+    np.testing.assert_allclose(again.embed_text(["a"])[0], vector, atol=1e-6)
+    assert b"MatMulInteger" in copy.read_bytes()  # the copy in the cache was replaced
+    later = ClipClapEmbedder(tiny_model_dir, quantize="int8", optimized_dir=tmp_path)
+    np.testing.assert_allclose(later.embed_text(["a"])[0], vector, atol=1e-6)
+
+
+def test_a_copy_that_cannot_be_loaded_even_rebuilt_names_the_cache(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnx")
+    from clipclap_integrations import optimize
+
+    build = optimize._build
+    builds = []
+
+    def damaged_build(*args, **kwargs):  # type: ignore[no-untyped-def]
+        built = build(*args, **kwargs)
+        builds.append(built)
+        _damage_a_node(built)
+        return built
+
+    monkeypatch.setattr(optimize, "_build", damaged_build)
+    e = ClipClapEmbedder(tiny_model_dir, quantize="int8", optimized_dir=tmp_path)
+    with pytest.raises(RuntimeError, match=r"text_model\.onnx") as info:
+        e.embed_text(["a"])
+    assert len(builds) == 2  # built again once, not forever
+    assert str(builds[0].parent) in str(info.value) and "cache" in str(info.value)
+
+
 def test_an_unwritable_cache_falls_back_to_the_plain_graph(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
