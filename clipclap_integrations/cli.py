@@ -96,7 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="Hub cache folder")
     p.add_argument("--force", action="store_true", help="download again even if cached")
 
-    p = sub.add_parser("info", help="where the model is, its files, providers and dimension")
+    p = sub.add_parser(
+        "info",
+        help="where the model is, its files, dimension, and the providers in use and available",
+    )
     _model_args(p)
 
     p = sub.add_parser("embed", help="embed inputs; print JSON lines (or save --npy)")
@@ -297,14 +300,20 @@ def cmd_download(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     import onnxruntime as ort
 
+    from .model import GRAPHS
+    from .types import Modality
+
     e = _embedder(args)
+    # what this embedder's sessions run on (its smallest graph is loaded to ask onnxruntime)
+    in_use = e._session(GRAPHS[Modality.TEXT].projection).get_providers()
     folder = e.model_path
     files = sorted(p for p in Path(folder).iterdir() if p.is_file())
     print(f"model:     {e.folder.source}")
     print(f"folder:    {folder}")
     print(f"revision:  {e.model_revision or '(local folder)'}")
     print(f"dimension: {e.dim}")
-    print(f"providers: {', '.join(ort.get_available_providers())}")
+    print(f"providers in use:    {', '.join(in_use)}")
+    print(f"providers available: {', '.join(ort.get_available_providers())}")
     print("files:")
     for p in files:
         print(f"  {p.stat().st_size:>14,}  {p.name}")

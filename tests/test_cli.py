@@ -86,6 +86,18 @@ def test_info_describes_the_model(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert "CPUExecutionProvider" in out
 
 
+def test_info_tells_the_providers_in_use_from_the_available_ones(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import onnxruntime as ort
+
+    out = clipclap("info", model=tiny_model_dir, cwd=tmp_path).stdout
+    lines = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in out.splitlines())}
+    # the command asks for onnxruntime's default: the CPU, whatever else this build has
+    assert lines["providers in use"] == "CPUExecutionProvider"
+    assert lines["providers available"] == ", ".join(ort.get_available_providers())
+
+
 def test_index_then_search_with_a_sentence_an_image_and_a_sound(
     tiny_model_dir: Path, library: Path, tmp_path: Path
 ) -> None:
