@@ -293,6 +293,8 @@ def cmd_download(args: argparse.Namespace) -> int:
     for f in result.files:
         print(f"  {f.size:>14,}  {f.path}")
     state = "downloaded" if result.downloaded else "already in the cache"
+    if result.verified and not result.downloaded:
+        state += ", every file checked against its hash"
     print(f"  {result.total_size:>14,}  total ({state})")
     return 0
 

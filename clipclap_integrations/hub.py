@@ -27,6 +27,7 @@ once per process, not once per call.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -83,6 +84,7 @@ class DownloadResult:
     files: tuple[ModelFile, ...]
     downloaded: bool  # whether this call fetched any file
     offline_reason: str | None = None  # why the Hub was not (successfully) asked, if it wasn't
+    verified: bool = False  # whether cached files were checked against their hashes
 
     @property
     def total_size(self) -> int:
@@ -263,7 +265,7 @@ def resolve_model(
             result = _memo.get(key)
         if result is None or not result.folder.is_dir():
             result = _acquire(name, revision, cache_dir, reason, progress=True)
-            _validate(result)
+            _validate(result, cache_dir)
             with _memo_lock:
                 _memo[key] = result
     return load_model_folder(result.folder, revision=result.commit, source=name)
@@ -278,6 +280,7 @@ def download_model(
     force_download: bool = False,
     progress: bool = True,
     validate: bool = True,
+    verify: bool = True,
 ) -> DownloadResult:
     """Fetch every file of a Hub model into the cache (what ``clipclap download`` runs).
 
@@ -286,6 +289,11 @@ def download_model(
     ``progress=False``. ``repo_id`` None means ``$CLIPCLAP_MODEL`` if that is a repo id, else
     ``antflydb/clipclap``. With ``validate`` the result is checked like any model folder
     (``ModelFolderError`` lists what is wrong). Offline, only the cache is looked at.
+
+    With ``verify`` (the default) files already in the cache are read and checked against the
+    hash that names them (about 1 s per GB; huggingface_hub itself trusts its cache): damaged
+    ones are downloaded again, or, when the Hub cannot be asked, reported in a
+    ``ModelFolderError``.
 
     Raises ``ModelNotAvailableError`` when the model can be neither fetched nor found in the
     cache; its message says what to do.
@@ -305,9 +313,15 @@ def download_model(
             reason,
             progress=progress,
             force_download=force_download,
+            verify=verify,
         )
+        if verify and result.offline_reason is not None:  # the cache, unchecked so far
+            damaged = _damaged_files(result.folder) if _snapshot_commit(result.folder) else []
+            if damaged:
+                _validate(result, cache_dir, damaged)  # raises, naming them
+            result = dataclasses.replace(result, verified=bool(_snapshot_commit(result.folder)))
         if validate:
-            _validate(result)
+            _validate(result, cache_dir)
             with _memo_lock:
                 _memo[key] = result
     return result
@@ -322,6 +336,7 @@ def _acquire(
     *,
     progress: bool,
     force_download: bool = False,
+    verify: bool = False,
 ) -> DownloadResult:
     lib = _hub()
     rev = revision or DEFAULT_REVISION
@@ -371,17 +386,19 @@ def _acquire(
             f"the Hub ({_endpoint()}) did not say which commit {repo_id}@{rev} is"
         )
     folder, damaged = (
-        (None, []) if force_download else _usable_snapshot(lib, repo_id, commit, cache)
+        (None, []) if force_download else _usable_snapshot(lib, repo_id, commit, cache, verify)
     )
+    verified = verify and folder is not None  # a cached snapshot whose hashes were checked
     if damaged:  # huggingface_hub trusts its cache: remove them and it fetches them again
         logger.warning(
             "%d cached file(s) of %s (commit %s) are damaged (their content does not match "
-            "their hash): downloading them again",
+            "their hash): downloading them again (%s)",
             len(damaged),
             repo_id,
             commit,
+            ", ".join(name for name, _ in damaged),
         )
-        for blob in damaged:
+        for _, blob in damaged:
             blob.unlink(missing_ok=True)
     downloaded = False
     if folder is None:
@@ -416,7 +433,8 @@ def _acquire(
             )
         downloaded = True
     _write_ref(cache, repo_id, rev, commit)
-    return _result(repo_id, rev, folder, downloaded=downloaded, commit=commit)
+    result = _result(repo_id, rev, folder, downloaded=downloaded, commit=commit)
+    return dataclasses.replace(result, verified=verified) if verified else result
 
 
 def _remote_commit(lib: _HubLib, repo_id: str, rev: str) -> str | None:
@@ -446,25 +464,29 @@ def _cached_snapshot(
 
 
 def _usable_snapshot(
-    lib: _HubLib, repo_id: str, commit: str, cache: Path
-) -> tuple[Path | None, list[Path]]:
+    lib: _HubLib, repo_id: str, commit: str, cache: Path, verify: bool = False
+) -> tuple[Path | None, list[tuple[str, Path]]]:
     """The cached snapshot of ``commit`` if it is complete and valid, else None; and, for a
-    snapshot that fails validation, the cached blobs whose content no longer matches the hash
-    that names them (damaged after download). A commit that is broken on the Hub itself has
-    none: nothing to download again."""
+    snapshot that fails validation (or any, with ``verify``), its files whose cached blob no
+    longer matches the hash that names it (damaged after download). A commit that is broken
+    on the Hub itself has none: nothing to download again."""
     folder, _ = _cached_snapshot(lib, repo_id, commit, cache)
     if folder is None:
         return None, []
     try:  # an older huggingface_hub cannot tell a partial snapshot: check the files ourselves
         load_model_folder(folder, revision=commit, source=repo_id)  # cached for _validate
     except ModelFolderError:
-        return None, _damaged_blobs(folder)
+        return None, _damaged_files(folder)
+    if verify:
+        damaged = _damaged_files(folder)
+        if damaged:
+            return None, damaged
     return folder, []
 
 
-def _damaged_blobs(snapshot: Path) -> list[Path]:
-    """Blobs of a cache snapshot whose bytes do not hash to their name (LFS files are named
-    by their SHA-256, other files by their git blob SHA-1)."""
+def _damaged_files(snapshot: Path) -> list[tuple[str, Path]]:
+    """Files of a cache snapshot (name, blob) whose bytes do not hash to the blob's name (LFS
+    files are named by their SHA-256, other files by their git blob SHA-1)."""
     damaged = []
     for link in sorted(snapshot.rglob("*")):
         blob = link.resolve()
@@ -481,7 +503,7 @@ def _damaged_blobs(snapshot: Path) -> list[Path]:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
         if digest.hexdigest() != name:
-            damaged.append(blob)
+            damaged.append((link.relative_to(snapshot).as_posix(), blob))
     return damaged
 
 
@@ -551,13 +573,64 @@ def _result(
     )
 
 
-def _validate(result: DownloadResult) -> None:
-    """Check a downloaded folder like a local one; name the repo and commit on failure."""
+def _validate(
+    result: DownloadResult,
+    cache_dir: str | os.PathLike[str] | None = None,
+    damaged: list[tuple[str, Path]] | None = None,
+) -> None:
+    """Check a downloaded folder like a local one; on failure name the repo and commit, and
+    which cached files are damaged (their content does not match their hash), if any.
+    ``damaged`` given (not empty) means they were found already: always raise."""
+    problems: list[str] = []
     try:
         load_model_folder(result.folder, revision=result.commit, source=result.repo_id)
     except ModelFolderError as exc:
-        where = f"{result.repo_id}@{result.revision} (commit {result.commit}, in {result.folder})"
-        raise ModelFolderError(where, exc.problems) from None
+        problems = list(exc.problems)
+    if not problems and not damaged:
+        return
+    if damaged is None and _snapshot_commit(result.folder):
+        damaged = _damaged_files(result.folder)
+    if damaged:
+        problems.append(_damaged_problem(result, damaged, cache_dir))
+    raise ModelFolderError(_where(result), problems)
+
+
+def _where(result: DownloadResult) -> str:
+    return f"{result.repo_id}@{result.revision} (commit {result.commit}, in {result.folder})"
+
+
+def _damaged_problem(
+    result: DownloadResult,
+    damaged: list[tuple[str, Path]],
+    cache_dir: str | os.PathLike[str] | None,
+) -> str:
+    names = sorted({name for name, _ in damaged})
+    listed = ", ".join(names)
+    revision = None if result.revision == DEFAULT_REVISION else result.revision
+    command = _download_command(
+        result.repo_id, revision, cache_dir, result.folder.parents[2], force=True
+    )
+    return (
+        f"the cached {'file' if len(names) == 1 else 'files'} {listed} "
+        f"{'is' if len(names) == 1 else 'are'} damaged (content does not match the hash the "
+        f"Hub gave for it): run `{command}` with network access to download it again"
+    )
+
+
+def _download_command(
+    repo_id: str,
+    revision: str | None,
+    cache_dir: str | os.PathLike[str] | None,
+    cache: Path,
+    *,
+    force: bool = False,
+) -> str:
+    command = f"clipclap download {repo_id}"
+    if revision:
+        command += f" --revision {revision}"
+    if cache_dir is not None:
+        command += f" --cache-dir {cache}"
+    return command + (" --force" if force else "")
 
 
 def _snapshot_commit(folder: Path) -> str | None:
@@ -620,11 +693,7 @@ def _how_to_fix(
     *,
     advice: str = "To fix it:",
 ) -> str:
-    command = f"clipclap download {repo_id}"
-    if revision:
-        command += f" --revision {revision}"
-    if cache_dir is not None:
-        command += f" --cache-dir {cache}"
+    command = _download_command(repo_id, revision, cache_dir, cache)
     return (
         f" {advice}\n"
         f"  - on a machine with internet access run `{command}`, then copy the Hugging Face "

@@ -267,9 +267,20 @@ def _check_graph(folder: Path, name: str, problems: list[str]) -> GraphSignature
     except (OSError, OnnxFormatError) as exc:
         problems.append(f"{name} is not a readable ONNX model ({exc})")
         return None
+    needs = dict(sig.external_extents)
     for location in sig.external_files:
-        if not (folder / location).is_file():
+        try:
+            size = (folder / location).stat().st_size if (folder / location).is_file() else None
+        except OSError:
+            size = None
+        if size is None:
             problems.append(f"{name} keeps its weights in {location}, which is missing")
+        elif size < needs.get(location, 0):
+            # cut short (an interrupted copy, a damaged cache): onnxruntime would fail on it
+            problems.append(
+                f"{location} is {size} bytes, but the weights {name} keeps there need "
+                f"{needs[location]} (the file is truncated or damaged)"
+            )
     return sig
 
 

@@ -2,7 +2,9 @@
 
 A model folder is validated before any session exists. Loading a 600 MB graph to learn the
 names of its inputs would defeat that, so this module walks the protobuf wire format and
-seeks past everything but ``graph.input`` and ``graph.output``.
+seeks past everything but ``graph.input`` and ``graph.output`` (and, for weights stored as
+external data, each initializer's name and ``external_data`` entries: which file, and how far
+into it the weights reach).
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ class GraphSignature:
     inputs: tuple[TensorSignature, ...]
     outputs: tuple[TensorSignature, ...]
     external_files: tuple[str, ...] = ()  # files holding weights stored as external data
+    # (file, bytes it must hold at least): the furthest offset + length the graph's external
+    # initializers reference in each external file
+    external_extents: tuple[tuple[str, int], ...] = ()
 
     def input(self, name: str) -> TensorSignature | None:
         return next((t for t in self.inputs if t.name == name), None)
@@ -152,7 +157,7 @@ def read_signature(path: str | os.PathLike[str]) -> GraphSignature:
         inputs: list[TensorSignature] = []
         outputs: list[TensorSignature] = []
         initializers: set[str] = set()
-        external: set[str] = set()
+        external: dict[str, int] = {}  # file -> bytes its weights need
         saw_graph = False
         for field, wire, value in _fields(stream, size):
             if field != 7 or wire != 2:  # ModelProto.graph
@@ -165,10 +170,10 @@ def read_signature(path: str | os.PathLike[str]) -> GraphSignature:
                     continue
                 gstart, glength = gvalue  # type: ignore[misc]
                 if gfield == 5:  # initializer: only its name and external file matter
-                    name, location = _initializer_info(stream, gstart, glength)
+                    name, location, end = _initializer_info(stream, gstart, glength)
                     initializers.add(name)
                     if location:
-                        external.add(location)
+                        external[location] = max(external.get(location, 0), end)
                     continue
                 stream.seek(gstart)
                 info = _value_info(stream.read(glength))
@@ -179,23 +184,61 @@ def read_signature(path: str | os.PathLike[str]) -> GraphSignature:
         tuple(t for t in inputs if t.name not in initializers),
         tuple(outputs),
         tuple(sorted(external)),
+        tuple(sorted(external.items())),
     )
 
 
-def _initializer_info(stream: BinaryIO, start: int, length: int) -> tuple[str, str]:
-    """The name of a TensorProto and the file its data lives in, if external."""
+# bytes per element of onnx.TensorProto.DataType, for external data without a "length"
+_ELEM_SIZES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2}
+
+
+def _initializer_info(stream: BinaryIO, start: int, length: int) -> tuple[str, str, int]:
+    """The name of a TensorProto, the file its data lives in if external (else ""), and how
+    many bytes of that file its data needs (offset + length; 0 when not external).
+
+    Only the small fields are read: ``raw_data`` is skipped, not loaded.
+    """
     name = location = ""
+    dims: list[int] = []
+    data_type = 0
+    entries: dict[bytes, bytes] = {}
     stream.seek(start)
     for field, wire, value in _fields(stream, start + length):
-        if wire != 2 or field not in (8, 13):  # name, external_data
+        if field == 1 and wire == 0:  # dims, unpacked
+            dims.append(value)  # type: ignore[arg-type]
+        elif field == 2 and wire == 0:  # data_type
+            data_type = value  # type: ignore[assignment]
+        if wire != 2 or field not in (1, 8, 13):  # dims (packed), name, external_data
             continue
         vstart, vlength = value  # type: ignore[misc]
         stream.seek(vstart)
         data = stream.read(vlength)
-        if field == 8:
+        if field == 1:
+            packed = io.BytesIO(data)
+            while (dim := _varint(packed)) is not None:
+                dims.append(dim)
+        elif field == 8:
             name = data.decode("utf-8", "replace")
         else:
             entry = {f: v for f, _, v in _message(data)}
-            if entry.get(1) == b"location":
-                location = entry.get(2, b"").decode("utf-8", "replace")  # type: ignore[union-attr]
-    return name, location
+            key, val = entry.get(1, b""), entry.get(2, b"")
+            if isinstance(key, bytes) and isinstance(val, bytes):
+                entries[key] = val
+    location = entries.get(b"location", b"").decode("utf-8", "replace")
+    if not location:
+        return name, "", 0
+    try:
+        offset = int(entries.get(b"offset", b"0"))
+        if b"length" in entries:
+            size = int(entries[b"length"])
+        else:  # onnx writes "length"; without it the data is the whole tensor
+            size = _ELEM_SIZES.get(data_type, 0)
+            for dim in dims:
+                size *= dim
+    except ValueError as exc:
+        raise OnnxFormatError(
+            f"initializer {name!r} has an unreadable external_data entry"
+        ) from exc
+    if offset < 0 or size < 0:
+        raise OnnxFormatError(f"initializer {name!r} has a negative external_data offset or length")
+    return name, location, offset + size

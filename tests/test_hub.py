@@ -390,6 +390,98 @@ def test_damaged_cached_file_is_downloaded_again(
     assert _same_files(snapshot, hub_models.main, ["text_model.onnx"]) == []
 
 
+def _cli_download(hub: StandinHub, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``clipclap download ARGS`` in a child process using ``home`` and the stand-in Hub."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HF_", "HUGGING", "CLIPCLAP_", "TRANSFORMERS_"))
+    }
+    env.update(HF_HOME=str(home), HF_ENDPOINT=hub.url, HF_HUB_DISABLE_TELEMETRY="1")
+    return subprocess.run(
+        [sys.executable, "-m", "clipclap_integrations", "download", *args],
+        env=env,
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
+    )
+
+
+@pytest.mark.server
+def test_truncated_external_weights_in_the_cache(
+    hub: StandinHub, hub_models: Models, vectors: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    """A cut-short ``text_model.onnx.data`` blob: offline, a ModelFolderError naming it and
+    `clipclap download --force`; online, `clipclap download` fetches it again (only it)."""
+    _ok(_run(hub, tmp_path, [{"download": True, "model": REPO}]).results[0])
+    snapshot = _storage(tmp_path) / "snapshots" / hub.commit(REPO)
+    need = (hub_models.main / DATA).stat().st_size
+    with open((snapshot / DATA).resolve(), "r+b") as f:
+        f.truncate(1_000_000)
+
+    offline = _run(
+        hub,
+        tmp_path,
+        [{"model": REPO}, {"download": True, "model": REPO}],
+        env={"HF_HUB_OFFLINE": "1"},
+    )
+    for result in offline.results:
+        assert result["error"] == "ModelFolderError", result
+        message = result["message"]
+        assert f"{DATA} is 1000000 bytes, but the weights text_model.onnx keeps there need " in (
+            message
+        )
+        assert f"the cached file {DATA} is damaged" in message
+        assert f"`clipclap download {REPO} --force`" in message
+    assert offline.any_requests == 0
+
+    mark = len(hub.requests)
+    cli = _cli_download(hub, tmp_path, REPO)
+    assert cli.returncode == 0, cli.stderr
+    assert "(downloaded)" in cli.stdout and "already in the cache" not in cli.stdout
+    assert f"{need:,}  {DATA}" in cli.stdout
+    assert "are damaged (their content does not match their hash)" in cli.stderr
+    gets = [r.rsplit("/", 1)[1] for r in _repo_requests(hub, mark) if r.startswith("GET /ant")]
+    assert gets == [DATA]
+    assert _same_files(snapshot, hub_models.main, [DATA]) == []
+    np.testing.assert_array_equal(
+        _vector(_run(hub, tmp_path, [{"model": REPO}]).results[0]), vectors["main"]
+    )
+
+
+@pytest.mark.server
+def test_download_verifies_cached_files(
+    hub: StandinHub, hub_models: Models, tmp_path: Path
+) -> None:
+    """A cached file damaged without changing its size passes validation, but the download
+    command checks hashes: offline it names the file, online it fetches it again."""
+    _ok(_run(hub, tmp_path, [{"download": True, "model": REPO}]).results[0])
+    snapshot = _storage(tmp_path) / "snapshots" / hub.commit(REPO)
+    with open((snapshot / DATA).resolve(), "r+b") as f:
+        f.seek(5000)
+        byte = f.read(1)
+        f.seek(5000)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+    offline = _run(
+        hub, tmp_path, [{"download": True, "model": REPO}], env={"HF_HUB_OFFLINE": "1"}
+    ).results[0]
+    assert offline["error"] == "ModelFolderError", offline
+    assert f"the cached file {DATA} is damaged" in offline["message"]
+    assert "--force" in offline["message"]
+
+    mark = len(hub.requests)
+    cli = _cli_download(hub, tmp_path, REPO)
+    assert cli.returncode == 0, cli.stderr
+    assert "(downloaded)" in cli.stdout
+    gets = [r.rsplit("/", 1)[1] for r in _repo_requests(hub, mark) if r.startswith("GET /ant")]
+    assert gets == [DATA]
+    assert _same_files(snapshot, hub_models.main, [DATA]) == []
+    again = _cli_download(hub, tmp_path, REPO)
+    assert "already in the cache, every file checked against its hash" in again.stdout
+
+
 @pytest.mark.server
 def test_a_commit_broken_on_the_hub_is_not_downloaded_again_and_again(
     hub: StandinHub, tmp_path: Path

@@ -1,0 +1,92 @@
+"""Model folder validation of what a session would trip over: cut-short external weights.
+Each case is one ``ModelFolderError`` naming the file.
+
+Folders are copies of the committed tiny model made in ``tmp_path``; no session is created.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clipclap_integrations import ModelFolderError
+from clipclap_integrations.model import load_model_folder
+from clipclap_integrations.onnx_signature import read_signature
+
+DATA = "text_model.onnx.data"
+
+
+def _external_copy(tiny_model_dir: Path, dest: Path, *, drop_length: bool = False) -> int:
+    """Copy the tiny model to ``dest`` with text_model.onnx's weights in text_model.onnx.data;
+    return how many bytes those weights take. ``drop_length`` removes the "length" entries
+    (onnx writes them, but the format does not require them)."""
+    onnx = pytest.importorskip("onnx")
+    shutil.copytree(tiny_model_dir, dest)
+    proto = onnx.load(str(dest / "text_model.onnx"))
+    onnx.save_model(
+        proto,
+        str(dest / "text_model.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=DATA,
+        size_threshold=1024,
+    )
+    proto = onnx.load(str(dest / "text_model.onnx"), load_external_data=False)
+    end = 0
+    for tensor in proto.graph.initializer:
+        entries = {e.key: e.value for e in tensor.external_data}
+        if "location" in entries:
+            end = max(end, int(entries.get("offset", 0)) + int(entries["length"]))
+        if drop_length:
+            keep = [e for e in tensor.external_data if e.key != "length"]
+            del tensor.external_data[:]
+            tensor.external_data.extend(keep)
+    if drop_length:
+        onnx.save_model(proto, str(dest / "text_model.onnx"))
+    return end
+
+
+def _truncate(path: Path, size: int) -> None:
+    with open(path, "r+b") as f:
+        f.truncate(size)
+
+
+@pytest.mark.parametrize("drop_length", [False, True])
+def test_truncated_external_weights_are_reported(
+    tiny_model_dir: Path, tmp_path: Path, drop_length: bool
+) -> None:
+    folder = tmp_path / "model"
+    need = _external_copy(tiny_model_dir, folder, drop_length=drop_length)
+    assert (folder / DATA).stat().st_size == need > 1_000_000
+    assert dict(read_signature(folder / "text_model.onnx").external_extents) == {DATA: need}
+    load_model_folder(folder)  # whole: fine
+
+    _truncate(folder / DATA, 1_000_000)
+    with pytest.raises(ModelFolderError) as caught:
+        load_model_folder(folder)
+    assert caught.value.problems == [
+        f"{DATA} is 1000000 bytes, but the weights text_model.onnx keeps there need {need} "
+        "(the file is truncated or damaged)"
+    ]
+
+
+def test_validation_stays_cheap(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Reading the external-data extents does not read weights: validating the tiny model
+    (graphs with inline weights, and one with external weights) takes milliseconds."""
+    folder = tmp_path / "model"
+    _external_copy(tiny_model_dir, folder)
+    from clipclap_integrations.model import _validate
+
+    for path in (tiny_model_dir, folder):
+        best = min(_timed(_validate, path) for _ in range(5))
+        assert best < 0.25, f"validating {path} took {best:.3f} s"
+
+
+def _timed(fn: Any, path: Path) -> float:
+    start = time.perf_counter()
+    fn(path, revision=None, source="")
+    return time.perf_counter() - start
