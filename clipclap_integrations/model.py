@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import threading
@@ -284,6 +285,35 @@ def _check_graph(folder: Path, name: str, problems: list[str]) -> GraphSignature
     return sig
 
 
+def _config_number(
+    section: dict[str, Any],
+    where: str,
+    default: float,
+    problems: list[str],
+    *,
+    integral: bool = True,
+    least: float = 1,
+) -> float | None:
+    """``section[key]`` (``key`` is the last part of ``where``, e.g. "audio_config.sample_rate")
+    as a number: an int (or a float/numeric string with an integer value) at least ``least``,
+    or any positive finite number when not ``integral``. Missing means ``default``. A value
+    that is not one adds "clip_config.json has unusable <where> (<value>)" to ``problems``."""
+    value = section.get(where.rpartition(".")[2], default)
+    try:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError
+        number = float(value)
+        if not math.isfinite(number) or (integral and not number.is_integer()):
+            raise ValueError
+        if number < least if integral else number <= 0:
+            raise ValueError
+    except ValueError:
+        need = f"a whole number of at least {least:g}" if integral else "a positive number"
+        problems.append(f"clip_config.json has unusable {where} ({value!r}): it must be {need}")
+        return None
+    return int(number) if integral else number
+
+
 def _rank2_output(sig: GraphSignature, prefer: str) -> tuple[str, Any] | None:
     out = sig.output(prefer) or next((o for o in sig.outputs if len(o.shape) == 2), None)
     return (out.name, out.shape[-1]) if out is not None and len(out.shape) == 2 else None
@@ -350,19 +380,27 @@ def _validate(folder: Path, *, revision: str | None, source: str) -> ModelFolder
     audio = AudioSettings()
     audio_config = clip_config.get("audio_config") or {}
     if isinstance(audio_config, dict):
-        audio = AudioSettings(
-            sample_rate=int(audio_config.get("sample_rate", 48_000)),
-            max_length_s=float(audio_config.get("max_length_s", 10.0)),
+        sample_rate = _config_number(audio_config, "audio_config.sample_rate", 48_000, problems)
+        max_length_s = _config_number(
+            audio_config, "audio_config.max_length_s", 10.0, problems, integral=False
         )
+        if sample_rate is not None and max_length_s is not None:
+            audio = AudioSettings(sample_rate=int(sample_rate), max_length_s=max_length_s)
     max_length = tokenizer_config.get("model_max_length", 77)
     if not isinstance(max_length, int) or not 2 <= max_length <= 77:
         text_cfg = clip_config.get("text_config") or {}
-        max_length = (
-            int(text_cfg.get("max_position_embeddings", 77)) if isinstance(text_cfg, dict) else 77
+        found = (
+            _config_number(text_cfg, "text_config.max_position_embeddings", 77, problems, least=2)
+            if isinstance(text_cfg, dict)
+            else 77
         )
+        max_length = int(found or 77)
+    projection_dim = 512
+    if not dims:  # no projection states its output size: the config must
+        projection_dim = int(_config_number(clip_config, "projection_dim", 512, problems) or 512)
     if problems:
         raise ModelFolderError(folder, problems)
-    dim = dims.pop() if dims else int(clip_config.get("projection_dim", 512))
+    dim = dims.pop() if dims else projection_dim
     root = folder.resolve()
     fingerprints = {}
     for name, sig in signatures.items():

@@ -1,11 +1,12 @@
-"""Model folder validation of what a session would trip over: cut-short external weights.
-Each case is one ``ModelFolderError`` naming the file.
+"""Model folder validation of what a session would trip over: cut-short external weights and
+unusable numbers in ``clip_config.json``. Each case is one ``ModelFolderError`` naming the file.
 
 Folders are copies of the committed tiny model made in ``tmp_path``; no session is created.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -50,6 +51,15 @@ def _external_copy(tiny_model_dir: Path, dest: Path, *, drop_length: bool = Fals
     return end
 
 
+def _no_tokenizer_length(folder: Path) -> None:
+    """Give tokenizer_config.json the "no limit" sentinel transformers writes, so the text
+    length comes from clip_config.json's text_config.max_position_embeddings."""
+    path = folder / "tokenizer_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["model_max_length"] = 1000000000000000019884624838656
+    path.write_text(json.dumps(config), encoding="utf-8")
+
+
 def _truncate(path: Path, size: int) -> None:
     with open(path, "r+b") as f:
         f.truncate(size)
@@ -90,3 +100,47 @@ def _timed(fn: Any, path: Path) -> float:
     start = time.perf_counter()
     fn(path, revision=None, source="")
     return time.perf_counter() - start
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "shown"),
+    [
+        ("audio_config", "sample_rate", None, "audio_config.sample_rate (None)"),
+        ("audio_config", "sample_rate", "48k", "audio_config.sample_rate ('48k')"),
+        ("audio_config", "sample_rate", 0, "audio_config.sample_rate (0)"),
+        ("audio_config", "max_length_s", 0, "audio_config.max_length_s (0)"),
+        ("audio_config", "max_length_s", -1.5, "audio_config.max_length_s (-1.5)"),
+        ("audio_config", "max_length_s", [10], "audio_config.max_length_s ([10])"),
+        ("text_config", "max_position_embeddings", None, "text_config.max_position_embeddings"),
+        ("text_config", "max_position_embeddings", "x", "text_config.max_position_embeddings"),
+        ("text_config", "max_position_embeddings", 0, "text_config.max_position_embeddings (0)"),
+    ],
+)
+def test_unusable_clip_config_values(
+    tiny_model_dir: Path, tmp_path: Path, section: str, key: str, value: Any, shown: str
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "clip_config.json").read_text(encoding="utf-8"))
+    config.setdefault(section, {})[key] = value
+    (folder / "clip_config.json").write_text(json.dumps(config), encoding="utf-8")
+    if section == "text_config":
+        _no_tokenizer_length(folder)
+    with pytest.raises(ModelFolderError) as caught:
+        load_model_folder(folder)
+    assert any(p.startswith("clip_config.json has unusable") for p in caught.value.problems)
+    assert shown in str(caught.value)
+
+
+def test_usable_clip_config_values(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Numbers written as numeric strings or floats with an integer value are accepted."""
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "clip_config.json").read_text(encoding="utf-8"))
+    config.setdefault("audio_config", {}).update(sample_rate=44100.0, max_length_s="5")
+    config.setdefault("text_config", {})["max_position_embeddings"] = 64
+    (folder / "clip_config.json").write_text(json.dumps(config), encoding="utf-8")
+    _no_tokenizer_length(folder)
+    described = load_model_folder(folder)
+    assert (described.audio.sample_rate, described.audio.max_length_s) == (44100, 5.0)
+    assert described.text.max_length == 64
