@@ -458,9 +458,41 @@ def _cached_snapshot(
         )
     except lib.local_entry_not_found as exc:
         if lib.incomplete_snapshot is not None and isinstance(exc, lib.incomplete_snapshot):
-            return None, "incomplete (an earlier download was interrupted)"
+            return None, "incomplete (an earlier download was interrupted): " + _missing_files(exc)
         return None, None
     return Path(folder), None
+
+
+def _missing_files(exc: BaseException) -> str:
+    """What huggingface_hub's IncompleteSnapshotError says is missing ("2 file(s) are missing
+    (a, b)"), or its whole message."""
+    found = re.search(r"\d+ file\(s\) (?:are|is) missing(?: \([^)]*\))?", str(exc))
+    return found.group(0) if found else str(exc)
+
+
+def _interrupted_download(repo_id: str, cache: Path) -> str | None:
+    """Why the cache holds part of a download of ``repo_id`` but no usable revision, if it
+    does: partial files of a killed download, or a commit that no branch or tag names
+    (``refs/`` is written only once a download completes) whose snapshot misses files."""
+    storage = _repo_storage(cache, repo_id)
+    blobs = storage / "blobs"
+    if blobs.is_dir() and any(blobs.glob("*.incomplete")):
+        return "an earlier download was interrupted (its partial files are in the cache)"
+    named: set[str] = set()
+    with contextlib.suppress(OSError):
+        named = {r.read_text().strip() for r in (storage / "refs").rglob("*") if r.is_file()}
+    snapshots = storage / "snapshots"
+    started = {p.name for p in snapshots.iterdir()} if snapshots.is_dir() else set()
+    trees = storage / "trees"  # huggingface_hub 2.x caches each commit's file listing here
+    started |= {p.stem for p in trees.glob("*.json")} if trees.is_dir() else set()
+    for commit in sorted(c for c in started if _COMMIT.match(c) and c not in named):
+        if not (snapshots / commit).is_dir():
+            return f"an earlier download was interrupted (commit {commit}: no file arrived)"
+        _, problem = _cached_snapshot(_hub(), repo_id, commit, cache)
+        if problem is not None:
+            missing = problem.partition(": ")[2] or problem
+            return f"an earlier download was interrupted (commit {commit}: {missing})"
+    return None
 
 
 def _usable_snapshot(
@@ -682,6 +714,9 @@ def _unavailable(
     at = f" (revision {revision})" if revision else ""
     if problem:
         return f"The cached copy of {repo_id}{at} in {cache} is {problem}."
+    interrupted = _interrupted_download(repo_id, cache)
+    if interrupted:
+        return f"The model {repo_id}{at} is not in the Hugging Face cache ({cache}): {interrupted}."
     return f"The model {repo_id}{at} is not in the Hugging Face cache ({cache})."
 
 

@@ -15,6 +15,7 @@ import hashlib
 import http.client
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -735,6 +736,44 @@ def test_failed_download_then_fresh_run(
     assert fetched == missing
     assert _same_files(snapshot, hub_models.main, list(source)) == []
     assert not stale.exists() and live.exists()
+
+
+@pytest.mark.server
+def test_offline_after_an_interrupted_download_says_so(hub: StandinHub, tmp_path: Path) -> None:
+    """An interrupted first download leaves no usable revision: offline, the error says the
+    download was interrupted and which files are missing, by branch and by pinned commit."""
+    commit = hub.commit(REPO)
+    hub.add_fault(DATA, drop_after=500_000, times=None, repo_id=REPO)
+    steps = [{"model": REPO, "embed": False}, {"model": REPO, "kwargs": {"revision": commit}}]
+    failed = _run(hub, tmp_path, steps).results
+    assert [r["error"] for r in failed] == ["ModelNotAvailableError"] * 2, failed
+    snapshot = _storage(tmp_path) / "snapshots" / commit
+    assert (snapshot / "tokenizer.json").is_file() and not (snapshot / DATA).exists()
+
+    offline = _run(hub, tmp_path, steps, env={"HF_HUB_OFFLINE": "1"})
+    by_branch, by_commit = offline.results
+    assert by_branch["error"] == by_commit["error"] == "ModelNotAvailableError"
+    assert (
+        f"The model {REPO} is not in the Hugging Face cache ({tmp_path / 'hub'}): an earlier "
+        f"download was interrupted (commit {commit}: " in by_branch["message"]
+    ), by_branch["message"]
+    assert (
+        f"The cached copy of {REPO} (revision {commit}) in {tmp_path / 'hub'} is incomplete "
+        "(an earlier download was interrupted): " in by_commit["message"]
+    ), by_commit["message"]
+    for result in offline.results:
+        assert "file(s) are missing (" in result["message"]
+        assert f"`clipclap download {REPO}" in result["message"]
+    assert offline.any_requests == 0
+
+    # a download killed outright leaves partial files behind: those say it too
+    shutil.rmtree(snapshot)
+    (_storage(tmp_path) / "blobs" / "abc.1234.incomplete").write_bytes(b"x")
+    killed = _run(hub, tmp_path, steps[:1], env={"HF_HUB_OFFLINE": "1"}).results[0]
+    assert (
+        "an earlier download was interrupted (its partial files are in the cache)"
+        in (killed["message"])
+    )
 
 
 @pytest.mark.server
