@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -144,9 +144,10 @@ def decode_audio(
     block_frames = 1 << 18
     unknown_length = 1 << 62  # libsndfile reports SF_COUNT_MAX for streams of unknown length
     in_memory = isinstance(source, bytes | bytearray | memoryview)
+    encoded = cast(bytes, source)  # read only when in_memory
     try:
         if in_memory:
-            data = memoryview(source)
+            data = memoryview(encoded)
             kind = sniff_bytes(bytes(data[:64]))
             if kind is not None and kind[1] == "audio/mpeg":
                 # Checked first: libmpg123 hunts through junk and resyncs over corrupt frames
@@ -179,7 +180,7 @@ def decode_audio(
             except (ValueError, OverflowError):
                 return self.tell()
 
-    stream: Any = _Bytes(source) if in_memory else source
+    stream: Any = _Bytes(encoded) if in_memory else source
     try:
         f = sf.SoundFile(stream)
     except Exception:

@@ -884,7 +884,7 @@ def _plan_media_write(
         validate_ids(list(ids))  # before any download or embedding
     given = [dict(m) for m in metadatas or [] if m]  # None or {}: only our own keys
     if given:
-        validate_metadatas(given)
+        validate_metadatas(cast(Any, given))  # chromadb's Metadata: checked at run time
     prepared, vectors = _prepare_and_embed(sources, ef.embedder)
     all_ids = list(ids) if ids is not None else [f"{p.modality}-{p.digest}" for p in prepared]
     keep = list(range(len(all_ids)))
@@ -905,7 +905,7 @@ def _plan_media_write(
     # Chroma's own checks, over the whole call: a later batch must not fail after the first
     # was written (duplicate ids across batches, a bad metadata value).
     validate_ids([all_ids[r] for r in keep])
-    validate_metadatas(records_meta)
+    validate_metadatas(cast(Any, records_meta))
     vectors = vectors[keep]
     step = max_batch or len(keep)
     batches = [

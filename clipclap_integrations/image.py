@@ -127,7 +127,8 @@ def open_image(
         if draft is not None and image.format == "JPEG":
             image.draft("RGB", draft)
         image.load()  # the first frame of an animation; raises on truncated data
-        check_image_size(*image.size, max_pixels, resize_to)  # some plugins learn it late
+        width, height = image.size
+        check_image_size(width, height, max_pixels, resize_to)  # some plugins learn it late
         try:
             orientation = image.getexif().get(0x0112, 1)
         except Exception:  # unreadable EXIF: the pixels are fine, keep them as stored

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 # onnx.TensorProto.DataType
 ELEM_TYPES = {
@@ -77,7 +78,7 @@ def _varint(stream: BinaryIO) -> int | None:
             raise OnnxFormatError("varint too long")
 
 
-def _fields(stream: BinaryIO, end: int):
+def _fields(stream: BinaryIO, end: int) -> Iterator[tuple[int, int, Any]]:
     """Yield (field number, wire type, value) up to offset ``end``.
 
     Length-delimited values are yielded as (offset, length) and NOT read: the caller reads
@@ -109,12 +110,12 @@ def _fields(stream: BinaryIO, end: int):
             raise OnnxFormatError(f"unsupported protobuf wire type {wire}")
 
 
-def _message(data: bytes) -> list[tuple[int, int, object]]:
+def _message(data: bytes) -> list[tuple[int, int, Any]]:
     stream = io.BytesIO(data)
-    out: list[tuple[int, int, object]] = []
+    out: list[tuple[int, int, Any]] = []
     for field, wire, value in _fields(stream, len(data)):
         if wire == 2:
-            start, length = value  # type: ignore[misc]
+            start, length = value
             out.append((field, wire, data[start : start + length]))
         else:
             out.append((field, wire, value))
@@ -122,28 +123,29 @@ def _message(data: bytes) -> list[tuple[int, int, object]]:
 
 
 def _value_info(data: bytes) -> TensorSignature:
-    name, dtype, shape = "", "unknown", ()
+    name, dtype = "", "unknown"
+    shape: tuple[Dim, ...] = ()
     for field, _, value in _message(data):
         if field == 1:
-            name = value.decode("utf-8")  # type: ignore[union-attr]
+            name = value.decode("utf-8")
         elif field == 2:  # TypeProto
-            for tfield, _, tvalue in _message(value):  # type: ignore[arg-type]
+            for tfield, _, tvalue in _message(value):
                 if tfield != 1:  # tensor_type
                     continue
-                for sfield, _, svalue in _message(tvalue):  # type: ignore[arg-type]
+                for sfield, _, svalue in _message(tvalue):
                     if sfield == 1:
-                        dtype = ELEM_TYPES.get(svalue, f"type{svalue}")  # type: ignore[arg-type]
+                        dtype = ELEM_TYPES.get(svalue, f"type{svalue}")
                     elif sfield == 2:  # TensorShapeProto
                         dims: list[Dim] = []
-                        for dfield, _, dvalue in _message(svalue):  # type: ignore[arg-type]
+                        for dfield, _, dvalue in _message(svalue):
                             if dfield != 1:
                                 continue
                             dim: Dim = None
-                            for kfield, _, kvalue in _message(dvalue):  # type: ignore[arg-type]
+                            for kfield, _, kvalue in _message(dvalue):
                                 if kfield == 1:
-                                    dim = int(kvalue)  # type: ignore[arg-type]
+                                    dim = int(kvalue)
                                 elif kfield == 2:
-                                    dim = kvalue.decode("utf-8")  # type: ignore[union-attr]
+                                    dim = kvalue.decode("utf-8")
                             dims.append(dim)
                         shape = tuple(dims)
     return TensorSignature(name, dtype, shape)
@@ -163,12 +165,12 @@ def read_signature(path: str | os.PathLike[str]) -> GraphSignature:
             if field != 7 or wire != 2:  # ModelProto.graph
                 continue
             saw_graph = True
-            start, length = value  # type: ignore[misc]
+            start, length = value
             stream.seek(start)
             for gfield, gwire, gvalue in _fields(stream, start + length):
                 if gwire != 2 or gfield not in (5, 11, 12):
                     continue
-                gstart, glength = gvalue  # type: ignore[misc]
+                gstart, glength = gvalue
                 if gfield == 5:  # initializer: only its name and external file matter
                     name, location, end = _initializer_info(stream, gstart, glength)
                     initializers.add(name)
@@ -205,12 +207,12 @@ def _initializer_info(stream: BinaryIO, start: int, length: int) -> tuple[str, s
     stream.seek(start)
     for field, wire, value in _fields(stream, start + length):
         if field == 1 and wire == 0:  # dims, unpacked
-            dims.append(value)  # type: ignore[arg-type]
+            dims.append(value)
         elif field == 2 and wire == 0:  # data_type
-            data_type = value  # type: ignore[assignment]
+            data_type = value
         if wire != 2 or field not in (1, 8, 13):  # dims (packed), name, external_data
             continue
-        vstart, vlength = value  # type: ignore[misc]
+        vstart, vlength = value
         stream.seek(vstart)
         data = stream.read(vlength)
         if field == 1:

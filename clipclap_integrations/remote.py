@@ -227,13 +227,14 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
         def connection(host: str, **kwargs: Any) -> _TrackedHTTPSConnection:
             return _TrackedHTTPSConnection(host, watchdog=self._watchdog, public_only=pin, **kwargs)
 
-        return self.do_open(connection, req, context=self._context)  # type: ignore[arg-type]
+        context = getattr(self, "_context", None)  # HTTPSHandler's own (default) SSL context
+        return self.do_open(connection, req, context=context)  # type: ignore[arg-type]
 
 
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
     def __init__(self, max_redirects: int) -> None:
         super().__init__()
-        self.max_redirections = max_redirects
+        self.max_redirections = max_redirects  # type: ignore[misc]  # per instance, on purpose
 
     @staticmethod
     def _refuse(fp: Any, newurl: str) -> None:

@@ -340,7 +340,7 @@ def torch_reference_vectors(
 def _export_wrappers(models: SyntheticTorchModels) -> dict[str, Any]:
     """The six modules to export, keyed by graph name, with their export specs."""
     torch = _require("torch")
-    nn = torch.nn
+    nn: Any = torch.nn
     functional = torch.nn.functional
 
     class TextModel(nn.Module):
@@ -383,8 +383,9 @@ def _export_wrappers(models: SyntheticTorchModels) -> dict[str, Any]:
             return self.audio_map(projected)
 
     gen = torch.Generator().manual_seed(1234)
-    text_hidden = models.clip.config.text_config.hidden_size
-    vision_hidden = models.clip.config.vision_config.hidden_size
+    clip_config: Any = models.clip.config
+    text_hidden = clip_config.text_config.hidden_size
+    vision_hidden = clip_config.vision_config.hidden_size
     audio_hidden = models.clap.config.hidden_size
     ids = torch.randint(1, VOCAB_SIZE - 2, (2, 7), generator=gen)
     ids[:, 0] = BOS_ID

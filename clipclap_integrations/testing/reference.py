@@ -92,7 +92,7 @@ def long_audio_windows(samples: np.ndarray, policy: str) -> list[np.ndarray]:
 
 def reference_tokenizer(model_dir: PathLike) -> Any:
     """``CLIPTokenizerFast`` loaded from the model folder's tokenizer files."""
-    from transformers import CLIPTokenizerFast
+    from transformers import CLIPTokenizerFast  # type: ignore[attr-defined]  # lazy export
 
     return CLIPTokenizerFast.from_pretrained(str(model_dir))
 
