@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from clipclap_integrations import ClipClapEmbedder, denormals
+from clipclap_integrations import ClipClapEmbedder, denormals, sessions
 from clipclap_integrations.sessions import SessionConfig, get_session, run, session_options
 
 needs_support = pytest.mark.skipif(
@@ -115,6 +115,18 @@ def test_a_provider_onnxruntime_drops_at_creation_still_flushes(
     x = np.array([SUBNORMAL, 2.0], dtype=np.float32)  # and the calling thread flushes too
     assert run(session, ["y"], {"x": x})[0][0] == 0.0
     assert keeps_subnormals()
+    # The next graph asks for the CPU directly: one session creation, not two.
+    created: list[object] = []
+    real_new = sessions._new
+    monkeypatch.setattr(sessions, "_new", lambda *args: created.append(args[2]) or real_new(*args))
+    second = _mul_graph(tmp_path / "mul2.onnx")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = get_session(second, (str(second), "dropped"), config)
+    assert [[sessions._provider_name(p) for p in c] for c in created] == [["CPUExecutionProvider"]]
+    assert any("dropped the requested provider" in str(w.message) for w in caught)
+    assert _entry(again.get_session_options()) == "1"
+    sessions.clear_sessions()
 
 
 def _mul_graph(path: Path) -> Path:
