@@ -147,6 +147,21 @@ def derived_graph(
             return source
 
 
+def _unreadable_graph(exc: BaseException) -> bool:
+    """Whether onnxruntime failed because the graph file itself is bad (truncated, damaged),
+    rather than for memory, a provider or the options."""
+    if type(exc).__name__ in ("InvalidProtobuf", "InvalidGraph", "NoSuchFile"):
+        return True
+    text = str(exc)
+    return type(exc).__name__ in ("InvalidArgument", "Fail") and (
+        "Load model" in text
+        or "is not a graph input" in text
+        or "Deserialize tensor" in text
+        or "No Op registered" in text
+        or "Protobuf parsing failed" in text
+    )
+
+
 def load_derived(
     source: Path,
     load: Callable[[Path], T],
@@ -159,9 +174,10 @@ def load_derived(
 ) -> T:
     """``load`` (an onnxruntime session, say) of the cached copy :func:`derived_graph` gives.
 
-    A cached copy ``load`` fails on (damaged inside: its inputs and outputs still read) is
-    removed and built again, once; if the fresh copy fails too, a RuntimeError names the cache
-    folder. A failure to load the plain graph (the cache could not be written) is raised as is.
+    A cached copy ``load`` fails on because the file is bad (damaged inside: its inputs and
+    outputs still read) is removed and built again, once; if the fresh copy fails too, a
+    RuntimeError names the cache folder. Other failures (memory, providers) and a failure to
+    load the plain graph (the cache could not be written) are raised as they are.
     """
 
     def derive() -> Path:
@@ -179,8 +195,8 @@ def load_derived(
     try:
         return load(path)
     except Exception as exc:
-        if path == source:
-            raise
+        if path == source or not _unreadable_graph(exc):
+            raise  # out of memory, a provider error...: not the copy's fault
         logger.warning(
             "onnxruntime cannot load the cached copy %s (%s): building it again", path, exc
         )
@@ -189,7 +205,7 @@ def load_derived(
     try:
         return load(path)
     except Exception as exc:
-        if path == source:
+        if path == source or not _unreadable_graph(exc):
             raise
         raise RuntimeError(
             f"onnxruntime cannot load {path.name}, the optimized copy of {source} in the cache "

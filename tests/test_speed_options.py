@@ -209,6 +209,34 @@ def test_a_copy_that_cannot_be_loaded_even_rebuilt_names_the_cache(
     assert str(builds[0].parent) in str(info.value) and "cache" in str(info.value)
 
 
+def test_a_load_failure_that_is_not_the_copys_fault_keeps_the_copy(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnx")
+    from clipclap_integrations import embedder as embedder_module
+    from clipclap_integrations import optimize
+
+    ClipClapEmbedder(tiny_model_dir, quantize="int8", optimized_dir=tmp_path).embed_text(["a"])
+    (copy,) = tmp_path.rglob("text_model.onnx")
+    before = copy.stat().st_mtime_ns
+    builds: list[object] = []
+    build = optimize._build
+    monkeypatch.setattr(optimize, "_build", lambda *a, **k: builds.append(a) or build(*a, **k))
+
+    class Fail(Exception):  # onnxruntime's class of that name, as it reports memory trouble
+        pass
+
+    def out_of_memory(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise Fail("[ONNXRuntimeError] : 1 : FAIL : Failed to allocate memory for requested buffer")
+
+    monkeypatch.setattr(embedder_module, "get_session", out_of_memory)
+    sessions_module = __import__("clipclap_integrations.sessions", fromlist=["clear_sessions"])
+    sessions_module.clear_sessions()
+    with pytest.raises(Fail, match="allocate memory"):  # the real error, not "the cache"
+        ClipClapEmbedder(tiny_model_dir, quantize="int8", optimized_dir=tmp_path).embed_text(["a"])
+    assert builds == [] and copy.stat().st_mtime_ns == before  # the good copy stays
+
+
 def test_an_unwritable_cache_falls_back_to_the_plain_graph(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
