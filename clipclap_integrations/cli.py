@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--revision", default=None, help="branch, tag or commit (default main)")
     p.add_argument("--cache-dir", default=None, help="Hub cache folder")
     p.add_argument("--force", action="store_true", help="download again even if cached")
+    p.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_false",
+        help="trust the cached files (default: check each against its hash, ~1 s per GB)",
+    )
 
     p = sub.add_parser(
         "info",
@@ -284,7 +290,11 @@ def cmd_download(args: argparse.Namespace) -> int:
         print(f"{model!r} is not a Hub repo id (owner/name), nor a local folder", file=sys.stderr)
         return 2
     result = download_model(
-        model, revision=args.revision, cache_dir=args.cache_dir, force_download=args.force
+        model,
+        revision=args.revision,
+        cache_dir=args.cache_dir,
+        force_download=args.force,
+        verify=args.verify,
     )
     if result.offline_reason:
         print(f"note: {result.offline_reason}; used the cached copy", file=sys.stderr)

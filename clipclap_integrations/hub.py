@@ -280,7 +280,7 @@ def download_model(
     force_download: bool = False,
     progress: bool = True,
     validate: bool = True,
-    verify: bool = True,
+    verify: bool = False,
 ) -> DownloadResult:
     """Fetch every file of a Hub model into the cache (what ``clipclap download`` runs).
 
@@ -290,10 +290,11 @@ def download_model(
     ``antflydb/clipclap``. With ``validate`` the result is checked like any model folder
     (``ModelFolderError`` lists what is wrong). Offline, only the cache is looked at.
 
-    With ``verify`` (the default) files already in the cache are read and checked against the
-    hash that names them (about 1 s per GB; huggingface_hub itself trusts its cache): damaged
-    ones are downloaded again, or, when the Hub cannot be asked, reported in a
-    ``ModelFolderError``.
+    With ``verify`` (``clipclap download`` sets it) files already in the cache are read and
+    checked against the hash that names them (about 1 s per GB; huggingface_hub itself trusts
+    its cache): damaged ones are downloaded again, or, when the Hub cannot be asked, reported
+    in a ``ModelFolderError``. Without it, damage that validation sees (a truncated weights
+    file, a graph that does not parse) still gets the damaged files fetched again.
 
     Raises ``ModelNotAvailableError`` when the model can be neither fetched nor found in the
     cache; its message says what to do.
@@ -466,7 +467,7 @@ def _cached_snapshot(
 def _missing_files(exc: BaseException) -> str:
     """What huggingface_hub's IncompleteSnapshotError says is missing ("2 file(s) are missing
     (a, b)"), or its whole message."""
-    found = re.search(r"\d+ file\(s\) (?:are|is) missing(?: \([^)]*\))?", str(exc))
+    found = re.search(r"\d+ file\(s\) (?:are|is) missing(?: \((?:[^()]|\([^()]*\))*\))?", str(exc))
     return found.group(0) if found else str(exc)
 
 
@@ -639,9 +640,7 @@ def _damaged_problem(
     names = sorted({name for name, _ in damaged})
     listed = ", ".join(names)
     revision = None if result.revision == DEFAULT_REVISION else result.revision
-    command = _download_command(
-        result.repo_id, revision, cache_dir, result.folder.parents[2], force=True
-    )
+    command = _download_command(result.repo_id, revision, cache_dir, result.folder.parents[2])
     return (
         f"the cached {'file' if len(names) == 1 else 'files'} {listed} "
         f"{'is' if len(names) == 1 else 'are'} damaged (content does not match the hash the "
@@ -654,15 +653,13 @@ def _download_command(
     revision: str | None,
     cache_dir: str | os.PathLike[str] | None,
     cache: Path,
-    *,
-    force: bool = False,
 ) -> str:
     command = f"clipclap download {repo_id}"
     if revision:
         command += f" --revision {revision}"
     if cache_dir is not None:
         command += f" --cache-dir {cache}"
-    return command + (" --force" if force else "")
+    return command
 
 
 def _snapshot_commit(folder: Path) -> str | None:

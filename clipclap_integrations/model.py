@@ -307,7 +307,7 @@ def _config_number(
             raise ValueError
         if number < least if integral else number <= 0:
             raise ValueError
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an int too large for a float
         need = f"a whole number of at least {least:g}" if integral else "a positive number"
         problems.append(f"clip_config.json has unusable {where} ({value!r}): it must be {need}")
         return None

@@ -391,14 +391,17 @@ def test_damaged_cached_file_is_downloaded_again(
     assert _same_files(snapshot, hub_models.main, ["text_model.onnx"]) == []
 
 
-def _cli_download(hub: StandinHub, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli_download(
+    hub: StandinHub, home: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``clipclap download ARGS`` in a child process using ``home`` and the stand-in Hub."""
+    extra = env or {}
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("HF_", "HUGGING", "CLIPCLAP_", "TRANSFORMERS_"))
     }
-    env.update(HF_HOME=str(home), HF_ENDPOINT=hub.url, HF_HUB_DISABLE_TELEMETRY="1")
+    env.update(HF_HOME=str(home), HF_ENDPOINT=hub.url, HF_HUB_DISABLE_TELEMETRY="1", **extra)
     return subprocess.run(
         [sys.executable, "-m", "clipclap_integrations", "download", *args],
         env=env,
@@ -414,7 +417,8 @@ def test_truncated_external_weights_in_the_cache(
     hub: StandinHub, hub_models: Models, vectors: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
     """A cut-short ``text_model.onnx.data`` blob: offline, a ModelFolderError naming it and
-    `clipclap download --force`; online, `clipclap download` fetches it again (only it)."""
+    `clipclap download` (not --force: only the damaged file needs fetching); online,
+    `clipclap download` fetches it again (only it)."""
     _ok(_run(hub, tmp_path, [{"download": True, "model": REPO}]).results[0])
     snapshot = _storage(tmp_path) / "snapshots" / hub.commit(REPO)
     need = (hub_models.main / DATA).stat().st_size
@@ -434,7 +438,7 @@ def test_truncated_external_weights_in_the_cache(
             message
         )
         assert f"the cached file {DATA} is damaged" in message
-        assert f"`clipclap download {REPO} --force`" in message
+        assert f"run `clipclap download {REPO}` with network access" in message
     assert offline.any_requests == 0
 
     mark = len(hub.requests)
@@ -465,12 +469,21 @@ def test_download_verifies_cached_files(
         f.seek(5000)
         f.write(bytes([byte[0] ^ 0xFF]))
 
-    offline = _run(
+    unchecked = _run(
         hub, tmp_path, [{"download": True, "model": REPO}], env={"HF_HUB_OFFLINE": "1"}
+    ).results[0]
+    assert "error" not in unchecked, unchecked  # the API trusts the cache unless asked
+    offline = _run(
+        hub,
+        tmp_path,
+        [{"download": True, "model": REPO, "kwargs": {"verify": True}}],
+        env={"HF_HUB_OFFLINE": "1"},
     ).results[0]
     assert offline["error"] == "ModelFolderError", offline
     assert f"the cached file {DATA} is damaged" in offline["message"]
-    assert "--force" in offline["message"]
+    assert f"run `clipclap download {REPO}` with network access" in offline["message"]
+    no_check = _cli_download(hub, tmp_path, REPO, "--no-verify", env={"HF_HUB_OFFLINE": "1"})
+    assert no_check.returncode == 0 and "checked against its hash" not in no_check.stdout
 
     mark = len(hub.requests)
     cli = _cli_download(hub, tmp_path, REPO)
@@ -812,3 +825,15 @@ def test_local_names(hub_models: Models, tmp_path: Path) -> None:
     result = DownloadResult(REPO, "main", "0" * 40, tmp_path, (ModelFile("a", 3),), False)
     folder, commit = result
     assert (folder, commit, result.total_size) == (tmp_path, "0" * 40, 3)
+
+
+def test_missing_files_keep_huggingface_hubs_whole_list() -> None:
+    from clipclap_integrations.hub import _missing_files
+
+    long = RuntimeError(
+        "Snapshot incomplete: 5 file(s) are missing (a.onnx, b.onnx, c.onnx, ... (2 more)). "
+        "Run again with network access."
+    )
+    assert _missing_files(long) == "5 file(s) are missing (a.onnx, b.onnx, c.onnx, ... (2 more))"
+    short = RuntimeError("1 file(s) is missing (tokenizer.json); more text")
+    assert _missing_files(short) == "1 file(s) is missing (tokenizer.json)"

@@ -108,6 +108,7 @@ def _timed(fn: Any, path: Path) -> float:
         ("audio_config", "sample_rate", None, "audio_config.sample_rate (None)"),
         ("audio_config", "sample_rate", "48k", "audio_config.sample_rate ('48k')"),
         ("audio_config", "sample_rate", 0, "audio_config.sample_rate (0)"),
+        ("audio_config", "sample_rate", 10**400, "audio_config.sample_rate (1000"),
         ("audio_config", "max_length_s", 0, "audio_config.max_length_s (0)"),
         ("audio_config", "max_length_s", -1.5, "audio_config.max_length_s (-1.5)"),
         ("audio_config", "max_length_s", [10], "audio_config.max_length_s ([10])"),
