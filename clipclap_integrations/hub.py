@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._callers import outside_stacklevel
 from .errors import ModelFolderError, ModelNotAvailableError
 from .model import ModelFolder, load_model_folder
 
@@ -55,7 +56,6 @@ _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _TRUE = ("1", "true", "yes", "on")
 
 logger = logging.getLogger(__name__)
-_PACKAGE = __name__.rpartition(".")[0] + "."
 
 
 class HubUnreachableWarning(UserWarning):
@@ -566,19 +566,9 @@ def _fallback(
             f"{reason}; using the cached copy of {repo_id}@{rev} (commit {result.commit}) "
             f"in {folder}"
         ),
-        stacklevel=_outside_stacklevel(),
+        stacklevel=outside_stacklevel(),
     )
     return result
-
-
-def _outside_stacklevel() -> int:
-    """The ``stacklevel`` that attributes a warning to the first caller outside this package."""
-    frame = sys._getframe(1)
-    level = 1
-    while frame is not None and frame.f_globals.get("__name__", "").startswith(_PACKAGE):
-        frame = frame.f_back  # type: ignore[assignment]
-        level += 1
-    return level
 
 
 def _result(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import denormals
+from ._callers import outside_stacklevel
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -189,21 +190,20 @@ def _warn(notes: _ProviderNotes, warned: set[str] | None) -> None:
             warned.update(missing + dropped)
     if not missing and not dropped:
         return
-    from .hub import _outside_stacklevel
 
     if missing:
         warnings.warn(
             f"onnxruntime here cannot use {', '.join(missing)} (available: "
             f"{', '.join(sorted(notes.available))}); continuing without it",
             RuntimeWarning,
-            stacklevel=_outside_stacklevel(),
+            stacklevel=outside_stacklevel(),
         )
     if dropped:
         warnings.warn(
             f"onnxruntime dropped the requested provider(s) {', '.join(dropped)} for "
             f"{notes.graph} (it runs on {', '.join(notes.used)})",
             RuntimeWarning,
-            stacklevel=_outside_stacklevel(),
+            stacklevel=outside_stacklevel(),
         )
 
 
