@@ -27,6 +27,8 @@ vector = ClipClapEmbedder(sys.argv[1]).embed_text(["a dog barking in the rain"])
 assert vector.shape == (1, 512)
 sys.stdout.write("vector\\n")
 sys.stdout.flush()
+with open("/proc/self/status", encoding="ascii") as status:  # this process's own peak RSS
+    sys.stdout.write(next(l for l in status if l.startswith("VmHWM:")))
 """
 
 
@@ -252,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         result = soak(args.cache, args.modality, args.total, args.every)
     else:
         result = breakdown(args.cache, args.reps)
+    result["hwm_mb"] = hwm_mb()  # this process's own peak RSS (see run._peak)
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 

@@ -63,6 +63,18 @@ def _reap(proc: subprocess.Popen[Any]) -> float:
     return usage.ru_maxrss / 1024  # KiB on Linux
 
 
+def _peak(wait4_mb: float, hwm_mb: Any) -> float:
+    """A child's peak RSS: its own ``VmHWM`` when it reported one, else wait4's figure.
+
+    wait4's ``ru_maxrss`` also counts the address space the child had before ``exec``, a copy
+    of this runner's (Linux keeps its high-water mark across exec), so once the runner has
+    grown (it generated the inputs in this run) every child would report at least the
+    runner's size. ``VmHWM`` is the high-water mark of the child's own address space."""
+    if isinstance(hwm_mb, int | float) and hwm_mb == hwm_mb and hwm_mb > 0:
+        return float(hwm_mb)
+    return wait4_mb
+
+
 class WorkerProcess:
     """A ``benchmarks.worker`` subprocess speaking JSON lines."""
 
@@ -96,11 +108,12 @@ class WorkerProcess:
         return reply
 
     def quit(self) -> None:
+        reply: dict[str, Any] = {}
         with contextlib.suppress(RuntimeError, BrokenPipeError, OSError):
-            self.ask(op="quit")
+            reply = self.ask(op="quit")
         if self.proc.stdin:
             self.proc.stdin.close()
-        self.peak_rss_mb = _reap(self.proc)
+        self.peak_rss_mb = _peak(_reap(self.proc), reply.get("hwm_mb"))
         self._log.close()
 
 
@@ -119,7 +132,8 @@ def _probe(args: Sequence[str], log: Path) -> tuple[dict[str, Any], float]:
         peak = _reap(proc)
     if proc.returncode != 0:
         raise RuntimeError(f"probe {args[0]} failed (exit {proc.returncode}); see {log}")
-    return json.loads(out.decode().strip().splitlines()[-1]), peak
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result, _peak(peak, result.get("hwm_mb"))
 
 
 # --------------------------------------------------------------------------- throughput
@@ -289,8 +303,10 @@ def cold_start(model: Path, runs: int) -> dict[str, Any]:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         elapsed = time.perf_counter() - t0
+        hwm = proc.stdout.read().split()  # b"VmHWM: <kB> kB"
         proc.stdout.close()
-        peaks.append(_reap(proc))
+        own = int(hwm[1]) / 1024 if len(hwm) >= 2 and hwm[1].isdigit() else None
+        peaks.append(_peak(_reap(proc), own))
         if line.strip() != b"vector":
             raise RuntimeError("the cold-start process did not produce a vector")
         times.append(elapsed)
@@ -383,7 +399,7 @@ def render(report: dict[str, Any], rows: list[Row], names: list[str]) -> str:
     mem = report.get("memory")
     if mem:
         lines.append("")
-        lines.append("Peak RSS (MB, measured outside the process with wait4)")
+        lines.append("Peak RSS (MB, each process's own high-water mark, VmHWM)")
         for k, v in mem.items():
             lines.append(f"  ours, {k:<34}{v['peak_rss_mb']:>8.0f}")
         for k, v in report.get("peak_rss_workers", {}).items():

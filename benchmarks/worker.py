@@ -25,10 +25,10 @@ from benchmarks.contenders import Contender, Runner, Workload, make_contender, s
 from benchmarks.data import ensure_inputs
 
 
-def _rss_mb() -> float:
+def _rss_mb(field: str = "VmRSS") -> float:
     with open("/proc/self/status", encoding="ascii") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -71,7 +71,7 @@ class Worker:
             _, seconds, cpu = _timed(self.runner)
             return {"ok": True, "seconds": seconds, "cpu_s": cpu, "items": self.items}
         if op == "quit":
-            return {"ok": True, "rss_mb": _rss_mb()}
+            return {"ok": True, "rss_mb": _rss_mb(), "hwm_mb": _rss_mb("VmHWM")}
         raise ValueError(f"unknown op {op!r}")
 
 
