@@ -216,28 +216,18 @@ def _create(path: Path, config: SessionConfig) -> tuple[ort.InferenceSession, _P
         _provider_name(p) for p in config.providers or () if _provider_name(p) not in available
     )
     logger.debug("creating onnxruntime session for %s", path)
-    cpu = [p for p in providers or () if _provider_name(p) == _CPU] or [_CPU]
-    key = tuple(_provider_name(p) for p in providers or ())
-    fell_back = _FELL_BACK.get(key)
-    if fell_back is not None:  # known: this list ends on the CPU; ask for that directly
-        session = _new(path, config, cpu)
-        return session, _ProviderNotes(path.name, missing, fell_back, available, (_CPU,))
     session = _new(path, config, providers)
     used = tuple(session.get_providers())
     dropped = tuple(_provider_name(p) for p in providers or () if _provider_name(p) not in used)
     if not _cpu_only(providers) and _cpu_only(used) and denormals.supported():
-        # onnxruntime fell back to the CPU (a provider that failed to load): created again
-        # for the CPU alone, for its pool threads to flush too (options are fixed at
-        # creation); the first session goes first (peak memory), and later graphs of this
-        # process go straight to the CPU.
-        _FELL_BACK[key] = dropped
+        # onnxruntime fell back to the CPU (a provider that failed to load, or failed on this
+        # graph): created again for the CPU alone, for its pool threads to flush too (options
+        # are fixed at creation); the first session goes first, for peak memory. Not
+        # remembered across graphs: a fallback can be one graph's (GPU memory, say).
+        cpu = [p for p in providers or () if _provider_name(p) == _CPU] or [_CPU]
         del session
         session = _new(path, config, cpu)
     return session, _ProviderNotes(path.name, missing, dropped, available, used)
-
-
-_FELL_BACK: dict[tuple[str, ...], tuple[str, ...]] = {}
-"""Provider lists that onnxruntime turned into the CPU alone in this process -> the dropped."""
 
 
 def _new(
@@ -264,4 +254,3 @@ def clear_sessions() -> None:
         _sessions.clear()
         _notes.clear()
         _locks.clear()
-        _FELL_BACK.clear()
