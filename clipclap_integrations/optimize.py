@@ -150,15 +150,22 @@ def derived_graph(
 def _unreadable_graph(exc: BaseException) -> bool:
     """Whether onnxruntime failed because the graph file itself is bad (truncated, damaged),
     rather than for memory, a provider or the options."""
-    if type(exc).__name__ in ("InvalidProtobuf", "InvalidGraph", "NoSuchFile"):
-        return True
-    text = str(exc)
-    return type(exc).__name__ in ("InvalidArgument", "Fail") and (
-        "Load model" in text
-        or "is not a graph input" in text
-        or "Deserialize tensor" in text
-        or "No Op registered" in text
-        or "Protobuf parsing failed" in text
+    name, text = type(exc).__name__, str(exc)
+    if "bad_alloc" in text or "allocate" in text or "memory" in text.lower():
+        return False
+    if name in ("InvalidProtobuf", "InvalidGraph", "NoSuchFile", "UnicodeDecodeError"):
+        return True  # UnicodeDecodeError: a damaged name or op type in onnxruntime's message
+    return name in ("InvalidArgument", "Fail") and any(
+        marker in text
+        for marker in (
+            "Load model",
+            "is not a graph input",
+            "Deserialize tensor",
+            "No Op registered",
+            "Protobuf parsing failed",
+            "ShapeInferenceError",
+            "TypeInferenceError",
+        )
     )
 
 
@@ -174,10 +181,11 @@ def load_derived(
 ) -> T:
     """``load`` (an onnxruntime session, say) of the cached copy :func:`derived_graph` gives.
 
-    A cached copy ``load`` fails on because the file is bad (damaged inside: its inputs and
-    outputs still read) is removed and built again, once; if the fresh copy fails too, a
-    RuntimeError names the cache folder. Other failures (memory, providers) and a failure to
-    load the plain graph (the cache could not be written) are raised as they are.
+    A cached copy ``load`` fails on because the file is bad (its bytes no longer match the
+    hash recorded at build time: damaged inside, its inputs and outputs still read) is removed
+    and built again, once; if the fresh copy fails too, a RuntimeError names the cache folder.
+    Other failures (memory, providers) and a failure to load the plain graph (the cache could
+    not be written) are raised as they are.
     """
 
     def derive() -> Path:
@@ -195,7 +203,7 @@ def load_derived(
     try:
         return load(path)
     except Exception as exc:
-        if path == source or not _unreadable_graph(exc):
+        if path == source or not _damaged(path, exc):
             raise  # out of memory, a provider error...: not the copy's fault
         logger.warning(
             "onnxruntime cannot load the cached copy %s (%s): building it again", path, exc
@@ -205,7 +213,7 @@ def load_derived(
     try:
         return load(path)
     except Exception as exc:
-        if path == source or not _unreadable_graph(exc):
+        if path == source or not _damaged(path, exc):
             raise
         raise RuntimeError(
             f"onnxruntime cannot load {path.name}, the optimized copy of {source} in the cache "
@@ -277,9 +285,39 @@ def _build(
             return source
         if any(Path(tmp).glob("*.data")):
             raise RuntimeError("optimized copies over 2 GB (external data) are not supported")
+        digest = _sha256(current)
         os.replace(current, target)
     (folder / "identity.json").write_text(json.dumps(identity, indent=1), encoding="utf-8")
+    _digest_file(target).write_text(digest, encoding="ascii")
     return target
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _digest_file(target: Path) -> Path:
+    return target.with_name(target.name + ".sha256")
+
+
+def _damaged(path: Path, exc: BaseException) -> bool:
+    """Whether the cached copy ``path`` that failed to load is itself bad: its bytes no longer
+    match the hash recorded when it was built. Copies from before hashes were recorded are
+    judged by onnxruntime's message (a graph that does not parse), never for memory."""
+    try:
+        recorded = _digest_file(path).read_text(encoding="ascii").strip()
+    except OSError:
+        recorded = ""
+    if recorded:
+        try:
+            return _sha256(path) != recorded
+        except OSError:
+            return True
+    return _unreadable_graph(exc)
 
 
 def _require_onnx() -> None:

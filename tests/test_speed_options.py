@@ -237,6 +237,52 @@ def test_a_load_failure_that_is_not_the_copys_fault_keeps_the_copy(
     assert builds == [] and copy.stat().st_mtime_ns == before  # the good copy stays
 
 
+@pytest.mark.parametrize(
+    ("name", "message", "damaged"),
+    [
+        (
+            "InvalidProtobuf",
+            "INVALID_PROTOBUF : Load model from m.onnx failed:Protobuf parsing",
+            True,
+        ),
+        (
+            "InvalidGraph",
+            "INVALID_GRAPH : Load model from m.onnx failed:This is an invalid model",
+            True,
+        ),
+        ("UnicodeDecodeError", "'utf-8' codec can't decode byte 0xff", True),
+        (
+            "Fail",
+            "FAIL : Node (Reshape_2) Op (Reshape) [ShapeInferenceError] Invalid dimension",
+            True,
+        ),
+        ("Fail", "FAIL : Load model from m.onnx failed:std::bad_alloc", False),
+        ("Fail", "FAIL : Failed to allocate memory for requested buffer of size 1024", False),
+        ("EPFail", "CUDA failure 2: out of memory", False),
+    ],
+)
+def test_which_load_failures_mean_a_bad_copy_without_a_recorded_hash(
+    name: str, message: str, damaged: bool
+) -> None:
+    from clipclap_integrations.optimize import _unreadable_graph
+
+    assert _unreadable_graph(type(name, (Exception,), {})(message)) is damaged
+
+
+def test_a_copy_whose_hash_still_matches_is_not_blamed(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("onnx")
+    from clipclap_integrations.optimize import _damaged
+
+    ClipClapEmbedder(tiny_model_dir, quantize="int8", optimized_dir=tmp_path).embed_text(["a"])
+    (copy,) = tmp_path.rglob("text_model.onnx")
+    parse_error = type("InvalidProtobuf", (Exception,), {})("Protobuf parsing failed")
+    assert not _damaged(copy, parse_error)  # intact bytes: whatever onnxruntime said
+    _damage_a_node(copy)
+    assert _damaged(copy, RuntimeError("anything"))  # changed bytes: whatever it said
+
+
 def test_an_unwritable_cache_falls_back_to_the_plain_graph(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
