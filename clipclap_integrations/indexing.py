@@ -28,6 +28,7 @@ import numpy as np
 from .chunking import chunk_text
 from .embedder import ClipClapEmbedder
 from .errors import ClipClapInputError
+from .model import content_sha256
 from .sniff import modality_of_extension, sniff_bytes
 from .types import Modality
 
@@ -138,14 +139,6 @@ def walk(
                     path = Path(dirpath) / name
                     real = path.resolve()
                     yield real if real.exists() else path.absolute()  # a dangling link: itself
-
-
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _is_under(path: str, folder: str) -> bool:
@@ -290,7 +283,7 @@ class FolderIndexer:
             try:
                 kind = file_kind(path)
                 if kind is not None:
-                    content_hash = file_hash(path)
+                    content_hash = content_sha256(path)
             except OSError as exc:
                 seen.add(source)  # unreadable now, maybe not for long: its records stay
                 report.failed.append((source, f"cannot read ({exc.strerror or exc})"))

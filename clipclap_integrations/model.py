@@ -198,13 +198,18 @@ def file_sha256(path: Path) -> str:
     key = (str(real), st.st_size, st.st_mtime_ns, st.st_ino)
     found = _file_hashes.get(key)
     if found is None:
-        h = hashlib.sha256()
-        with open(real, "rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
-        found = h.hexdigest()
+        found = content_sha256(real)
         _file_hashes[key] = found
     return found
+
+
+def content_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file's content, read now (no cache), 1 MB at a time."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _folder_key(path: Path) -> tuple[Any, ...]:

@@ -35,6 +35,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from .model import content_sha256
+
 logger = logging.getLogger(__name__)
 
 OptimizeOption = Literal["fusions"]
@@ -285,19 +287,11 @@ def _build(
             return source
         if any(Path(tmp).glob("*.data")):
             raise RuntimeError("optimized copies over 2 GB (external data) are not supported")
-        digest = _sha256(current)
+        digest = content_sha256(current)
         os.replace(current, target)
     (folder / "identity.json").write_text(json.dumps(identity, indent=1), encoding="utf-8")
     _digest_file(target).write_text(digest, encoding="ascii")
     return target
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _digest_file(target: Path) -> Path:
@@ -314,7 +308,7 @@ def _damaged(path: Path, exc: BaseException) -> bool:
         recorded = ""
     if recorded:
         try:
-            return _sha256(path) != recorded
+            return content_sha256(path) != recorded
         except OSError:
             return True
     return _unreadable_graph(exc)
