@@ -95,10 +95,11 @@ def _split_words(
     max_tokens: int,
     token_offsets: TokenOffsets | None = None,
 ) -> list[tuple[int, int]]:
+    spans = [(a + m.start(), a + m.end()) for m in _WORD.finditer(text[a:b])]
+    counts = count_tokens([text[wa:wb] for wa, wb in spans]) if spans else []
     words: list[tuple[int, int]] = []
-    for m in _WORD.finditer(text[a:b]):
-        wa, wb = a + m.start(), a + m.end()
-        if count_tokens([text[wa:wb]])[0] <= max_tokens:
+    for (wa, wb), n in zip(spans, counts, strict=True):
+        if n <= max_tokens:
             words.append((wa, wb))
         else:
             words.extend(_cut_word(text, wa, wb, count_tokens, max_tokens, token_offsets))
