@@ -48,6 +48,7 @@ from typing import Any, cast
 import numpy as np
 
 from ._checks import is_finite_number, is_int
+from ._write_batches import batch_limit, max_batch_size
 from .errors import ClipClapInputError, missing_extra
 
 try:
@@ -934,11 +935,6 @@ def _expect_async(collection: Any, helper: str, expected: bool) -> None:
     )
 
 
-def _batch_limit(size: Any) -> int | None:
-    """The client's largest write if it reports a usable one (else: all at once)."""
-    return size if isinstance(size, int) and size > 0 else None
-
-
 def _write_media(
     method: str,
     collection: Any,
@@ -949,7 +945,7 @@ def _write_media(
 ) -> list[str]:
     _expect_async(collection, f"{method}_media", expected=False)
     plan = _plan_media_write(
-        collection, sources, ids, metadatas, embedding_function, _max_batch_size(collection)
+        collection, sources, ids, metadatas, embedding_function, max_batch_size(collection)
     )
     for batch in plan.batches:
         getattr(collection, method)(**batch)
@@ -966,7 +962,7 @@ async def _awrite_media(
 ) -> list[str]:
     _expect_async(collection, f"{method}_media", expected=True)
     try:
-        max_batch = _batch_limit(await collection._client.get_max_batch_size())
+        max_batch = batch_limit(await collection._client.get_max_batch_size())
     except Exception:  # another client type: write everything at once
         max_batch = None
     plan = await asyncio.to_thread(  # embedding is CPU work: off the event loop
@@ -981,14 +977,6 @@ async def _awrite_media(
     for batch in plan.batches:
         await getattr(collection, method)(**batch)
     return plan.ids
-
-
-def _max_batch_size(collection: Any) -> int | None:
-    """The most records the client takes in one write (Chroma refuses larger batches)."""
-    try:
-        return _batch_limit(collection._client.get_max_batch_size())
-    except Exception:  # another client type: write everything at once
-        return None
 
 
 def add_media(

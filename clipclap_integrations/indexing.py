@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ._write_batches import max_batch_size
 from .chunking import chunk_text
 from .embedder import ClipClapEmbedder
 from .errors import ClipClapInputError
@@ -155,19 +156,6 @@ def _storable(text: str) -> bool:
     return True
 
 
-def _max_batch_size(collection: Any) -> int | None:
-    """The most records the collection's client takes in one write; None if it cannot say.
-
-    Chroma's clients expose ``get_max_batch_size()``; a collection reaches its client only
-    through ``_client``.
-    """
-    try:
-        size = collection._client.get_max_batch_size()
-    except Exception:  # another collection type: write everything at once
-        return None
-    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
-
-
 def _stored_window(meta: Mapping[str, Any]) -> float | None:
     """The window length an audio record was made with. Records from before it was stored
     have none: a window record tells it by its length (windows are all full)."""
@@ -227,7 +215,7 @@ class FolderIndexer:
         self.window_s = window_s
         self.batch_files = max(1, batch_files)
         self.progress = progress or (lambda n: None)
-        self.max_batch = _max_batch_size(collection)
+        self.max_batch = max_batch_size(collection)
 
     # -- state already in the collection ---------------------------------------------------
     def _existing(self) -> dict[str, dict[str, Any]]:
