@@ -46,10 +46,14 @@ class GraphSignature:
 
     inputs: tuple[TensorSignature, ...]
     outputs: tuple[TensorSignature, ...]
-    external_files: tuple[str, ...] = ()  # files holding weights stored as external data
-    # (file, bytes it must hold at least): the furthest offset + length the graph's external
-    # initializers reference in each external file
+    # (file, bytes it must hold at least) for each file holding weights stored as external
+    # data: the furthest offset + length the graph's initializers reference in it
     external_extents: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def external_files(self) -> tuple[str, ...]:
+        """The files holding weights stored as external data."""
+        return tuple(location for location, _ in self.external_extents)
 
     def input(self, name: str) -> TensorSignature | None:
         return next((t for t in self.inputs if t.name == name), None)
@@ -185,7 +189,6 @@ def read_signature(path: str | os.PathLike[str]) -> GraphSignature:
     return GraphSignature(
         tuple(t for t in inputs if t.name not in initializers),
         tuple(outputs),
-        tuple(sorted(external)),
         tuple(sorted(external.items())),
     )
 
