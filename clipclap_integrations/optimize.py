@@ -12,10 +12,11 @@ untouched. Only the three encoders are rewritten: the projections are tiny. Copi
 and the onnxruntime version; the cache is ``$CLIPCLAP_CACHE``, else
 ``$XDG_CACHE_HOME/clipclap-integrations``, else ``~/.cache/clipclap-integrations``. Building
 needs the ``onnx`` package; concurrent builders are safe (each writes a temporary file and
-renames it into place; in one process builds take turns). A cached copy that onnxruntime cannot
-read or load (truncated, or damaged inside) is removed and built again, once: if the fresh
-copy cannot be loaded either, a RuntimeError names the cache folder. A cache folder that cannot
-be written falls back to the plain graph, with a warning.
+renames it into place; in one process builds take turns). A cached copy that cannot be read,
+or that fails to load because its bytes no longer match the SHA-256 recorded when it was built,
+is removed and built again, once: if the fresh copy cannot be loaded either, a RuntimeError
+names the cache folder; other load failures (memory, providers) are raised as they are. A
+cache folder that cannot be written falls back to the plain graph, with a warning.
 """
 
 from __future__ import annotations
