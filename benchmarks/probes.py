@@ -146,8 +146,8 @@ def breakdown(cache: Path, reps: int) -> dict[str, Any]:
     from PIL import Image
 
     from clipclap_integrations import ClipClapEmbedder
-    from clipclap_integrations.audio import decode_audio, to_mono
-    from clipclap_integrations.image import to_rgb
+    from clipclap_integrations.media.audio import decode_audio, to_mono
+    from clipclap_integrations.media.image import to_rgb
 
     inputs = _inputs(cache)
     exact = ClipClapEmbedder(inputs.model)
@@ -230,7 +230,7 @@ def _upright(image: Any) -> Any:
 
 
 def _audio_total(apre: Any, path: Path) -> np.ndarray:
-    from clipclap_integrations.audio import decode_audio, to_mono
+    from clipclap_integrations.media.audio import decode_audio, to_mono
 
     samples, rate = decode_audio(path)
     return apre(apre.windows(apre.prepare(to_mono(samples), rate), "mean"))

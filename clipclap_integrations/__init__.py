@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .embedder import ClipClapEmbedder
 from .errors import ClipClapError, ClipClapInputError, ModelFolderError, ModelNotAvailableError
-from .hub import DEFAULT_MODEL, HubUnreachableWarning
+from .runtime.hub import DEFAULT_MODEL, HubUnreachableWarning
 from .types import Audio, AudioSegments, Image, Modality, Text
 
 __version__ = "0.1.0"

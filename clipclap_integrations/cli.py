@@ -200,7 +200,7 @@ def _stored_model_config(
     """The embedding-function config stored with the collection (its model, the revision
     that made its vectors, its options), or None when it stores none or (with ``create``)
     does not exist yet."""
-    from .chroma import _stored_config
+    from .chroma.embedding_function import _stored_config
 
     try:
         existing = client.get_collection(args.collection, embedding_function=None)
@@ -217,7 +217,7 @@ def _stored_model_config(
 def _open(args: argparse.Namespace, *, create: bool) -> tuple[Any, Any]:
     """The embedder and the collection. Without --model or $CLIPCLAP_MODEL the model is the
     one recorded in an existing collection, as Chroma's get_collection would rebuild it."""
-    from .chroma import ClipClapEmbeddingFunction
+    from .chroma.embedding_function import ClipClapEmbeddingFunction
 
     client = _client(args, create=create)
     stored = None
@@ -280,7 +280,7 @@ def _progress(total: int, desc: str) -> Any:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from .hub import download_model, is_repo_id
+    from .runtime.hub import download_model, is_repo_id
 
     model = args.model  # None: $CLIPCLAP_MODEL if that is a repo id, else antflydb/clipclap
     if model and Path(model).expanduser().is_dir():
@@ -312,7 +312,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     import onnxruntime as ort
 
-    from .model import GRAPHS
+    from .runtime.model import GRAPHS
     from .types import Modality
 
     e = _embedder(args)
@@ -335,7 +335,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .inputs import classify_all, resolve_remote
+    from .inputs.classify import classify_all, resolve_remote
     from .types import Audio, Image, Modality
 
     e = _embedder(args)
@@ -372,7 +372,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from .indexing import DatabaseGoneError, FolderIndexer, walk
+    from .chroma.indexer import DatabaseGoneError, FolderIndexer, walk
 
     e, collection = _open(args, create=True)
     total = sum(1 for _ in walk(args.paths))
@@ -423,7 +423,7 @@ def _where(meta: dict[str, Any]) -> str:
 def _query_problem(query: str) -> str | None:
     """Why a query that looks like a path to a media file cannot be one (missing, a folder),
     or None. Searching such a string as text would quietly rank against a typo."""
-    from .sniff import modality_of_extension
+    from .inputs.sniff import modality_of_extension
 
     q = query.strip()
     if not q or "\n" in q or "\0" in q or len(q) > 4096 or ":" in q.split("/")[0]:

@@ -12,27 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import is_finite_number, is_int
-from .audio import (
-    DEFAULT_MAX_SECONDS,
-    LONG_AUDIO_POLICIES,
-    AudioPreprocessor,
-    LongAudioPolicy,
-    check_waveform,
-    decode_audio,
-    duration_windows,
-    to_mono,
-)
+from .checks import is_finite_number, is_int
 from .errors import ClipClapInputError
-from .hub import resolve_model
-from .image import (
-    DEFAULT_MAX_PIXELS,
-    ImagePreprocessor,
-    check_image_size,
-    image_from_array,
-    open_image,
-)
-from .inputs import (
+from .inputs.classify import (
     URLS_PER_FETCH,
     InputOptions,
     Item,
@@ -47,18 +29,36 @@ from .inputs import (
     is_remote,
     resolve_remote,
 )
-from .model import GRAPHS, ModelFolder
-from .optimize import (
+from .media.audio import (
+    DEFAULT_MAX_SECONDS,
+    LONG_AUDIO_POLICIES,
+    AudioPreprocessor,
+    LongAudioPolicy,
+    check_waveform,
+    decode_audio,
+    duration_windows,
+    to_mono,
+)
+from .media.image import (
+    DEFAULT_MAX_PIXELS,
+    ImagePreprocessor,
+    check_image_size,
+    image_from_array,
+    open_image,
+)
+from .media.text import TextPreprocessor
+from .runtime.hub import resolve_model
+from .runtime.model import GRAPHS, ModelFolder
+from .runtime.optimize import (
     OptimizeOption,
     QuantizeOption,
     applies_to,
     check_options,
     load_derived,
 )
-from .prefetch import Prefetch
-from .sessions import ProviderSpec, SessionConfig, get_session, normalize_providers
-from .sessions import run as run_session
-from .text import TextPreprocessor
+from .runtime.prefetch import Prefetch
+from .runtime.sessions import ProviderSpec, SessionConfig, get_session, normalize_providers
+from .runtime.sessions import run as run_session
 from .types import AudioSegments, Modality
 
 # The audio encoder needs ~40 MB of activations per 10 s window and runs as fast 8 windows at a

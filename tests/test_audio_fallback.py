@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from clipclap_integrations import ClipClapEmbedder, ClipClapInputError
-from clipclap_integrations.audio import decode_audio
+from clipclap_integrations.media.audio import decode_audio
 
 STAND_IN = """#!{python}
 import struct, sys

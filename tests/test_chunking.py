@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from clipclap_integrations.chunking import Chunk, chunk_text
-from clipclap_integrations.text import TextPreprocessor
+from clipclap_integrations.media.chunking import Chunk, chunk_text
+from clipclap_integrations.media.text import TextPreprocessor
 
 BUDGET = 75
 

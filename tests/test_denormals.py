@@ -15,8 +15,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from clipclap_integrations import ClipClapEmbedder, denormals, sessions
-from clipclap_integrations.sessions import SessionConfig, get_session, run, session_options
+from clipclap_integrations import ClipClapEmbedder
+from clipclap_integrations.runtime import denormals, sessions
+from clipclap_integrations.runtime.sessions import SessionConfig, get_session, run, session_options
 
 needs_support = pytest.mark.skipif(
     not denormals.supported(), reason="flush flags are set only on 64-bit x86 Linux"

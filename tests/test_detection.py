@@ -35,7 +35,7 @@ from clipclap_integrations import (
     Modality,
     Text,
 )
-from clipclap_integrations.sniff import sniff_bytes
+from clipclap_integrations.inputs.sniff import sniff_bytes
 
 T, IMG, A = Modality.TEXT, Modality.IMAGE, Modality.AUDIO
 

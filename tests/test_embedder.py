@@ -21,7 +21,7 @@ from clipclap_integrations import (
     ModelFolderError,
     Text,
 )
-from clipclap_integrations import sessions as sessions_module
+from clipclap_integrations.runtime import sessions as sessions_module
 
 
 def _run_python(code: str) -> str:
@@ -47,7 +47,7 @@ def test_text_only_process_loads_only_text_graphs(tiny_model_dir: Path) -> None:
     out = _run_python(
         f"""
         from clipclap_integrations import ClipClapEmbedder
-        from clipclap_integrations.sessions import loaded_graphs
+        from clipclap_integrations.runtime.sessions import loaded_graphs
         import sys
         e = ClipClapEmbedder({str(tiny_model_dir)!r})
         assert loaded_graphs() == [], "construction must not load a session"
@@ -254,7 +254,7 @@ def test_audio_segments_cover_the_recording(tiny_model_dir: Path, media_dir: Pat
     ],
 )
 def test_window_bounds(n: int, window: int, hop: int, bounds: list[tuple[int, int]]) -> None:
-    from clipclap_integrations.audio import window_bounds
+    from clipclap_integrations.media.audio import window_bounds
 
     assert window_bounds(n, window, hop) == bounds
 
@@ -277,7 +277,7 @@ def test_ten_seconds_at_44k1_is_one_window(tiny_model_dir: Path, tmp_path: Path)
 def test_model_digest_follows_the_content_not_the_place(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    from clipclap_integrations.model import load_model_folder
+    from clipclap_integrations.runtime.model import load_model_folder
 
     digest = load_model_folder(tiny_model_dir).digest
     moved = shutil.copytree(tiny_model_dir, tmp_path / "moved")

@@ -15,7 +15,7 @@ from clipclap_integrations.errors import (
     ModelFolderError,
     ModelNotAvailableError,
 )
-from clipclap_integrations.onnx_signature import OnnxFormatError
+from clipclap_integrations.runtime.onnx_signature import OnnxFormatError
 
 CASES = [
     (ClipClapInputError("bad", index=3, item="'x.png'"), "input 3 ('x.png'): bad"),

@@ -34,7 +34,7 @@ from inputs_media import (
 
 from clipclap_integrations import Audio, ClipClapEmbedder, ClipClapInputError, Image
 from clipclap_integrations import embedder as embedder_module
-from clipclap_integrations.image import open_image
+from clipclap_integrations.media.image import open_image
 
 FAST_S = 2.0  # "within seconds": every hostile case here is refused or embedded faster
 
@@ -162,7 +162,7 @@ def test_header_bomb_under_no_limit_allocates_nothing(tmp_path: Path) -> None:
     result = _isolated(
         """
         from inputs_media import png_header_only, jpeg_claiming
-        from clipclap_integrations.image import open_image
+        from clipclap_integrations.media.image import open_image
         from clipclap_integrations.errors import ClipClapInputError
         for data in (png_header_only(20_000, 20_000), png_header_only(40_000, 40_000, 6)):
             try:
@@ -273,7 +273,7 @@ def test_wav_claiming_gigabytes_allocates_little(tmp_path: Path) -> None:
     result = _isolated(
         """
         from inputs_media import wav_claiming, flac_claiming
-        from clipclap_integrations.audio import decode_audio
+        from clipclap_integrations.media.audio import decode_audio
         from clipclap_integrations.errors import ClipClapInputError
         wave, rate = decode_audio(wav_claiming(0xFFFFFF00, channels=2), target_rate=48000)
         result["frames"] = wave.shape[1]
@@ -552,7 +552,7 @@ def test_jpeg_too_small_for_its_header_is_refused_before_decoding(embedder, prog
 
 
 def test_mpeg_check_rejects_junk_and_accepts_real_streams() -> None:
-    from clipclap_integrations.sniff import mpeg_stream_problem
+    from clipclap_integrations.inputs.sniff import mpeg_stream_problem
 
     def problem(data: bytes) -> str | None:
         return mpeg_stream_problem(lambda at, n: data[at : at + n], len(data))

@@ -30,8 +30,8 @@ import numpy as np
 import pytest
 
 from clipclap_integrations import ClipClapEmbedder, ModelFolderError
-from clipclap_integrations.hub import DownloadResult, ModelFile, is_repo_id, resolve_model
-from clipclap_integrations.model import load_model_folder
+from clipclap_integrations.runtime.hub import DownloadResult, ModelFile, is_repo_id, resolve_model
+from clipclap_integrations.runtime.model import load_model_folder
 from clipclap_integrations.testing.standin_hub import StandinHub
 
 REPO = "antflydb/clipclap"
@@ -122,7 +122,7 @@ for step in json.loads(sys.argv[1]):
         warnings.simplefilter("always")
         try:
             if step.get("download"):
-                from clipclap_integrations.hub import download_model
+                from clipclap_integrations.runtime.hub import download_model
                 r = download_model(step.get("model"), **step.get("kwargs", {}))
                 out.update(folder=str(r.folder), commit=r.commit, downloaded=r.downloaded,
                            offline_reason=r.offline_reason,
@@ -828,7 +828,7 @@ def test_local_names(hub_models: Models, tmp_path: Path) -> None:
 
 
 def test_missing_files_keep_huggingface_hubs_whole_list() -> None:
-    from clipclap_integrations.hub import _missing_files
+    from clipclap_integrations.runtime.hub import _missing_files
 
     long = RuntimeError(
         "Snapshot incomplete: 5 file(s) are missing (a.onnx, b.onnx, c.onnx, ... (2 more)). "

@@ -11,10 +11,10 @@ import pytest
 import soundfile
 
 from clipclap_integrations import ClipClapEmbedder
-from clipclap_integrations.chunking import chunk_text
+from clipclap_integrations.media.chunking import chunk_text
 
 chromadb = pytest.importorskip("chromadb")
-from clipclap_integrations.indexing import DatabaseGoneError, FolderIndexer  # noqa: E402
+from clipclap_integrations.chroma.indexer import DatabaseGoneError, FolderIndexer  # noqa: E402
 
 STORY = (
     "The harbour woke before dawn. Fishing boats slid out past the breakwater, their engines "

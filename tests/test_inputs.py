@@ -22,8 +22,8 @@ from clipclap_integrations import (
     Modality,
     Text,
 )
-from clipclap_integrations.audio import decode_audio, resample, to_mono
-from clipclap_integrations.inputs import InputOptions, classify, parse_data_uri
+from clipclap_integrations.inputs.classify import InputOptions, classify, parse_data_uri
+from clipclap_integrations.media.audio import decode_audio, resample, to_mono
 
 ATOL = 1e-6
 PROPERTY = settings(
@@ -488,7 +488,7 @@ def test_allow_local_files_false_never_reads_the_disk(
     assert opened.detect(str(png)) is Modality.IMAGE  # by default the path is the image
     closed = ClipClapEmbedder(tiny_model_dir, allow_local_files=False, allow_remote=False)
 
-    import clipclap_integrations.inputs as inputs
+    import clipclap_integrations.inputs.classify as inputs
 
     def no_disk(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("looked at the file system")

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from clipclap_integrations import ModelFolderError
-from clipclap_integrations.model import load_model_folder
-from clipclap_integrations.onnx_signature import read_signature
+from clipclap_integrations.runtime.model import load_model_folder
+from clipclap_integrations.runtime.onnx_signature import read_signature
 
 DATA = "text_model.onnx.data"
 
@@ -89,7 +89,7 @@ def test_validation_stays_cheap(tiny_model_dir: Path, tmp_path: Path) -> None:
     (graphs with inline weights, and one with external weights) takes milliseconds."""
     folder = tmp_path / "model"
     _external_copy(tiny_model_dir, folder)
-    from clipclap_integrations.model import _validate
+    from clipclap_integrations.runtime.model import _validate
 
     for path in (tiny_model_dir, folder):
         best = min(_timed(_validate, path) for _ in range(5))

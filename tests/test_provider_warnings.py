@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from clipclap_integrations import ClipClapEmbedder, sessions
+from clipclap_integrations import ClipClapEmbedder
+from clipclap_integrations.runtime import sessions
 
 MISSING = "NoSuchExecutionProvider"
 

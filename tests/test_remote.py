@@ -26,9 +26,9 @@ from clipclap_integrations import (
     ClipClapInputError,
     Image,
     Modality,
-    remote,
 )
-from clipclap_integrations.remote import fetch
+from clipclap_integrations.inputs import remote
+from clipclap_integrations.inputs.remote import fetch
 
 pytestmark = pytest.mark.server
 

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from clipclap_integrations import ClipClapEmbedder, ClipClapInputError
-from clipclap_integrations.prefetch import Prefetch, workers
+from clipclap_integrations.runtime.prefetch import Prefetch, workers
 
 TEXTS = ["a dog barking in the rain", "a red boat on a calm lake", "jazz piano, late at night"]
 MIN_COSINE = 0.99
@@ -190,7 +190,7 @@ def test_a_copy_that_cannot_be_loaded_even_rebuilt_names_the_cache(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("onnx")
-    from clipclap_integrations import optimize
+    from clipclap_integrations.runtime import optimize
 
     build = optimize._build
     builds = []
@@ -214,7 +214,7 @@ def test_a_load_failure_that_is_not_the_copys_fault_keeps_the_copy(
 ) -> None:
     pytest.importorskip("onnx")
     from clipclap_integrations import embedder as embedder_module
-    from clipclap_integrations import optimize
+    from clipclap_integrations.runtime import optimize
 
     ClipClapEmbedder(tiny_model_dir, quantize="int8", optimized_dir=tmp_path).embed_text(["a"])
     (copy,) = tmp_path.rglob("text_model.onnx")
@@ -230,7 +230,9 @@ def test_a_load_failure_that_is_not_the_copys_fault_keeps_the_copy(
         raise Fail("[ONNXRuntimeError] : 1 : FAIL : Failed to allocate memory for requested buffer")
 
     monkeypatch.setattr(embedder_module, "get_session", out_of_memory)
-    sessions_module = __import__("clipclap_integrations.sessions", fromlist=["clear_sessions"])
+    sessions_module = __import__(
+        "clipclap_integrations.runtime.sessions", fromlist=["clear_sessions"]
+    )
     sessions_module.clear_sessions()
     with pytest.raises(Fail, match="allocate memory"):  # the real error, not "the cache"
         ClipClapEmbedder(tiny_model_dir, quantize="int8", optimized_dir=tmp_path).embed_text(["a"])
@@ -264,7 +266,7 @@ def test_a_load_failure_that_is_not_the_copys_fault_keeps_the_copy(
 def test_which_load_failures_mean_a_bad_copy_without_a_recorded_hash(
     name: str, message: str, damaged: bool
 ) -> None:
-    from clipclap_integrations.optimize import _unreadable_graph
+    from clipclap_integrations.runtime.optimize import _unreadable_graph
 
     assert _unreadable_graph(type(name, (Exception,), {})(message)) is damaged
 
@@ -273,7 +275,7 @@ def test_a_copy_whose_hash_still_matches_is_not_blamed(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     pytest.importorskip("onnx")
-    from clipclap_integrations.optimize import _damaged
+    from clipclap_integrations.runtime.optimize import _damaged
 
     ClipClapEmbedder(tiny_model_dir, quantize="int8", optimized_dir=tmp_path).embed_text(["a"])
     (copy,) = tmp_path.rglob("text_model.onnx")
@@ -286,7 +288,7 @@ def test_a_copy_whose_hash_still_matches_is_not_blamed(
 def test_an_unwritable_cache_falls_back_to_the_plain_graph(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from clipclap_integrations import optimize
+    from clipclap_integrations.runtime import optimize
 
     def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise PermissionError(13, "Permission denied", str(tmp_path))
@@ -398,7 +400,7 @@ def test_prefetch_bounds_what_it_holds() -> None:
 
 
 def test_one_slow_call_does_not_make_another_wait() -> None:
-    from clipclap_integrations.prefetch import pool
+    from clipclap_integrations.runtime.prefetch import pool
 
     release = threading.Event()
     blockers = [pool().submit(release.wait, 10) for _ in range(workers())]  # a long decode

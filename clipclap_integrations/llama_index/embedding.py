@@ -14,12 +14,12 @@ from llama_index.core.embeddings.multi_modal_base import MultiModalEmbedding
 from llama_index.core.schema import BaseNode, ImageType
 from llama_index.core.utils import get_tqdm_iterable
 
-from ..audio import DEFAULT_MAX_SECONDS
 from ..embedder import ClipClapEmbedder
 from ..errors import ClipClapInputError
-from ..hub import default_model
-from ..image import DEFAULT_MAX_PIXELS
-from ..inputs import describe
+from ..inputs.classify import describe
+from ..media.audio import DEFAULT_MAX_SECONDS
+from ..media.image import DEFAULT_MAX_PIXELS
+from ..runtime.hub import default_model
 from ..types import Modality
 
 AudioType = Any

@@ -27,7 +27,7 @@ from llama_index.core.schema import (
 )
 
 from ..errors import ClipClapInputError
-from ..sniff import modality_of_extension, sniff_bytes
+from ..inputs.sniff import modality_of_extension, sniff_bytes
 from ..types import Modality
 
 if TYPE_CHECKING:
@@ -145,7 +145,7 @@ class AudioNode(TextNode):
         if self.audio_path is not None:
             return self.audio_path
         if self.audio_url is not None:
-            from ..remote import fetch
+            from ..inputs.remote import fetch
 
             return BytesIO(fetch(self.audio_url, timeout=60.0, max_bytes=256 * 2**20).data)
         raise ValueError(f"AudioNode {self.node_id} has no audio, audio_path or audio_url")

@@ -9,7 +9,7 @@ from typing import Any
 from llama_index.core.readers.base import BaseReader
 from llama_index.core.schema import Document, ImageDocument, MediaResource
 
-from ..sniff import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, modality_of_extension, sniff_bytes
+from ..inputs.sniff import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, modality_of_extension, sniff_bytes
 from ..types import Modality
 from .nodes import file_modality
 

@@ -18,7 +18,7 @@ from llama_index.core.node_parser.node_utils import build_nodes_from_splits
 from llama_index.core.schema import BaseNode, MetadataMode
 from llama_index.core.utils import get_tqdm_iterable
 
-from ..text import _load_tokenizer
+from ..media.text import _load_tokenizer
 
 if TYPE_CHECKING:
     from .embedding import ClipClapEmbedding

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import ClipClapInputError
-from .model import ImageSettings
-from .sniff import sniff_bytes
-from .types import Modality
+from ..errors import ClipClapInputError
+from ..inputs.sniff import sniff_bytes
+from ..runtime.model import ImageSettings
+from ..types import Modality
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -53,7 +53,7 @@ def open_image(
 
     from PIL import Image, ImageOps
 
-    from .sniff import jpeg_data_problem
+    from ..inputs.sniff import jpeg_data_problem
 
     def _reader(fp: Any) -> Any:
         def read(at: int, n: int) -> bytes:
@@ -193,7 +193,7 @@ def image_from_array(
     """
     from PIL import Image
 
-    from .inputs import image_array_layout, numeric_array
+    from ..inputs.classify import image_array_layout, numeric_array
 
     arr = numeric_array(array, "an image array")
     layout = image_array_layout(arr.shape)

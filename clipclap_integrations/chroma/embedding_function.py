@@ -47,9 +47,9 @@ from typing import Any, cast
 
 import numpy as np
 
-from ._checks import is_finite_number, is_int
-from ._write_batches import batch_limit, max_batch_size
-from .errors import ClipClapInputError, missing_extra
+from ..checks import is_finite_number, is_int
+from ..errors import ClipClapInputError, missing_extra
+from .batches import batch_limit, max_batch_size
 
 try:
     from chromadb.api.types import (
@@ -65,17 +65,8 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise missing_extra("chromadb", "chroma") from exc
 
-from .audio import (
-    DEFAULT_MAX_SECONDS,
-    LONG_AUDIO_POLICIES,
-    LongAudioPolicy,
-    decode_audio,
-    pcm_to_float,
-)
-from .embedder import ClipClapEmbedder
-from .hub import default_model, is_repo_id
-from .image import DEFAULT_MAX_PIXELS, open_image, to_rgb
-from .inputs import (
+from ..embedder import ClipClapEmbedder
+from ..inputs.classify import (
     URLS_PER_FETCH,
     InputOptions,
     Item,
@@ -88,8 +79,17 @@ from .inputs import (
     numeric_array,
     resolve_remote,
 )
-from .optimize import OptimizeOption, QuantizeOption
-from .types import Audio, Image, Modality, Text
+from ..media.audio import (
+    DEFAULT_MAX_SECONDS,
+    LONG_AUDIO_POLICIES,
+    LongAudioPolicy,
+    decode_audio,
+    pcm_to_float,
+)
+from ..media.image import DEFAULT_MAX_PIXELS, open_image, to_rgb
+from ..runtime.hub import default_model, is_repo_id
+from ..runtime.optimize import OptimizeOption, QuantizeOption
+from ..types import Audio, Image, Modality, Text
 
 __all__ = [
     "AudioArray",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .types import Modality
+from ..types import Modality
 
 IMAGE_EXTENSIONS = frozenset(
     {

@@ -41,8 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._callers import outside_stacklevel
-from .errors import ModelFolderError, ModelNotAvailableError
+from ..errors import ModelFolderError, ModelNotAvailableError
+from .callers import outside_stacklevel
 from .model import ModelFolder, load_model_folder
 
 DEFAULT_MODEL = "antflydb/clipclap"

@@ -18,9 +18,9 @@ from typing import Any, Literal, cast
 
 import numpy as np
 
-from .errors import ClipClapInputError
-from .model import AudioSettings
-from .types import Modality
+from ..errors import ClipClapInputError
+from ..runtime.model import AudioSettings
+from ..types import Modality
 
 LongAudioPolicy = Literal["mean", "first", "center"]
 LONG_AUDIO_POLICIES: tuple[str, ...] = ("mean", "first", "center")
@@ -96,7 +96,7 @@ def resample(mono: np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray
 def check_waveform(mono: np.ndarray, sample_rate: int, max_seconds: float | None) -> None:
     """Refuse audio the model cannot meaningfully embed: empty, too long, NaN or infinite,
     absurdly loud (beyond any PCM scale), digitally silent, or at an impossible rate."""
-    from .inputs import MAX_SAMPLE_RATE
+    from ..inputs.classify import MAX_SAMPLE_RATE
 
     if not 1 <= sample_rate <= MAX_SAMPLE_RATE:
         raise ClipClapInputError(
@@ -138,8 +138,8 @@ def decode_audio(
     """
     import soundfile as sf
 
-    from .inputs import MAX_SAMPLE_RATE
-    from .sniff import mpeg_stream_problem, sniff_bytes
+    from ..inputs.classify import MAX_SAMPLE_RATE
+    from ..inputs.sniff import mpeg_stream_problem, sniff_bytes
 
     block_frames = 1 << 18
     unknown_length = 1 << 62  # libsndfile reports SF_COUNT_MAX for streams of unknown length
@@ -265,7 +265,7 @@ def _decode_with_librosa(
     """
     import tempfile
 
-    from .inputs import MAX_SAMPLE_RATE
+    from ..inputs.classify import MAX_SAMPLE_RATE
 
     try:
         import audioread

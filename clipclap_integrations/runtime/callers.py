@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-_PACKAGE = __name__.rpartition(".")[0] + "."
+_PACKAGE = __name__.partition(".")[0] + "."  # the top-level package
 
 
 def outside_stacklevel() -> int:

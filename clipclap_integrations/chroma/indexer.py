@@ -25,13 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from ._write_batches import max_batch_size
-from .chunking import chunk_text
-from .embedder import ClipClapEmbedder
-from .errors import ClipClapInputError
-from .model import content_sha256
-from .sniff import modality_of_extension, sniff_bytes
-from .types import Modality
+from ..embedder import ClipClapEmbedder
+from ..errors import ClipClapInputError
+from ..inputs.sniff import modality_of_extension, sniff_bytes
+from ..media.chunking import chunk_text
+from ..runtime.model import content_sha256
+from ..types import Modality
+from .batches import max_batch_size
 
 TEXT_EXTENSIONS = frozenset({".txt", ".md", ".markdown", ".rst", ".text"})
 MAX_TEXT_BYTES = 10 * 1024 * 1024

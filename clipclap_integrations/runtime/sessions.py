@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import denormals
-from ._callers import outside_stacklevel
+from .callers import outside_stacklevel
 
 if TYPE_CHECKING:
     import onnxruntime as ort

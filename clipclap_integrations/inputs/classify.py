@@ -50,10 +50,10 @@ from typing import Any
 
 import numpy as np
 
-from .audio import ambiguous_pcm
-from .errors import ClipClapInputError
+from ..errors import ClipClapInputError
+from ..media.audio import ambiguous_pcm
+from ..types import Audio, Image, Modality, Text
 from .sniff import modality_of_extension, modality_of_mime, sniff_bytes
-from .types import Audio, Image, Modality, Text
 
 DEFAULT_SAMPLE_RATE = 48_000  # a bare waveform (no rate given) is taken to be 48 kHz
 MAX_SAMPLE_RATE = 1_000_000  # no real recording is sampled faster; bounds resampling work

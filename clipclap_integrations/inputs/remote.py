@@ -29,7 +29,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ClipClapInputError
+from ..errors import ClipClapInputError
 
 USER_AGENT = "clipclap-integrations (+https://pypi.org/project/clipclap-integrations/)"
 MAX_REDIRECTS = 5
