@@ -8,8 +8,17 @@ imported only when asked for).
 from __future__ import annotations
 
 from .embedder import ClipClapEmbedder
-from .errors import ClipClapError, ClipClapInputError, ModelFolderError, ModelNotAvailableError
-from .runtime.hub import DEFAULT_MODEL, HubUnreachableWarning
+from .errors import (
+    ClipClapError,
+    ClipClapInputError,
+    DatabaseGoneError,
+    HubUnreachableWarning,
+    ModelChangedError,
+    ModelFolderError,
+    ModelNotAvailableError,
+    OnnxFormatError,
+)
+from .runtime.hub import DEFAULT_MODEL
 from .types import Audio, AudioSegments, Image, Modality, Text
 
 __version__ = "0.1.0"
@@ -21,11 +30,14 @@ __all__ = [
     "ClipClapEmbedder",
     "ClipClapError",
     "ClipClapInputError",
+    "DatabaseGoneError",
     "HubUnreachableWarning",
     "Image",
     "Modality",
+    "ModelChangedError",
     "ModelFolderError",
     "ModelNotAvailableError",
+    "OnnxFormatError",
     "Text",
     "__version__",
 ]

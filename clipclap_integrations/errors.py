@@ -71,6 +71,22 @@ class ModelNotAvailableError(ClipClapError, FileNotFoundError):
         return str(self.args[0])
 
 
+class ModelChangedError(ClipClapError, ValueError):
+    """The files at a collection's model folder are no longer the ones that made its vectors."""
+
+
+class DatabaseGoneError(ClipClapError, RuntimeError):
+    """The database stopped answering during a run (files written before it are kept)."""
+
+
+class OnnxFormatError(ClipClapError, ValueError):
+    """The file is not a readable ONNX model."""
+
+
+class HubUnreachableWarning(UserWarning):
+    """The Hub could not be asked about a model, so a cached copy is used instead."""
+
+
 def missing_extra(package: str, extra: str) -> ImportError:
     """The ImportError raised when an optional integration's package is missing."""
     return ImportError(

@@ -12,10 +12,13 @@ from clipclap_integrations import errors
 from clipclap_integrations.errors import (
     ClipClapError,
     ClipClapInputError,
+    DatabaseGoneError,
+    HubUnreachableWarning,
+    ModelChangedError,
     ModelFolderError,
     ModelNotAvailableError,
+    OnnxFormatError,
 )
-from clipclap_integrations.runtime.onnx_signature import OnnxFormatError
 
 CASES = [
     (ClipClapInputError("bad", index=3, item="'x.png'"), "input 3 ('x.png'): bad"),
@@ -33,6 +36,9 @@ CASES = [
     (ModelNotAvailableError("antflydb/clipclap is not cached"), "antflydb/clipclap is not cached"),
     (ClipClapError("something"), "something"),
     (OnnxFormatError("truncated varint"), "truncated varint"),
+    (ModelChangedError("other files"), "other files"),
+    (DatabaseGoneError("gone"), "gone"),
+    (HubUnreachableWarning("offline"), "offline"),
 ]
 ATTRIBUTES = ("reason", "index", "item_description", "folder", "problems", "args", "errno")
 
@@ -69,3 +75,38 @@ def test_every_exception_class_of_the_module_is_covered() -> None:
         if isinstance(obj, type) and issubclass(obj, BaseException)
     }
     assert classes <= {type(e) for e, _ in CASES}
+
+
+def test_every_error_the_package_defines_is_a_clipclap_error() -> None:
+    """One base error: ``except ClipClapError`` catches whatever the package raises on purpose,
+    and the built-in base each error had before is kept (``except ValueError`` still works)."""
+    import inspect
+
+    import clipclap_integrations
+
+    defined = [
+        obj
+        for _, obj in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(obj, Exception)
+        and not issubclass(obj, Warning)
+        and obj.__module__ == errors.__name__
+    ]
+    assert {DatabaseGoneError, ModelChangedError, OnnxFormatError} <= set(defined)
+    assert all(issubclass(cls, ClipClapError) for cls in defined), defined
+    assert issubclass(ModelChangedError, ValueError)
+    assert issubclass(OnnxFormatError, ValueError)
+    assert issubclass(DatabaseGoneError, RuntimeError)
+    for cls in defined:  # every error is reachable from the top-level package
+        assert getattr(clipclap_integrations, cls.__name__) is cls
+    # and nothing else in the package defines an exception of its own
+    import pkgutil
+
+    for info in pkgutil.walk_packages(clipclap_integrations.__path__, "clipclap_integrations."):
+        if info.name.endswith("__main__") or info.name.startswith(
+            ("clipclap_integrations.testing", "clipclap_integrations.llama")
+        ):
+            continue
+        module = __import__(info.name, fromlist=["_"])
+        for _, obj in inspect.getmembers(module, inspect.isclass):
+            if issubclass(obj, Exception) and obj.__module__ == info.name != errors.__name__:
+                raise AssertionError(f"{info.name} defines {obj.__name__} outside errors.py")

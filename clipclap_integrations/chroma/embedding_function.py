@@ -48,7 +48,7 @@ from typing import Any, cast
 import numpy as np
 
 from ..checks import is_finite_number, is_int
-from ..errors import ClipClapInputError, missing_extra
+from ..errors import ClipClapInputError, ModelChangedError, missing_extra
 from .batches import batch_limit, max_batch_size
 
 try:
@@ -196,10 +196,6 @@ def _same_files(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool | None:
 def _describe_model(identity: Identity) -> str:
     model, revision = identity
     return f"{model!r}" + (f" at revision {revision!r}" if revision else "")
-
-
-class ModelChangedError(ValueError):
-    """The files at a collection's model folder are no longer the ones that made its vectors."""
 
 
 def _changed_files(model: str, what: str) -> str:

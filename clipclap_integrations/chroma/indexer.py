@@ -13,7 +13,6 @@ on.
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import hashlib
 import math
@@ -26,14 +25,13 @@ from typing import Any
 import numpy as np
 
 from ..embedder import ClipClapEmbedder
-from ..errors import ClipClapInputError
-from ..inputs.sniff import modality_of_extension, sniff_bytes
+from ..errors import ClipClapInputError, DatabaseGoneError
+from ..inputs.files import file_kind, read_text_file
 from ..media.chunking import chunk_text
 from ..runtime.model import content_sha256
 from ..types import Modality
 from .batches import max_batch_size
 
-TEXT_EXTENSIONS = frozenset({".txt", ".md", ".markdown", ".rst", ".text"})
 MAX_TEXT_BYTES = 10 * 1024 * 1024
 
 
@@ -67,50 +65,6 @@ class SourceFile:
     path: Path
     modality: Modality
     mime: str | None
-
-
-def _reads_as_text(head: bytes) -> bool:
-    """Whether the first bytes of a file are text: UTF-8 (with or without a BOM) or UTF-16
-    with a BOM, and no control characters but whitespace and escape."""
-    encoding = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
-    try:  # incremental: a character cut at the end of ``head`` is not an error
-        text = codecs.getincrementaldecoder(encoding)().decode(head, final=False)
-    except UnicodeDecodeError:
-        return False
-    return not any(c < " " and c not in "\t\n\r\f\v\x1b" for c in text)
-
-
-def file_kind(path: Path) -> tuple[Modality, str | None] | None:
-    """The modality of a file to index, or None to ignore.
-
-    A file with a text extension (``.txt``, ``.md``, ...) whose first bytes read as text is
-    text, even when they happen to begin like a media signature ("ID3", "OggS", "fLaC", ...);
-    otherwise content decides, then the extension.
-
-    Raises ``OSError`` for a file that cannot be read (a dangling link, no permission).
-    """
-    with open(path, "rb") as f:
-        head = f.read(64)
-    is_text_name = path.suffix.lower() in TEXT_EXTENSIONS
-    if is_text_name and _reads_as_text(head):
-        return Modality.TEXT, "text/plain"
-    sniffed = sniff_bytes(head)
-    if sniffed:
-        return sniffed
-    by_ext = modality_of_extension(path.name)
-    if by_ext is not None:
-        return by_ext, None
-    if is_text_name:  # binary under a text name: reported as not readable text
-        return Modality.TEXT, "text/plain"
-    return None
-
-
-def read_text_file(path: Path) -> str:
-    """A text file's text: UTF-16 or UTF-8 with a byte order mark, else UTF-8."""
-    data = path.read_bytes()
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
-    return data.decode("utf-8-sig")
 
 
 def walk(
@@ -177,10 +131,6 @@ def _same_window(stored: set[float | None], window_s: float) -> bool:
     unknown window, from before it was stored, stands for the default of 10 s then)."""
     known = {w for w in stored if w is not None} or {10.0}
     return all(math.isclose(w, window_s, rel_tol=1e-6, abs_tol=1e-6) for w in known)
-
-
-class DatabaseGoneError(RuntimeError):
-    """The database stopped answering during a run (files written before it are kept)."""
 
 
 def _record_id(source: str, content_hash: str, suffix: str) -> str:

@@ -27,7 +27,7 @@ from llama_index.core.schema import (
 )
 
 from ..errors import ClipClapInputError
-from ..inputs.sniff import modality_of_extension, sniff_bytes
+from ..inputs.files import file_kind
 from ..types import Modality
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ _AUDIO_KEYS = {
     "audio_url": "audio_url",
     "audio_mimetype": "audio_mimetype",
 }
-TEXT_SUFFIXES = frozenset({".txt", ".md"})
 
 
 def _add_excluded(keys: list[str], new: Iterable[str]) -> list[str]:
@@ -469,16 +468,12 @@ def _is_file_read_as_text(text: str, path: Path) -> bool:
 
 
 def file_modality(path: Path) -> Modality | None:
-    """Image or audio by content, then extension; text for .txt/.md; None for other files.
+    """The modality of a file (``inputs.files.file_kind``); None for other files.
 
     Raises ``OSError`` when the file cannot be read.
     """
-    if path.suffix.lower() in TEXT_SUFFIXES:
-        return Modality.TEXT
-    with open(path, "rb") as f:
-        sniffed = sniff_bytes(f.read(64))
-    modality = sniffed[0] if sniffed else modality_of_extension(path.name)
-    return modality if modality in (Modality.IMAGE, Modality.AUDIO) else None
+    kind = file_kind(path)
+    return kind[0] if kind else None
 
 
 def load_media_nodes(

@@ -9,7 +9,8 @@ from typing import Any
 from llama_index.core.readers.base import BaseReader
 from llama_index.core.schema import Document, ImageDocument, MediaResource
 
-from ..inputs.sniff import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, modality_of_extension, sniff_bytes
+from ..inputs.files import HEAD_BYTES, kind_of
+from ..inputs.sniff import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
 from ..types import Modality
 from .nodes import file_modality
 
@@ -38,8 +39,8 @@ class MediaFileReader(BaseReader):
         if fs is not None and not _is_local(fs):
             with fs.open(str(file), "rb") as f:
                 data = f.read()
-            sniffed = sniff_bytes(data[:64])
-            modality = sniffed[0] if sniffed else modality_of_extension(path.name)
+            kind = kind_of(path.name, data[:HEAD_BYTES])
+            modality = kind[0] if kind else None
             mimetype = mimetypes.guess_type(path.name)[0]
             if modality is Modality.IMAGE:
                 return [ImageDocument(image=data, image_mimetype=mimetype, metadata=metadata)]

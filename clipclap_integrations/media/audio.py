@@ -187,7 +187,7 @@ def decode_audio(
         if kind is not None and kind[0] is not Modality.AUDIO:  # Audio(a photo), say so
             reason = f"not audio: the data is an {kind[0].value} ({kind[1]})"
             raise ClipClapInputError(reason) from None
-        return _decode_with_librosa(source, max_seconds, target_rate)
+        return _decode_with_audioread(source, max_seconds, target_rate)
     try:
         with f:
             rate, channels, frames = int(f.samplerate), int(f.channels), int(f.frames)
@@ -254,7 +254,7 @@ def decode_audio(
     return wave[None, :], out_rate
 
 
-def _decode_with_librosa(
+def _decode_with_audioread(
     source: bytes | Path | str, max_seconds: float | None, target_rate: int | None = None
 ) -> tuple[np.ndarray, int]:
     """Formats libsndfile cannot read (MP4/AAC, WebM, ...) through audioread's ffmpeg or

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelFolderError, ModelNotAvailableError
+from ..errors import HubUnreachableWarning, ModelFolderError, ModelNotAvailableError
 from .callers import outside_stacklevel
 from .model import ModelFolder, load_model_folder
 
@@ -56,10 +56,6 @@ _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _TRUE = ("1", "true", "yes", "on")
 
 logger = logging.getLogger(__name__)
-
-
-class HubUnreachableWarning(UserWarning):
-    """The Hub could not be asked about a model, so a cached copy is used instead."""
 
 
 @dataclass(frozen=True)

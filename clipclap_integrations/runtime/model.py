@@ -18,9 +18,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelFolderError
+from ..errors import ModelFolderError, OnnxFormatError
 from ..types import Modality
-from .onnx_signature import GraphSignature, OnnxFormatError, read_signature
+from .onnx_signature import GraphSignature, read_signature
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from ..errors import OnnxFormatError
+
 # onnx.TensorProto.DataType
 ELEM_TYPES = {
     1: "float32",
@@ -60,10 +62,6 @@ class GraphSignature:
 
     def output(self, name: str) -> TensorSignature | None:
         return next((t for t in self.outputs if t.name == name), None)
-
-
-class OnnxFormatError(ValueError):
-    """The file is not a readable ONNX model."""
 
 
 def _varint(stream: BinaryIO) -> int | None:
