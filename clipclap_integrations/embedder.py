@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -253,14 +253,31 @@ class ClipClapEmbedder:
         return self._embed_items(inputs, Modality.parse(modality) if modality is not None else None)
 
     def _embed_items(self, inputs: Sequence[Any], forced: Modality | None) -> np.ndarray:
-        """Classify everything first (bad items fail before any work), then embed. URLs are
-        fetched ``URLS_PER_FETCH`` at a time, each group just before it is embedded and
-        released after, so a long list of URLs never sits in memory whole."""
-        items = classify_all(inputs, self.input_options, forced, fetch=False)
+        """Classify everything first (bad items fail before any work), then embed."""
+        return self.embed_classified(self.classify(inputs, forced))
+
+    def classify(self, inputs: Sequence[Any], modality: Modality | str | None = None) -> list[Item]:
+        """Every input as a typed ``Item`` (its modality and payload), checked, nothing
+        fetched yet; a bad input raises ``ClipClapInputError`` naming its position. Hand the
+        items to ``embed_classified``: each input is classified once per call."""
+        forced = Modality.parse(modality) if modality is not None else None
+        return classify_all(inputs, self.input_options, forced, fetch=False)
+
+    def embed_classified(
+        self,
+        items: Sequence[Item],
+        on_fetched: Callable[[Sequence[int]], None] | None = None,
+    ) -> np.ndarray:
+        """Vectors of items from ``classify``, rows in order. URLs are fetched
+        ``URLS_PER_FETCH`` at a time, each group just before it is embedded and released
+        after, so a long list of URLs never sits in memory whole; ``on_fetched(rows)`` sees
+        each group's items once fetched (an adapter's chance to describe them)."""
         out = np.empty((len(items), self.dim), dtype=np.float32)
         for rows in fetch_groups(items, URLS_PER_FETCH):
             remote = [i for i in rows if is_remote(items[i])]
             resolve_remote([items[i] for i in remote], remote, self.input_options)
+            if on_fetched is not None:
+                on_fetched(rows)
             for m in Modality:
                 idx = [i for i in rows if items[i].modality is m]
                 if idx:
