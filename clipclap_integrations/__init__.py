@@ -18,6 +18,7 @@ from .errors import (
     ModelNotAvailableError,
     OnnxFormatError,
 )
+from .options import EmbedderOptions
 from .runtime.hub import DEFAULT_MODEL
 from .types import Audio, AudioSegments, Image, Modality, Text
 
@@ -31,6 +32,7 @@ __all__ = [
     "ClipClapError",
     "ClipClapInputError",
     "DatabaseGoneError",
+    "EmbedderOptions",
     "HubUnreachableWarning",
     "Image",
     "Modality",

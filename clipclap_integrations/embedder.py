@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from .checks import is_finite_number, is_int
 from .errors import ClipClapInputError
 from .inputs.classify import (
     URLS_PER_FETCH,
@@ -30,34 +29,28 @@ from .inputs.classify import (
     resolve_remote,
 )
 from .media.audio import (
-    DEFAULT_MAX_SECONDS,
-    LONG_AUDIO_POLICIES,
     AudioPreprocessor,
-    LongAudioPolicy,
     check_waveform,
     decode_audio,
     duration_windows,
     to_mono,
 )
 from .media.image import (
-    DEFAULT_MAX_PIXELS,
     ImagePreprocessor,
     check_image_size,
     image_from_array,
     open_image,
 )
 from .media.text import TextPreprocessor
+from .options import OPTION_NAMES, EmbedderOptions
 from .runtime.hub import resolve_model
 from .runtime.model import GRAPHS, ModelFolder
 from .runtime.optimize import (
-    OptimizeOption,
-    QuantizeOption,
     applies_to,
-    check_options,
     load_derived,
 )
 from .runtime.prefetch import Prefetch
-from .runtime.sessions import ProviderSpec, SessionConfig, get_session, normalize_providers
+from .runtime.sessions import SessionConfig, get_session, normalize_providers
 from .runtime.sessions import run as run_session
 from .types import AudioSegments, Modality
 
@@ -88,119 +81,47 @@ class ClipClapEmbedder:
     Args:
         model: a local model folder or a Hub repo id (default ``$CLIPCLAP_MODEL`` or
             ``antflydb/clipclap``).
-        revision: Hub branch, tag or commit to use.
-        cache_dir: where Hub downloads go (default: the Hugging Face cache).
-        local_files_only: never contact the Hub; use the cache only.
-        providers: onnxruntime execution providers in order of preference.
-        threads: intra-op threads per session (default: onnxruntime's choice).
-        batch_size: items per model run (audio: 10 s windows per batch, run by the audio
-            encoder at most 8 at a time: the same speed, a fraction of the memory).
-        long_audio: clips over 10 s: ``"mean"`` of consecutive windows, ``"first"`` or
-            ``"center"`` 10 s.
-        allow_remote: fetch http(s) URLs; set False for untrusted input.
-        allow_private_urls: fetch URLs whose host is a loopback, private or link-local
-            address; set False for untrusted input (a server would otherwise fetch from
-            its own network for whoever sends it a URL).
-        allow_local_files: read paths and ``file:`` URLs; set False for untrusted input
-            (strings are then always text, never looked up on disk).
-        strict_paths: refuse strings that look like missing media files instead of
-            embedding them as text.
-        max_remote_bytes / remote_timeout: limits on each URL download.
-        max_image_pixels: refuse larger images (decompression bombs).
-        max_audio_seconds: refuse longer audio (bounds memory).
-        fast_jpeg: decode JPEGs at reduced size (Pillow draft mode): much faster on large
-            photos, at a small parity cost.
-        optimize: ``"fusions"`` runs a copy of each encoder with onnxruntime's transformer
-            graph fusions applied (built once, cached on disk). Opt-in: vectors move slightly.
-        quantize: ``"int8"`` runs a dynamically int8-quantized copy of each encoder (built
-            once, cached): much faster on CPUs, at a small parity cost.
-        optimized_dir: where those copies are cached (default ``$CLIPCLAP_CACHE``, else
-            ``~/.cache/clipclap-integrations``).
+        options: an ``EmbedderOptions``; keyword arguments are its fields (revision,
+            batch_size, long_audio, allow_remote, max_image_pixels, quantize, ...), each
+            documented there, and override ``options``. Read them back as attributes
+            (``embedder.batch_size``) or as ``embedder.options``.
     """
 
     def __init__(
         self,
         model: str | os.PathLike[str] | None = None,
         *,
-        revision: str | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
-        local_files_only: bool | None = None,
-        providers: Sequence[ProviderSpec] | str | None = None,
-        threads: int | None = None,
-        batch_size: int = 32,
-        long_audio: LongAudioPolicy = "mean",
-        allow_remote: bool = True,
-        allow_private_urls: bool = True,
-        allow_local_files: bool = True,
-        strict_paths: bool = False,
-        max_remote_bytes: int = 64 * 1024 * 1024,
-        remote_timeout: float = 30.0,
-        max_image_pixels: int | None = DEFAULT_MAX_PIXELS,
-        max_audio_seconds: float | None = DEFAULT_MAX_SECONDS,
-        fast_jpeg: bool = False,
-        optimize: OptimizeOption | None = None,
-        quantize: QuantizeOption | None = None,
-        optimized_dir: str | os.PathLike[str] | None = None,
+        options: EmbedderOptions | None = None,
+        **kwargs: Any,
     ) -> None:
-        if not is_int(batch_size) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if long_audio not in LONG_AUDIO_POLICIES:
-            raise ValueError(
-                f"long_audio must be one of {', '.join(LONG_AUDIO_POLICIES)}, got {long_audio!r}"
-            )
-        if threads is not None and (not is_int(threads) or not 1 <= threads <= 1024):
-            raise ValueError(f"threads must be an integer from 1 to 1024 or None, got {threads!r}")
-        if not is_int(max_remote_bytes) or max_remote_bytes < 1:
-            raise ValueError(
-                f"max_remote_bytes must be a positive integer, got {max_remote_bytes!r}"
-            )
-        if not is_finite_number(remote_timeout) or remote_timeout <= 0:
-            raise ValueError(
-                f"remote_timeout must be a positive number of seconds, got {remote_timeout!r}"
-            )
-        if max_image_pixels is not None and (not is_int(max_image_pixels) or max_image_pixels < 1):
-            raise ValueError(
-                f"max_image_pixels must be a positive integer or None, got {max_image_pixels!r}"
-            )
-        if max_audio_seconds is not None and (
-            not is_finite_number(max_audio_seconds) or max_audio_seconds <= 0
-        ):
-            raise ValueError(
-                f"max_audio_seconds must be a positive number or None, got {max_audio_seconds!r}"
-            )
-        for flag, value in (
-            ("fast_jpeg", fast_jpeg),
-            ("allow_remote", allow_remote),
-            ("allow_private_urls", allow_private_urls),
-            ("allow_local_files", allow_local_files),
-            ("strict_paths", strict_paths),
-        ):
-            if not isinstance(value, bool):
-                raise ValueError(f"{flag} must be True or False, got {value!r}")
+        opts = EmbedderOptions(**kwargs) if options is None else replace(options, **kwargs)
+        self.options = opts
         self.folder: ModelFolder = resolve_model(
-            model, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+            model,
+            revision=opts.revision,
+            cache_dir=opts.cache_dir,
+            local_files_only=opts.local_files_only,
         )
-        threads = None if threads is None else int(threads)  # numpy ints too: plain ints
-        self.session_config = SessionConfig(normalize_providers(providers), threads)
-        self.batch_size = int(batch_size)
-        self.long_audio: LongAudioPolicy = long_audio
+        self.session_config = SessionConfig(normalize_providers(opts.providers), opts.threads)
         self.input_options = InputOptions(
-            allow_remote=allow_remote,
-            allow_private_urls=allow_private_urls,
-            allow_local_files=allow_local_files,
-            strict_paths=strict_paths,
-            max_remote_bytes=int(max_remote_bytes),
-            remote_timeout=float(remote_timeout),
+            allow_remote=opts.allow_remote,
+            allow_private_urls=opts.allow_private_urls,
+            allow_local_files=opts.allow_local_files,
+            strict_paths=opts.strict_paths,
+            max_remote_bytes=opts.max_remote_bytes,
+            remote_timeout=opts.remote_timeout,
         )
-        self.max_image_pixels = max_image_pixels
-        self.max_audio_seconds = max_audio_seconds
-        self.fast_jpeg = fast_jpeg
-        check_options(optimize, quantize)
-        self.optimize: OptimizeOption | None = optimize
-        self.quantize: QuantizeOption | None = quantize
-        self.optimized_dir = None if optimized_dir is None else Path(optimized_dir).expanduser()
+        self.optimized_dir = (
+            None if opts.optimized_dir is None else Path(opts.optimized_dir).expanduser()
+        )
         self._graphs: dict[str, tuple[Path, tuple[Any, ...]]] = {}
         self._warned_providers: set[str] = set()  # dropped providers, warned once per embedder
+
+    def __getattr__(self, name: str) -> Any:
+        """Options read as attributes (``embedder.batch_size``); set them at construction."""
+        if name in OPTION_NAMES and "options" in self.__dict__:
+            return getattr(self.__dict__["options"], name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- what the model is ------------------------------------------------------------------
     @property
@@ -354,7 +275,7 @@ class ClipClapEmbedder:
         config = self.session_config
         if name in _NO_MEM_PATTERN:
             config = replace(config, mem_pattern=False)
-        if (self.optimize or self.quantize) and applies_to(name):
+        if (self.options.optimize or self.options.quantize) and applies_to(name):
             graph = self._graphs.get(name)
             if graph is not None:
                 return get_session(graph[0], graph[1], config, self._warned_providers)
@@ -369,8 +290,8 @@ class ClipClapEmbedder:
             graph, session = load_derived(
                 self.folder.graph_path(name),
                 load,
-                optimize=self.optimize,
-                quantize=self.quantize,
+                optimize=self.options.optimize,
+                quantize=self.options.quantize,
                 config=self._clip_config,
                 cache_dir=self.optimized_dir,
                 fingerprint=self.folder.fingerprint(name),
@@ -428,10 +349,11 @@ class ClipClapEmbedder:
         ids = pre.token_ids(texts)
         static_len = _static_dim(self._session(GRAPHS[Modality.TEXT].encoder), "input_ids", 1)
         if static_len is None:  # bucket by length: runs padded only as far as they must be
-            runs = _length_runs([len(i) for i in ids], self.batch_size)
+            runs = _length_runs([len(i) for i in ids], self.options.batch_size)
         else:
             order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-            runs = [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+            size = self.options.batch_size
+            runs = [order[s : s + size] for s in range(0, len(order), size)]
         for rows in runs:
             feeds = pre.pad([ids[i] for i in rows], pad_to=static_len)
             out[rows] = self._project(Modality.TEXT, feeds)
@@ -439,11 +361,11 @@ class ClipClapEmbedder:
 
     def _load_pixels(self, item: Item, index: int) -> np.ndarray:
         edge = self.folder.image.shortest_edge if self.folder.image.do_resize else None
-        limit = self.max_image_pixels
+        limit = self.options.max_image_pixels
         try:
             payload = item.payload
             if isinstance(payload, Media):
-                draft = (edge, edge) if self.fast_jpeg and edge else None
+                draft = (edge, edge) if self.options.fast_jpeg and edge else None
                 image = open_image(payload.source, max_pixels=limit, draft=draft, resize_to=edge)
             elif isinstance(payload, np.ndarray):
                 image = image_from_array(payload, max_pixels=limit, resize_to=edge)
@@ -467,7 +389,7 @@ class ClipClapEmbedder:
 
     def _embed_images(self, items: list[Item], indices: list[int]) -> np.ndarray:
         out = np.empty((len(items), self.dim), dtype=np.float32)
-        size = self.batch_size
+        size = self.options.batch_size
 
         def load(r: int) -> np.ndarray:
             return self._load_pixels(items[r], indices[r])
@@ -488,7 +410,7 @@ class ClipClapEmbedder:
                 # decoded to mono and resampled block by block: one 48 kHz copy in memory
                 samples, rate = decode_audio(
                     payload.source,
-                    max_seconds=self.max_audio_seconds,
+                    max_seconds=self.options.max_audio_seconds,
                     target_rate=self.folder.audio.sample_rate,
                 )
             elif isinstance(payload, Waveform):
@@ -496,7 +418,7 @@ class ClipClapEmbedder:
             else:
                 raise ClipClapInputError("not audio")
             mono = to_mono(samples)
-            check_waveform(mono, rate, self.max_audio_seconds)
+            check_waveform(mono, rate, self.options.max_audio_seconds)
             return self.audio_preprocessor.prepare(mono, rate)
         except ClipClapInputError as exc:
             raise ClipClapInputError(exc.reason, index=index, item=item.description) from None
@@ -513,7 +435,7 @@ class ClipClapEmbedder:
 
     def _run_audio_windows(self, windows: list[np.ndarray]) -> np.ndarray:
         out = np.empty((len(windows), self.dim), dtype=np.float32)
-        size = self.batch_size
+        size = self.options.batch_size
         pre = self.audio_preprocessor
 
         def load(r: int) -> np.ndarray:
@@ -532,11 +454,11 @@ class ClipClapEmbedder:
         batches; a clip's vector is its window's, or the normalized mean of its windows'."""
         out = np.empty((len(items), self.dim), dtype=np.float32)
         pre = self.audio_preprocessor
-        size = self.batch_size
+        size = self.options.batch_size
 
         def load(r: int) -> np.ndarray:
             wave = self._load_waveform(items[r], indices[r])
-            return pre(pre.windows(wave, self.long_audio))
+            return pre(pre.windows(wave, self.options.long_audio))
 
         pending: list[np.ndarray] = []  # features of windows waiting for a batch
         owners: list[int] = []

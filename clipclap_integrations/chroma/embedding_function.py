@@ -47,8 +47,8 @@ from typing import Any, cast
 
 import numpy as np
 
-from ..checks import is_finite_number, is_int
 from ..errors import ClipClapInputError, ModelChangedError, missing_extra
+from ..options import is_finite_number, is_int
 from .batches import batch_limit, max_batch_size
 
 try:

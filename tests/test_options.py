@@ -1,0 +1,72 @@
+"""One options object: declared once, checked once, read by the core and every adapter."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clipclap_integrations import ClipClapEmbedder, EmbedderOptions
+from clipclap_integrations.options import OPTION_NAMES, config_problems, option_info
+
+
+def test_every_option_has_a_declaration_and_a_valid_default() -> None:
+    default = EmbedderOptions()
+    for name in OPTION_NAMES:
+        info = option_info(name)
+        assert info.help and info.expected
+        assert info.problem(name, getattr(default, name)) is None, name
+    # the ones that change vectors are exactly these: a collection records them
+    changing = {n for n in OPTION_NAMES if option_info(n).changes_vectors}
+    assert changing == {"long_audio", "fast_jpeg", "optimize", "quantize"}
+
+
+def test_options_reach_the_embedder_and_read_back(tiny_model_dir: Path) -> None:
+    opts = EmbedderOptions(batch_size=4, long_audio="first", max_image_pixels=None)
+    e = ClipClapEmbedder(tiny_model_dir, options=opts, batch_size=np.int64(6))
+    assert e.options == dataclasses.replace(opts, batch_size=6)
+    assert (e.batch_size, e.long_audio, e.max_image_pixels) == (6, "first", None)
+    assert type(e.batch_size) is int
+    with pytest.raises(AttributeError):
+        _ = e.no_such_option
+    with pytest.raises(TypeError, match="colour"):
+        ClipClapEmbedder(tiny_model_dir, colour="blue")
+
+
+def test_every_problem_is_listed_at_once() -> None:
+    with pytest.raises(ValueError) as info:
+        EmbedderOptions(batch_size=0, remote_timeout=-1, quantize="int4")  # type: ignore[arg-type]
+    message = str(info.value)
+    for words in ("batch_size must be", "remote_timeout must be", 'quantize must be "int8"'):
+        assert words in message
+
+
+def test_changed_options_round_trip_through_json(tmp_path: Path) -> None:
+    opts = EmbedderOptions(
+        providers=("CPUExecutionProvider",), optimized_dir=tmp_path, fast_jpeg=True, threads=2
+    )
+    stored = json.loads(json.dumps(opts.changed()))
+    assert stored == {
+        "providers": ["CPUExecutionProvider"],
+        "optimized_dir": str(tmp_path),
+        "fast_jpeg": True,
+        "threads": 2,
+    }
+    assert config_problems(stored) == []
+    again = EmbedderOptions.from_config(stored)
+    assert again.changed() == stored
+    assert again.vector_settings() == {
+        "long_audio": "mean",
+        "fast_jpeg": True,
+        "optimize": None,
+        "quantize": None,
+    }
+    assert config_problems({"colour": 1, "threads": "2"}) == [
+        f"unknown option 'colour' (known: {', '.join(OPTION_NAMES)})",
+        "'threads' must be an integer from 1 to 1024 or None, got '2'",
+    ]
+    with pytest.raises(ValueError, match="unknown option 'colour'"):
+        EmbedderOptions.from_config({"colour": 1})
