@@ -159,7 +159,7 @@ class Ours(Contender):
                 "image": "visual_model.onnx",
                 "audio": "audio_model.onnx",
             }
-            probe._session(graphs[self.modality])
+            probe.encoders.session(graphs[self.modality])
 
     def prepare(self, workload: Workload) -> Runner:
         embedder = self.make(workload.batch)

@@ -312,12 +312,9 @@ def cmd_download(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     import onnxruntime as ort
 
-    from .runtime.model import GRAPHS
-    from .types import Modality
-
     e = _embedder(args)
     # what this embedder's sessions run on (its smallest graph is loaded to ask onnxruntime)
-    in_use = e._session(GRAPHS[Modality.TEXT].projection).get_providers()
+    in_use = e.encoders.providers_in_use()
     folder = e.model_path
     files = sorted(p for p in Path(folder).iterdir() if p.is_file())
     print(f"model:     {e.folder.source}")

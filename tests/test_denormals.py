@@ -91,10 +91,10 @@ def test_a_session_falling_back_to_the_cpu_flushes_on_its_pool_threads(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         e = ClipClapEmbedder(tiny_model_dir, providers=list(GPU_THEN_CPU), threads=2)
-        session = e._session("audio_model.onnx")
+        session = e.encoders.session("audio_model.onnx")
     assert session.get_providers() == ["CPUExecutionProvider"]
     assert _entry(session.get_session_options()) == "1"
-    plain = ClipClapEmbedder(tiny_model_dir, threads=2)._session("audio_model.onnx")
+    plain = ClipClapEmbedder(tiny_model_dir, threads=2).encoders.session("audio_model.onnx")
     assert _entry(plain.get_session_options()) == "1"
 
 

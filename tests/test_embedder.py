@@ -109,7 +109,7 @@ def test_static_batch_axis_still_works(tiny_model_dir: Path, tmp_path: Path) -> 
     texts = ["one", "two words", "three little words", "four"]
     reference = ClipClapEmbedder(tiny_model_dir).embed_text(texts)
     static = ClipClapEmbedder(folder, batch_size=3)
-    assert static._session("text_model.onnx").get_inputs()[0].shape[0] == 1
+    assert static.encoders.session("text_model.onnx").get_inputs()[0].shape[0] == 1
     np.testing.assert_allclose(static.embed_text(texts), reference, atol=1e-6)
 
 
@@ -153,13 +153,13 @@ def test_bad_model_folder_lists_every_problem(tiny_model_dir: Path, tmp_path: Pa
 def test_threads_and_providers_reach_the_session(tiny_model_dir: Path) -> None:
     e = ClipClapEmbedder(tiny_model_dir, threads=1, providers=["CPUExecutionProvider"])
     e.embed_text(["x"])
-    session = e._session("text_model.onnx")
+    session = e.encoders.session("text_model.onnx")
     assert session.get_session_options().intra_op_num_threads == 1
     assert session.get_providers() == ["CPUExecutionProvider"]
     two = ClipClapEmbedder(tiny_model_dir, threads=2)
     two.embed_text(["x"])
-    assert two._session("text_model.onnx").get_session_options().intra_op_num_threads == 2
-    assert two._session("text_model.onnx") is not session
+    assert two.encoders.session("text_model.onnx").get_session_options().intra_op_num_threads == 2
+    assert two.encoders.session("text_model.onnx") is not session
 
 
 def test_unavailable_provider_is_warned_about(tiny_model_dir: Path) -> None:

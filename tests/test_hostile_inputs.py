@@ -33,8 +33,8 @@ from inputs_media import (
 )
 
 from clipclap_integrations import Audio, ClipClapEmbedder, ClipClapInputError, Image
-from clipclap_integrations import embedder as embedder_module
 from clipclap_integrations.media.image import open_image
+from clipclap_integrations.modalities import image as image_pipeline_module
 
 FAST_S = 2.0  # "within seconds": every hostile case here is refused or embedded faster
 
@@ -506,7 +506,7 @@ def test_decoders_failing_oddly_still_name_the_item(embedder, monkeypatch) -> No
     def explode(*args, **kwargs):
         raise struct.error("a plugin bug")
 
-    monkeypatch.setattr(embedder_module, "open_image", explode)
+    monkeypatch.setattr(image_pipeline_module, "open_image", explode)
     with pytest.raises(ClipClapInputError, match=r"input 1 .*cannot be processed"):
         embedder.embed(["fine", image_bytes("PNG")])
 

@@ -35,7 +35,7 @@ def test_each_embedder_warns_once_at_the_callers_line(tiny_model_dir: Path) -> N
         # the sessions are shared (already created): the new embedder is warned all the same
         second = ClipClapEmbedder(tiny_model_dir, providers=providers, threads=3)
         second.embed_text(["a red boat"])
-    assert second._session("text_model.onnx") is first._session("text_model.onnx")
+    assert second.encoders.session("text_model.onnx") is first.encoders.session("text_model.onnx")
     (again,) = _provider_warnings(caught)
     assert again.filename == __file__
 

@@ -63,8 +63,8 @@ def test_optimized_copies_give_close_vectors(
         cosine = np.sum(vectors * exact[modality], axis=1)
         assert cosine.min() >= MIN_COSINE, f"{modality}: cosine {cosine.min():.5f}"
     # The encoders ran from copies in the cache; the folder itself is untouched.
-    session = e._session("visual_model.onnx")
-    assert session is not ClipClapEmbedder(tiny_model_dir)._session("visual_model.onnx")
+    session = e.encoders.session("visual_model.onnx")
+    assert session is not ClipClapEmbedder(tiny_model_dir).encoders.session("visual_model.onnx")
     copies = sorted(p.name for p in tmp_path.rglob("*.onnx"))
     assert copies == ["audio_model.onnx", "text_model.onnx", "visual_model.onnx"]
 
@@ -213,7 +213,7 @@ def test_a_load_failure_that_is_not_the_copys_fault_keeps_the_copy(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("onnx")
-    from clipclap_integrations import embedder as embedder_module
+    from clipclap_integrations.runtime import encoders as encoders_module
     from clipclap_integrations.runtime import optimize
 
     ClipClapEmbedder(tiny_model_dir, quantize="int8", optimized_dir=tmp_path).embed_text(["a"])
@@ -229,7 +229,7 @@ def test_a_load_failure_that_is_not_the_copys_fault_keeps_the_copy(
     def out_of_memory(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise Fail("[ONNXRuntimeError] : 1 : FAIL : Failed to allocate memory for requested buffer")
 
-    monkeypatch.setattr(embedder_module, "get_session", out_of_memory)
+    monkeypatch.setattr(encoders_module, "get_session", out_of_memory)
     sessions_module = __import__(
         "clipclap_integrations.runtime.sessions", fromlist=["clear_sessions"]
     )
@@ -304,7 +304,8 @@ def test_default_runs_the_original_graphs(tiny_model_dir: Path) -> None:
     e = ClipClapEmbedder(tiny_model_dir)
     e.embed_text(["x"])
     assert e.optimize is None and e.quantize is None
-    assert Path(e._session("text_model.onnx")._model_path).parent == tiny_model_dir.resolve()
+    session = e.encoders.session("text_model.onnx")
+    assert Path(session._model_path).parent == tiny_model_dir.resolve()
 
 
 @pytest.mark.parametrize("kwargs", [{"optimize": "O3"}, {"quantize": "int4"}])
@@ -416,7 +417,7 @@ def test_one_slow_call_does_not_make_another_wait() -> None:
 
 
 def test_text_runs_cover_every_text_once_within_the_batch_size() -> None:
-    from clipclap_integrations.embedder import _length_runs
+    from clipclap_integrations.modalities.text import length_runs as _length_runs
 
     rng = np.random.default_rng(1)
     lengths = [int(n) for n in rng.integers(3, 78, size=300)]

@@ -1,0 +1,55 @@
+"""What every modality's pipeline shares: the items it embeds, the options and encoders it
+runs with, and how a failure while loading one item is reported."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import ClassVar
+
+import numpy as np
+
+from ..errors import ClipClapInputError
+from ..inputs.classify import Item
+from ..options import EmbedderOptions
+from ..runtime.encoders import Encoders
+from ..runtime.model import ModelFolder
+from ..types import Modality
+
+
+class ModalityPipeline:
+    """Embeds classified items of one modality: load each payload, preprocess it as the source
+    model did, run batches through the encoders. Cheap to create: heavy state (tokenizer,
+    filters, sessions) is made on first use."""
+
+    modality: ClassVar[Modality]
+
+    def __init__(self, folder: ModelFolder, options: EmbedderOptions, encoders: Encoders) -> None:
+        self.folder = folder
+        self.options = options
+        self.encoders = encoders
+
+    def embed(self, items: Sequence[Item], indices: Sequence[int]) -> np.ndarray:
+        """One L2-normalized float32 row per item; ``indices`` are the items' positions in the
+        caller's list (for error messages)."""
+        raise NotImplementedError
+
+
+@contextmanager
+def loading(item: Item, index: int, what: str) -> Iterator[None]:
+    """Any failure while loading ``item`` as ``what`` ("image", "audio") becomes a
+    ``ClipClapInputError`` naming the item and its position."""
+    try:
+        yield
+    except ClipClapInputError as exc:
+        raise ClipClapInputError(exc.reason, index=index, item=item.description) from None
+    except MemoryError:
+        raise ClipClapInputError(
+            f"the {what} is too large to process in memory", index=index, item=item.description
+        ) from None
+    except Exception as exc:  # a decoder or plugin failing in a way nobody listed
+        raise ClipClapInputError(
+            f"the {what} cannot be processed ({type(exc).__name__}: {exc})",
+            index=index,
+            item=item.description,
+        ) from None
