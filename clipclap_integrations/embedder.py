@@ -14,7 +14,7 @@ import numpy as np
 
 from .checks import is_finite_number, is_int
 from .errors import ClipClapInputError
-from .inputs.classify import (
+from .inputs import (
     URLS_PER_FETCH,
     InputOptions,
     Item,
