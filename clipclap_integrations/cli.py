@@ -332,7 +332,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .inputs.classify import classify_all, resolve_remote
+    from .inputs import classify_all, resolve_remote
     from .types import Audio, Image, Modality
 
     e = _embedder(args)

@@ -16,7 +16,7 @@ from typing import Any, cast
 import numpy as np
 
 from .errors import ClipClapInputError
-from .inputs.classify import (
+from .inputs import (
     URLS_PER_FETCH,
     InputOptions,
     Item,

@@ -22,8 +22,9 @@ from clipclap_integrations import (
     Modality,
     Text,
 )
-from clipclap_integrations.inputs.classify import InputOptions, classify, parse_data_uri
-from clipclap_integrations.media.audio import decode_audio, resample, to_mono
+from clipclap_integrations.inputs import InputOptions, check_text, classify, parse_data_uri
+from clipclap_integrations.media.audio import check_waveform, decode_audio, resample, to_mono
+from clipclap_integrations.media.image import image_from_array
 
 ATOL = 1e-6
 PROPERTY = settings(
@@ -488,7 +489,7 @@ def test_allow_local_files_false_never_reads_the_disk(
     assert opened.detect(str(png)) is Modality.IMAGE  # by default the path is the image
     closed = ClipClapEmbedder(tiny_model_dir, allow_local_files=False, allow_remote=False)
 
-    import clipclap_integrations.inputs.classify as inputs
+    import clipclap_integrations.inputs.strings as inputs
 
     def no_disk(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("looked at the file system")
@@ -534,3 +535,40 @@ def test_a_media_part_is_never_text(embedder: ClipClapEmbedder, media_dir: Path)
     with pytest.raises(ClipClapInputError, match="neither an image nor a sound") as info:
         embedder.embed(["fine", missing])
     assert info.value.index == 1
+
+
+def test_check_text_gives_a_plain_str_and_refuses_invalid_unicode() -> None:
+    got = check_text(np.str_("a caption"))
+    assert type(got) is str and got == "a caption"
+    with pytest.raises(ClipClapInputError, match="not valid Unicode"):
+        check_text("half a pair \ud800")
+
+
+@pytest.mark.parametrize(
+    "samples",
+    [np.arange(100), np.zeros((2, 2, 2), np.float32), np.zeros(0, np.float32)],
+)
+def test_waveform_checks_say_the_same_wherever_they_run(samples: np.ndarray) -> None:
+    """One owner per check: what classification refuses, decoding refuses in the same words."""
+    with pytest.raises(ClipClapInputError) as classified:
+        classify(Audio(samples, sample_rate=SR), InputOptions())
+    with pytest.raises(ClipClapInputError) as decoded:
+        to_mono(samples)
+    assert decoded.value.reason == classified.value.reason
+
+
+def test_sample_rate_rule_is_the_same_for_decoded_audio() -> None:
+    with pytest.raises(ClipClapInputError) as classified:
+        classify((tone(), 0), InputOptions())
+    with pytest.raises(ClipClapInputError) as checked:
+        check_waveform(tone(), 0, None)
+    assert checked.value.reason == classified.value.reason
+
+
+def test_image_array_rules_are_the_same_when_classified_and_loaded() -> None:
+    for bad in (np.zeros((2, 3, 4, 5)), np.zeros((9, 9, 9))):
+        with pytest.raises(ClipClapInputError) as classified:
+            classify(bad, InputOptions())
+        with pytest.raises(ClipClapInputError) as loaded:
+            image_from_array(bad)
+        assert loaded.value.reason == classified.value.reason

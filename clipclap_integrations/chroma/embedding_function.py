@@ -66,7 +66,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise missing_extra("chromadb", "chroma") from exc
 
 from ..embedder import ClipClapEmbedder
-from ..inputs.classify import (
+from ..inputs import (
     URLS_PER_FETCH,
     InputOptions,
     Item,

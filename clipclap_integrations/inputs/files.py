@@ -8,10 +8,9 @@ import codecs
 from pathlib import Path
 
 from ..types import Modality
-from .sniff import modality_of_extension, sniff_bytes
+from .sniff import HEAD_BYTES, modality_of_extension, sniff_bytes
 
 TEXT_EXTENSIONS = frozenset({".txt", ".md", ".markdown", ".rst", ".text"})
-HEAD_BYTES = 64  # enough for every signature ``sniff_bytes`` knows
 
 
 def _reads_as_text(head: bytes) -> bool:

@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 from ..types import Modality
 
+HEAD_BYTES = 64  # enough for every signature ``sniff_bytes`` knows
+
 IMAGE_EXTENSIONS = frozenset(
     {
         ".png",

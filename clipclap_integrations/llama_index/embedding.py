@@ -16,7 +16,7 @@ from llama_index.core.utils import get_tqdm_iterable
 
 from ..embedder import ClipClapEmbedder
 from ..errors import ClipClapInputError
-from ..inputs.classify import describe
+from ..inputs import describe
 from ..media.audio import DEFAULT_MAX_SECONDS
 from ..media.image import DEFAULT_MAX_PIXELS
 from ..runtime.hub import default_model

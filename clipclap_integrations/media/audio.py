@@ -19,6 +19,14 @@ from typing import Any, Literal, cast
 import numpy as np
 
 from ..errors import ClipClapInputError
+from ..inputs.arrays import (
+    check_sample_dtype,
+    check_sample_rate,
+    check_samples,
+    is_supported_rate,
+    numeric_array,
+)
+from ..inputs.sniff import HEAD_BYTES, mpeg_stream_problem, sniff_bytes
 from ..runtime.model import AudioSettings
 from ..types import Modality
 
@@ -28,47 +36,25 @@ DEFAULT_MAX_SECONDS = 3600.0
 _CHUNK = 8  # clips per STFT block: bounds the float64 frame buffer to ~65 MB
 
 
-def ambiguous_pcm(dtype: np.dtype) -> str:
-    """Why integer samples of ``dtype`` (not a PCM type) are refused."""
-    return (
-        f"{dtype} audio samples are ambiguous (a list of Python ints becomes {dtype}): give "
-        "float samples in [-1, 1], or int16/int32 PCM as a numpy array of that dtype"
-    )
-
-
 def pcm_to_float(samples: np.ndarray) -> np.ndarray:
-    """Integer PCM to float32 in [-1, 1) as soundfile scales it; floats as float32.
-
-    PCM integer types are uint8 (offset binary), int8, int16 and int32; other integer types
-    (int64 above all, numpy's default) say nothing about their scale and are refused.
-    """
+    """Integer PCM to float32 in [-1, 1) as soundfile scales it (uint8 is offset binary);
+    floats as float32. Which sample types are accepted is ``check_sample_dtype``'s rule."""
     dtype = samples.dtype
+    check_sample_dtype(dtype)
     if dtype.kind == "f":
         return samples.astype(np.float32, copy=False)
     if dtype == np.uint8:
         return ((samples.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
-    if dtype in (np.int8, np.int16, np.int32):
+    if dtype.kind in "iu":  # int8, int16, int32
         scale = float(2 ** (8 * dtype.itemsize - 1))
         return (samples.astype(np.float64) / scale).astype(np.float32)
-    if dtype == np.bool_:
-        return samples.astype(np.float32)
-    if dtype.kind in "iu":
-        raise ClipClapInputError(ambiguous_pcm(dtype))
-    raise ClipClapInputError(f"audio samples must be numbers, got dtype {dtype}")
+    return samples.astype(np.float32)  # bool
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
     """Mono float32 from a 1-D clip, or a 2-D clip whose channel axis is the shorter one."""
-    try:
-        arr = np.asarray(samples)
-    except Exception as exc:
-        raise ClipClapInputError(f"the waveform cannot be read as an array ({exc})") from None
-    if arr.ndim not in (1, 2):
-        raise ClipClapInputError(
-            f"a waveform must be 1-D (mono) or 2-D (multichannel), got shape {tuple(arr.shape)}"
-        )
-    if arr.size == 0:
-        raise ClipClapInputError("the audio is empty (no samples)")
+    arr = numeric_array(samples, "audio samples")
+    check_samples(arr)
     arr = pcm_to_float(arr)
     if arr.ndim == 2:
         if arr.shape[0] > arr.shape[1]:  # (frames, channels) -> (channels, frames)
@@ -96,19 +82,10 @@ def resample(mono: np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray
 def check_waveform(mono: np.ndarray, sample_rate: int, max_seconds: float | None) -> None:
     """Refuse audio the model cannot meaningfully embed: empty, too long, NaN or infinite,
     absurdly loud (beyond any PCM scale), digitally silent, or at an impossible rate."""
-    from ..inputs.classify import MAX_SAMPLE_RATE
-
-    if not 1 <= sample_rate <= MAX_SAMPLE_RATE:
-        raise ClipClapInputError(
-            f"unsupported sample rate {sample_rate} Hz (expected 1 to {MAX_SAMPLE_RATE:,})"
-        )
-    if mono.size == 0:
-        raise ClipClapInputError("the audio is empty (no samples)")
+    check_sample_rate(sample_rate)
+    check_samples(mono)
     if max_seconds is not None and mono.size > max_seconds * sample_rate:
-        raise ClipClapInputError(
-            f"the audio lasts {mono.size / sample_rate:,.1f} s, over the limit of "
-            f"{max_seconds:,.0f} s (max_audio_seconds)"
-        )
+        raise _too_long(max_seconds, mono.size / sample_rate)
     peak = float(np.max(np.abs(mono)))  # NaN if any sample is NaN
     if not np.isfinite(peak):
         raise ClipClapInputError("the audio holds NaN or infinite samples")
@@ -119,6 +96,18 @@ def check_waveform(mono: np.ndarray, sample_rate: int, max_seconds: float | None
         )
     if peak == 0.0:
         raise ClipClapInputError("the audio is silent (every sample is 0)")
+
+
+def _too_long(max_seconds: float, seconds: float | None = None) -> ClipClapInputError:
+    """The error for audio over ``max_audio_seconds``; ``seconds``: its length, when known."""
+    if seconds is None:
+        return ClipClapInputError(
+            f"the audio lasts over {max_seconds:,.0f} s, the limit (max_audio_seconds)"
+        )
+    return ClipClapInputError(
+        f"the audio lasts {seconds:,.1f} s, over the limit of {max_seconds:,.0f} s "
+        "(max_audio_seconds)"
+    )
 
 
 def decode_audio(
@@ -138,9 +127,6 @@ def decode_audio(
     """
     import soundfile as sf
 
-    from ..inputs.classify import MAX_SAMPLE_RATE
-    from ..inputs.sniff import mpeg_stream_problem, sniff_bytes
-
     block_frames = 1 << 18
     unknown_length = 1 << 62  # libsndfile reports SF_COUNT_MAX for streams of unknown length
     in_memory = isinstance(source, bytes | bytearray | memoryview)
@@ -148,7 +134,7 @@ def decode_audio(
     try:
         if in_memory:
             data = memoryview(encoded)
-            kind = sniff_bytes(bytes(data[:64]))
+            kind = sniff_bytes(bytes(data[:HEAD_BYTES]))
             if kind is not None and kind[1] == "audio/mpeg":
                 # Checked first: libmpg123 hunts through junk and resyncs over corrupt frames
                 # printing notes on stderr, or stops quietly partway through.
@@ -157,7 +143,7 @@ def decode_audio(
                     raise ClipClapInputError(problem)
         else:
             with open(source, "rb") as raw:
-                kind = sniff_bytes(raw.read(64))
+                kind = sniff_bytes(raw.read(HEAD_BYTES))
                 if kind is not None and kind[1] == "audio/mpeg":
 
                     def read_at(at: int, n: int) -> bytes:
@@ -191,16 +177,13 @@ def decode_audio(
     try:
         with f:
             rate, channels, frames = int(f.samplerate), int(f.channels), int(f.frames)
-            if not 1 <= rate <= MAX_SAMPLE_RATE:
+            if not is_supported_rate(rate):
                 raise ClipClapInputError(f"unsupported sample rate {rate} Hz in the file header")
             if channels < 1:
                 raise ClipClapInputError("the audio file declares no channels")
             limit = None if max_seconds is None else int(max_seconds * rate)
-            if limit is not None and limit < frames < unknown_length:
-                raise ClipClapInputError(
-                    f"the audio lasts {frames / rate:,.1f} s, over the limit of "
-                    f"{max_seconds:,.0f} s (max_audio_seconds)"
-                )
+            if max_seconds is not None and limit is not None and limit < frames < unknown_length:
+                raise _too_long(max_seconds, frames / rate)
             resampler = None
             out_rate = rate
             if target_rate is not None and target_rate != rate:
@@ -217,10 +200,8 @@ def decode_audio(
                 if block.shape[0] == 0:
                     break
                 total += block.shape[0]
-                if limit is not None and total > limit:
-                    raise ClipClapInputError(
-                        f"the audio lasts over {max_seconds:,.0f} s, the limit (max_audio_seconds)"
-                    )
+                if max_seconds is not None and limit is not None and total > limit:
+                    raise _too_long(max_seconds)
                 # librosa.to_mono over the (channels, frames) view of what soundfile read
                 mono = block[:, 0].copy() if channels == 1 else np.mean(block.T, axis=0)
                 if resampler is not None:
@@ -265,8 +246,6 @@ def _decode_with_audioread(
     """
     import tempfile
 
-    from ..inputs.classify import MAX_SAMPLE_RATE
-
     try:
         import audioread
         from audioread import rawread
@@ -291,17 +270,15 @@ def _decode_with_audioread(
         pieces: list[np.ndarray] = []
         with audioread.audio_open(os.fspath(path), backends=backends) as f:
             rate, channels = int(f.samplerate), int(f.channels)
-            if not 1 <= rate <= MAX_SAMPLE_RATE or channels < 1:
+            if not is_supported_rate(rate) or channels < 1:
                 raise ClipClapInputError(f"unsupported audio stream ({rate} Hz, {channels} ch)")
             limit = None if max_seconds is None else int(max_seconds * rate) * channels
             total = 0
             for buffer in f:  # 16-bit little-endian PCM, interleaved
                 chunk = np.frombuffer(buffer, "<i2").astype(np.float32) * np.float32(1 / 32768)
                 total += chunk.size
-                if limit is not None and total > limit:
-                    raise ClipClapInputError(
-                        f"the audio lasts over {max_seconds:,.0f} s, the limit (max_audio_seconds)"
-                    )
+                if max_seconds is not None and limit is not None and total > limit:
+                    raise _too_long(max_seconds)
                 pieces.append(chunk)
     except ClipClapInputError:
         raise

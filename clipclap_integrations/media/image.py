@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ClipClapInputError
-from ..inputs.sniff import sniff_bytes
+from ..inputs.arrays import audio_hint, check_image_values, image_array_layout, numeric_array
+from ..inputs.sniff import jpeg_data_problem, sniff_bytes
 from ..runtime.model import ImageSettings
 from ..types import Modality
 
@@ -52,8 +53,6 @@ def open_image(
     import struct
 
     from PIL import Image, ImageOps
-
-    from ..inputs.sniff import jpeg_data_problem
 
     def _reader(fp: Any) -> Any:
         def read(at: int, n: int) -> bytes:
@@ -189,11 +188,10 @@ def image_from_array(
 
     Layouts: HxW (gray), HxWxC with C = 1 (gray), 2 (gray + alpha), 3 (RGB), 4 (RGBA), or
     CxHxW when the last axis cannot be channels. Values: uint8; bool; other integers within
-    [0, 255]; floats within [0, 1] (scaled by 255 and rounded).
+    [0, 255]; floats within [0, 1] (scaled by 255 and rounded). The layout and value rules
+    are ``inputs.arrays``'; this converts.
     """
     from PIL import Image
-
-    from ..inputs.classify import image_array_layout, numeric_array
 
     arr = numeric_array(array, "an image array")
     layout = image_array_layout(arr.shape)
@@ -201,28 +199,17 @@ def image_from_array(
         arr = np.moveaxis(arr, 0, -1)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
-    hint = "; for multichannel audio pass (samples, sample_rate)" if min(arr.shape[:2]) <= 8 else ""
     try:
         check_image_size(int(arr.shape[1]), int(arr.shape[0]), max_pixels, resize_to)
     except ClipClapInputError as exc:
-        raise ClipClapInputError(exc.reason + (f" ({hint[2:]})" if hint else "")) from None
+        hint = audio_hint(arr.shape)
+        raise ClipClapInputError(exc.reason + (f" ({hint})" if hint else "")) from None
+    check_image_values(arr)
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8) * 255
     elif arr.dtype.kind == "f":
-        lo, hi = float(np.min(arr)), float(np.max(arr))
-        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -1e-3 or hi > 1.0 + 1e-3:
-            raise ClipClapInputError(
-                "a float image array must hold finite values in [0, 1], got values in "
-                f"[{lo:.4g}, {hi:.4g}] (convert 0-255 data to uint8{hint})"
-            )
         arr = np.round(np.clip(arr, 0.0, 1.0).astype(np.float64) * 255.0).astype(np.uint8)
     elif arr.dtype != np.uint8:
-        lo, hi = int(np.min(arr)), int(np.max(arr))
-        if lo < 0 or hi > 255:
-            raise ClipClapInputError(
-                f"an {arr.dtype} image array must hold values in [0, 255], got values in "
-                f"[{lo}, {hi}] (images are uint8, or float in [0, 1]{hint})"
-            )
         arr = arr.astype(np.uint8)
     try:
         return Image.fromarray(np.ascontiguousarray(arr))
