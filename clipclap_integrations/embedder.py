@@ -20,6 +20,7 @@ from .inputs import (
     URLS_PER_FETCH,
     InputOptions,
     Item,
+    check_text,
     classify,
     classify_all,
     describe,
@@ -144,7 +145,7 @@ class ClipClapEmbedder:
     # -- public embedding API ---------------------------------------------------------------
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors of strings, (N, dim) float32, rows in input order."""
-        return self._text.embed_texts(_checked(texts, str, "a string"))
+        return self._text.embed_texts(_texts(texts))
 
     def embed_images(self, images: Sequence[Any]) -> np.ndarray:
         """Vectors of images: paths, bytes, file objects, URLs, PIL images or uint8 arrays."""
@@ -216,7 +217,7 @@ class ClipClapEmbedder:
     # -- preprocessing only -----------------------------------------------------------------
     def preprocess_text(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """``input_ids`` and ``attention_mask`` (int64), padded to the longest text."""
-        return self.text_preprocessor(_checked(texts, str, "a string"))
+        return self.text_preprocessor(_texts(texts))
 
     def preprocess_images(self, images: Sequence[Any]) -> np.ndarray:
         """``pixel_values`` (B, 3, 224, 224) float32."""
@@ -242,20 +243,14 @@ class ClipClapEmbedder:
         return classify_all(inputs, self.input_options, forced)
 
 
-def _checked(values: Sequence[Any], kind: type, what: str) -> list[Any]:
-    out = list(input_list(values))
-    for i, v in enumerate(out):
-        if not isinstance(v, kind):
-            raise ClipClapInputError(
-                f"expected {what}, got {type(v).__name__}", index=i, item=describe(v)
-            )
-        if isinstance(v, str):
-            try:
-                v.encode("utf-8")  # the tokenizer raises TypeError on unpaired surrogates
-            except UnicodeEncodeError:
-                raise ClipClapInputError(
-                    "the text is not valid Unicode (it holds unpaired surrogate code points)",
-                    index=i,
-                    item=describe(v),
-                ) from None
+def _texts(values: Sequence[Any]) -> list[str]:
+    """The strings of ``values``, each checked as text; errors name the position."""
+    out = []
+    for i, v in enumerate(input_list(values)):
+        try:
+            if not isinstance(v, str):
+                raise ClipClapInputError(f"expected a string, got {type(v).__name__}")
+            out.append(check_text(v))
+        except ClipClapInputError as exc:
+            raise ClipClapInputError(exc.reason, index=i, item=describe(v)) from None
     return out

@@ -9,7 +9,7 @@ from functools import cached_property
 import numpy as np
 
 from ..errors import ClipClapInputError
-from ..inputs.classify import Item, Media, Waveform
+from ..inputs import Item, Media, Waveform
 from ..media.audio import (
     AudioPreprocessor,
     check_waveform,

@@ -10,7 +10,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import ClipClapInputError
-from ..inputs.classify import Item
+from ..inputs import Item
 from ..options import EmbedderOptions
 from ..runtime.encoders import Encoders
 from ..runtime.model import ModelFolder

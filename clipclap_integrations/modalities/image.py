@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ClipClapInputError
-from ..inputs.classify import Item, Media, RemoteURL, Waveform
+from ..inputs import Item, Media, RemoteURL, Waveform
 from ..media.image import ImagePreprocessor, check_image_size, image_from_array, open_image
 from ..runtime.prefetch import Prefetch
 from ..types import Modality

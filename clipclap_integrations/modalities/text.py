@@ -7,7 +7,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ..inputs.classify import Item
+from ..inputs import Item
 from ..media.text import TextPreprocessor
 from ..runtime.model import GRAPHS
 from ..types import Modality
