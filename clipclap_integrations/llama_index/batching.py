@@ -3,7 +3,8 @@
 ``MultiModalEmbedding.get_image_embedding_batch`` would do for images, but it puts the raw items
 in its callback events (bytes and ``BytesIO`` break handlers that count tokens) and an error
 keeps its place in the batch. These loops describe media in the events and count an error's
-place over the whole call; ``ClipClapEmbedding`` runs images and audio through them.
+place over the whole call. ``ClipClapEmbedding.get_embedding_batch`` (images, audio, and the
+text of nodes) runs through them; LlamaIndex's own loop keeps ``get_text_embedding_batch``.
 """
 
 from __future__ import annotations

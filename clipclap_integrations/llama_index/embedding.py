@@ -282,7 +282,8 @@ class ClipClapEmbedding(MultiModalEmbedding):
 
         One callback event per batch (media described in its chunks); a bad item raises
         ``ClipClapInputError`` with its position in ``items``. The image and audio methods and
-        ``embed_nodes`` run through here (LlamaIndex's text methods run their own loop).
+        ``embed_nodes`` run through here; ``get_text_embedding_batch`` stays LlamaIndex's own
+        (with its ``embeddings_cache`` and ``rate_limiter``, and errors placed in their batch).
         """
         modality = Modality.parse(modality)
         embed = {
