@@ -51,7 +51,7 @@ from llama_index.core.storage.docstore.utils import doc_to_json, json_to_doc
 from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters
 from PIL import Image as PILImage
 
-from clipclap_integrations import Audio, ClipClapEmbedder, ClipClapInputError
+from clipclap_integrations import Audio, ClipClapEmbedder, ClipClapInputError, Modality
 from clipclap_integrations.llama_index import (
     MODALITY_KEY,
     AudioNode,
@@ -310,6 +310,36 @@ def test_callback_events_for_audio_batches(model_dir: Path, media_dir: Path):
     pairs = debug.get_event_pairs(CBEventType.EMBEDDING)
     chunks = [end.payload["chunks"] for _, end in pairs]
     assert chunks == [sounds[:2], sounds[2:], sounds[:1]]
+
+
+def test_one_batch_method_for_every_modality(model_dir: Path, media_dir: Path):
+    """get_embedding_batch(modality, items): the image and audio methods and embed_nodes use it."""
+    emb = ClipClapEmbedding(model_dir, embed_batch_size=2)
+    images = [str(media_dir / n) for n in IMAGES]
+    sounds = [str(media_dir / n) for n in SOUNDS]
+    np.testing.assert_array_equal(
+        _vec(emb.get_embedding_batch("audio", sounds)), _vec(emb.get_audio_embedding_batch(sounds))
+    )
+    np.testing.assert_array_equal(
+        _vec(asyncio.run(emb.aget_embedding_batch(Modality.IMAGE, images))),
+        _vec(emb.get_image_embedding_batch(images)),
+    )
+    np.testing.assert_allclose(
+        _vec(emb.get_embedding_batch("TEXT", TEXTS)),
+        _vec(emb.get_text_embedding_batch(TEXTS)),
+        atol=1e-6,
+    )
+    bad = [*TEXTS, "bad \ud800"]  # the 4th text, in the 2nd batch of 2
+    with pytest.raises(ClipClapInputError, match="not valid Unicode") as info:
+        emb.get_embedding_batch("text", bad)
+    assert info.value.index == 3
+    with pytest.raises(ClipClapInputError, match="not valid Unicode") as info:
+        asyncio.run(emb.aget_embedding_batch("text", bad))
+    assert info.value.index == 3
+    with pytest.raises(ValueError, match="unknown modality"):
+        emb.get_embedding_batch("video", sounds)
+    with pytest.raises(TypeError, match="wrap a single item"):
+        emb.get_embedding_batch("audio", sounds[0])
 
 
 # -- LlamaIndex's MultiModalVectorStoreIndex with ClipClapEmbedding as both models ---------------
@@ -862,6 +892,33 @@ def test_fields_changed_after_construction_reach_the_core(model_dir: Path, media
     np.testing.assert_array_equal(np.asarray(model.get_audio_embedding(long_clip)), first)
     with pytest.raises(ValidationError):
         model.long_audio = "bogus"  # type: ignore[assignment]
+
+
+def test_every_directed_search_is_made_and_declared_for_type_checkers():
+    """The x_to_y methods come from one loop over the modalities; type checkers read a list."""
+    import ast
+    import inspect
+    import itertools
+    import re
+
+    pairs = [f"{q.value}_to_{t.value}" for q, t in itertools.product(Modality, repeat=2)]
+    made = {n for n in dir(ClipClapRetriever) if re.fullmatch(r"a?[a-z]+_to_[a-z]+", n)}
+    assert made - {"any_to_any", "aany_to_any"} == {*pairs, *(f"a{p}" for p in pairs)}
+    tree = ast.parse(textwrap.dedent(inspect.getsource(ClipClapRetriever)))
+    declared = {
+        line.target.id
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+        for line in block.body
+        if isinstance(line, ast.AnnAssign) and isinstance(line.target, ast.Name)
+    }
+    assert declared == made - {"any_to_any", "aany_to_any"}
+    for name in pairs:
+        search, asearch = getattr(ClipClapRetriever, name), getattr(ClipClapRetriever, "a" + name)
+        assert not inspect.iscoroutinefunction(search) and inspect.iscoroutinefunction(asearch)
+        assert list(inspect.signature(search).parameters) == ["self", "query", "similarity_top_k"]
+        assert search.__qualname__ == f"ClipClapRetriever.{name}" and search.__doc__
+        assert name in (asearch.__doc__ or "")
 
 
 def test_retriever_refuses_indexes_it_cannot_filter(embed_model, media_dir: Path):

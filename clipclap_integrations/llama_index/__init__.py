@@ -21,14 +21,13 @@ try:
 except ImportError as exc:
     raise missing_extra("llama-index-core", "llama-index") from exc
 
+from .audio_node import AudioNode
 from .embedding import AudioType, ClipClapEmbedding
 from .index import ClipClapIndex
+from .loading import load_media_nodes, media_node_from_document
+from .node_embedding import embed_nodes
 from .nodes import (
     MODALITY_KEY,
-    AudioNode,
-    embed_nodes,
-    load_media_nodes,
-    media_node_from_document,
     media_source,
     node_modality,
     restore_audio_nodes,

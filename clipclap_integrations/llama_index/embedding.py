@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from llama_index.core.base.embeddings.base import Embedding
 from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
-from llama_index.core.callbacks.schema import CBEventType, EventPayload
 from llama_index.core.embeddings.multi_modal_base import MultiModalEmbedding
 from llama_index.core.schema import BaseNode, ImageType
-from llama_index.core.utils import get_tqdm_iterable
 
 from ..embedder import ClipClapEmbedder
-from ..errors import ClipClapInputError
-from ..inputs import describe
 from ..media.audio import DEFAULT_MAX_SECONDS
 from ..media.image import DEFAULT_MAX_PIXELS
 from ..runtime.hub import default_model
 from ..types import Modality
+from .batching import aembed_in_batches, embed_in_batches
+from .node_embedding import aembed_nodes, embed_nodes
+from .nodes import tag_node_in_place
 
 AudioType = Any
 """Anything ``ClipClapEmbedder.embed_audio`` takes: a path or URL string, ``pathlib.Path``,
@@ -227,13 +226,7 @@ class ClipClapEmbedding(MultiModalEmbedding):
     async def _aget_image_embeddings(self, img_file_paths: list[Any]) -> list[Embedding]:
         return await asyncio.to_thread(self._get_image_embeddings, img_file_paths)
 
-    # -- audio (not part of LlamaIndex's interface; same shape as the image methods) -------
-    def _get_audio_embedding(self, audio: AudioType) -> Embedding:
-        return self._get_audio_embeddings([audio])[0]
-
-    async def _aget_audio_embedding(self, audio: AudioType) -> Embedding:
-        return (await self._aget_audio_embeddings([audio]))[0]
-
+    # -- audio (not part of LlamaIndex's interface; the same shape as the image methods) ------
     def _get_audio_embeddings(self, audios: list[AudioType]) -> list[Embedding]:
         return self.embedder.embed_audio(list(audios)).tolist()
 
@@ -242,75 +235,83 @@ class ClipClapEmbedding(MultiModalEmbedding):
 
     def get_audio_embedding(self, audio: AudioType) -> Embedding:
         """Embed one sound."""
-        with self.callback_manager.event(
-            CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: self.to_payload()}
-        ) as event:
-            vector = self._get_audio_embedding(audio)
-            event.on_end(
-                payload={EventPayload.CHUNKS: _chunks([audio]), EventPayload.EMBEDDINGS: [vector]}
-            )
-        return vector
+        return self.get_embedding_batch(Modality.AUDIO, [audio])[0]
 
     async def aget_audio_embedding(self, audio: AudioType) -> Embedding:
         """Embed one sound without blocking the event loop."""
-        with self.callback_manager.event(
-            CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: self.to_payload()}
-        ) as event:
-            vector = await self._aget_audio_embedding(audio)
-            event.on_end(
-                payload={EventPayload.CHUNKS: _chunks([audio]), EventPayload.EMBEDDINGS: [vector]}
-            )
-        return vector
+        return (await self.aget_embedding_batch(Modality.AUDIO, [audio]))[0]
 
     def get_audio_embedding_batch(
         self, audios: Sequence[AudioType], show_progress: bool = False
     ) -> list[Embedding]:
         """Embed many sounds, ``embed_batch_size`` per call, in input order."""
-        return self._embed_in_batches(audios, self._get_audio_embeddings, show_progress, "audio")
+        return self.get_embedding_batch(Modality.AUDIO, audios, show_progress)
 
     async def aget_audio_embedding_batch(
         self, audios: Sequence[AudioType], show_progress: bool = False
     ) -> list[Embedding]:
         """Embed many sounds in worker threads, ``embed_batch_size`` per call, in input order."""
-        return await self._aembed_in_batches(
-            audios, self._aget_audio_embeddings, show_progress, "audio"
-        )
+        return await self.aget_embedding_batch(Modality.AUDIO, audios, show_progress)
 
     # -- LlamaIndex's image methods, with the same events and error positions as audio ------
     def get_image_embedding(self, img_file_path: ImageType) -> Embedding:
         """Embed one image."""
-        return self._embed_in_batches([img_file_path], self._get_image_embeddings, False, "image")[
-            0
-        ]
+        return self.get_embedding_batch(Modality.IMAGE, [img_file_path])[0]
 
     async def aget_image_embedding(self, img_file_path: ImageType) -> Embedding:
         """Embed one image without blocking the event loop."""
-        vectors = await self._aembed_in_batches(
-            [img_file_path], self._aget_image_embeddings, False, "image"
-        )
-        return vectors[0]
+        return (await self.aget_embedding_batch(Modality.IMAGE, [img_file_path]))[0]
 
     def get_image_embedding_batch(
         self, img_file_paths: list[ImageType], show_progress: bool = False
     ) -> list[Embedding]:
         """Embed many images, ``embed_batch_size`` per call, in input order."""
-        return self._embed_in_batches(
-            img_file_paths, self._get_image_embeddings, show_progress, "image"
-        )
+        return self.get_embedding_batch(Modality.IMAGE, img_file_paths, show_progress)
 
     async def aget_image_embedding_batch(
         self, img_file_paths: list[ImageType], show_progress: bool = False
     ) -> list[Embedding]:
         """Embed many images in worker threads, ``embed_batch_size`` per call, in input order."""
-        return await self._aembed_in_batches(
-            img_file_paths, self._aget_image_embeddings, show_progress, "image"
+        return await self.aget_embedding_batch(Modality.IMAGE, img_file_paths, show_progress)
+
+    # -- any one modality -------------------------------------------------------------------
+    def get_embedding_batch(
+        self, modality: Modality | str, items: Sequence[Any], show_progress: bool = False
+    ) -> list[Embedding]:
+        """Embed many items of one modality, ``embed_batch_size`` per call, in input order.
+
+        One callback event per batch (media described in its chunks); a bad item raises
+        ``ClipClapInputError`` with its position in ``items``. The image and audio methods and
+        ``embed_nodes`` run through here; ``get_text_embedding_batch`` stays LlamaIndex's own
+        (with its ``embeddings_cache`` and ``rate_limiter``, and errors placed in their batch).
+        """
+        modality = Modality.parse(modality)
+        embed = {
+            Modality.TEXT: self._get_text_embeddings,
+            Modality.IMAGE: self._get_image_embeddings,
+            Modality.AUDIO: self._get_audio_embeddings,
+        }[modality]
+        return embed_in_batches(
+            self, items, embed, show_progress=show_progress, what=modality.value
+        )
+
+    async def aget_embedding_batch(
+        self, modality: Modality | str, items: Sequence[Any], show_progress: bool = False
+    ) -> list[Embedding]:
+        """``get_embedding_batch`` with the batches run together in worker threads."""
+        modality = Modality.parse(modality)
+        embed = {
+            Modality.TEXT: self._aget_text_embeddings,
+            Modality.IMAGE: self._aget_image_embeddings,
+            Modality.AUDIO: self._aget_audio_embeddings,
+        }[modality]
+        return await aembed_in_batches(
+            self, items, embed, show_progress=show_progress, what=modality.value
         )
 
     # -- nodes as a transformation (IngestionPipeline): embed each node by its own content --
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
         """Set ``node.embedding`` from each node's text, image or audio (and tag its modality)."""
-        from .nodes import embed_nodes, tag_node_in_place
-
         vectors = embed_nodes(nodes, self, show_progress=kwargs.get("show_progress", False))
         for node, vector in zip(nodes, vectors, strict=True):
             tag_node_in_place(node)
@@ -318,88 +319,8 @@ class ClipClapEmbedding(MultiModalEmbedding):
         return nodes
 
     async def acall(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
-        from .nodes import aembed_nodes, tag_node_in_place
-
         vectors = await aembed_nodes(nodes, self, show_progress=kwargs.get("show_progress", False))
         for node, vector in zip(nodes, vectors, strict=True):
             tag_node_in_place(node)
             node.embedding = vector
         return nodes
-
-    # -- helpers ----------------------------------------------------------------------------
-    def _batches(self, items: Sequence[Any]) -> list[list[Any]]:
-        if isinstance(items, str | bytes):
-            raise TypeError("expected a list of items (wrap a single item in a list)")
-        items = list(items)
-        size = self.embed_batch_size
-        return [items[i : i + size] for i in range(0, len(items), size)]
-
-    def _embed_in_batches(
-        self,
-        items: Sequence[Any],
-        embed: Callable[[list[Any]], list[Embedding]],
-        show_progress: bool,
-        what: str,
-    ) -> list[Embedding]:
-        out: list[Embedding] = []
-        batches = self._batches(items)
-        for batch in get_tqdm_iterable(batches, show_progress, f"Generating {what} embeddings"):
-            with self.callback_manager.event(
-                CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: self.to_payload()}
-            ) as event:
-                vectors = _positioned(embed, batch, len(out))
-                event.on_end(
-                    payload={EventPayload.CHUNKS: _chunks(batch), EventPayload.EMBEDDINGS: vectors}
-                )
-            out.extend(vectors)
-        return out
-
-    async def _aembed_in_batches(
-        self,
-        items: Sequence[Any],
-        embed: Callable[[list[Any]], Awaitable[list[Embedding]]],
-        show_progress: bool,
-        what: str,
-    ) -> list[Embedding]:
-        size = self.embed_batch_size
-
-        async def one(number: int, batch: list[Any]) -> list[Embedding]:
-            with self.callback_manager.event(
-                CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: self.to_payload()}
-            ) as event:
-                try:
-                    vectors = await embed(batch)
-                except ClipClapInputError as exc:
-                    raise _shifted(exc, number * size) from None
-                event.on_end(
-                    payload={EventPayload.CHUNKS: _chunks(batch), EventPayload.EMBEDDINGS: vectors}
-                )
-            return vectors
-
-        jobs = [one(k, b) for k, b in enumerate(self._batches(items))]
-        if show_progress:
-            from tqdm.asyncio import tqdm_asyncio
-
-            nested = await tqdm_asyncio.gather(*jobs, desc=f"Generating {what} embeddings")
-        else:
-            nested = await asyncio.gather(*jobs)
-        return [vector for batch in nested for vector in batch]
-
-
-def _chunks(batch: list[Any]) -> list[str]:
-    """Event payload chunks: strings as they are, media described (handlers expect text)."""
-    return [item if isinstance(item, str) else describe(item) for item in batch]
-
-
-def _shifted(exc: ClipClapInputError, offset: int) -> ClipClapInputError:
-    """``exc`` with its position counted from the start of the whole call."""
-    return exc.at(exc.index + offset) if exc.index is not None and offset else exc
-
-
-def _positioned(
-    embed: Callable[[list[Any]], list[Embedding]], batch: list[Any], offset: int
-) -> list[Embedding]:
-    try:
-        return embed(batch)
-    except ClipClapInputError as exc:
-        raise _shifted(exc, offset) from None

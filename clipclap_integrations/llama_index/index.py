@@ -19,7 +19,9 @@ from llama_index.core.storage.storage_context import StorageContext
 from llama_index.core.vector_stores.types import BasePydanticVectorStore
 
 from .embedding import ClipClapEmbedding
-from .nodes import aembed_nodes, embed_nodes, has_content, media_node_from_document, tagged
+from .loading import media_node_from_document
+from .node_embedding import aembed_nodes, embed_nodes
+from .nodes import has_content, tagged
 from .retriever import ClipClapRetriever
 from .splitter import ClipTextSplitter
 

@@ -12,7 +12,7 @@ from llama_index.core.schema import Document, ImageDocument, MediaResource
 from ..inputs.files import HEAD_BYTES, kind_of
 from ..inputs.sniff import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
 from ..types import Modality
-from .nodes import file_modality
+from .loading import file_modality
 
 
 class MediaFileReader(BaseReader):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from llama_index.core.base.embeddings.base import Embedding
 from llama_index.core.constants import DEFAULT_SIMILARITY_TOP_K
@@ -43,6 +43,57 @@ def parse_modalities(value: ModalitiesArg) -> tuple[Modality, ...]:
     return out
 
 
+class DirectedSearch(Protocol):
+    """``retriever.text_to_audio(query, similarity_top_k=None)`` and the other pairs."""
+
+    def __call__(self, query: Any, similarity_top_k: int | None = None) -> list[NodeWithScore]: ...
+
+
+class AsyncDirectedSearch(Protocol):
+    """``await retriever.atext_to_audio(query, similarity_top_k=None)`` and the other pairs."""
+
+    async def __call__(
+        self, query: Any, similarity_top_k: int | None = None
+    ) -> list[NodeWithScore]: ...
+
+
+def _with_directed_searches(cls: type[ClipClapRetriever]) -> type[ClipClapRetriever]:
+    """Give ``cls`` a ``<query>_to_<target>`` method and its async ``a<query>_to_<target>``
+    for every pair of modalities: ``any_to_any`` with both modalities fixed."""
+    for source, target in itertools.product(Modality, repeat=2):
+        for method in _directed_search(cls, source, target):
+            setattr(cls, method.__name__, method)
+    return cls
+
+
+def _directed_search(
+    cls: type[ClipClapRetriever], source: Modality, target: Modality
+) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    def search(
+        self: ClipClapRetriever, query: Any, similarity_top_k: int | None = None
+    ) -> list[NodeWithScore]:
+        return self.any_to_any(
+            query, target, query_modality=source, similarity_top_k=similarity_top_k
+        )
+
+    async def asearch(
+        self: ClipClapRetriever, query: Any, similarity_top_k: int | None = None
+    ) -> list[NodeWithScore]:
+        return await self.aany_to_any(
+            query, target, query_modality=source, similarity_top_k=similarity_top_k
+        )
+
+    name = f"{source.value}_to_{target.value}"
+    search.__doc__ = (
+        f"{target.value.capitalize()} nodes nearest ``query``, embedded as {source.value}."
+    )
+    asearch.__doc__ = f"``{name}`` without blocking the event loop."
+    for method, method_name in ((search, name), (asearch, f"a{name}")):
+        method.__name__ = method_name
+        method.__qualname__ = f"{cls.__name__}.{method_name}"
+    return search, asearch
+
+
 @dataclass(frozen=True)
 class _Plan:
     """How to embed a query: ``kind`` is a modality, ``"agg"`` (query strings) or ``"vector"``."""
@@ -52,6 +103,7 @@ class _Plan:
     query_str: str = ""
 
 
+@_with_directed_searches
 class ClipClapRetriever(VectorIndexRetriever):
     """Retrieves text, image and audio nodes from one store, with a query of any modality.
 
@@ -150,138 +202,26 @@ class ClipClapRetriever(VectorIndexRetriever):
         vector = await self._aembed(plan)
         return await self._asearch(plan.query_str, vector, targets, similarity_top_k)
 
-    # -- the nine directed pairs (sync) ------------------------------------------------------
-    def text_to_text(
-        self, query: QueryType, similarity_top_k: int | None = None
-    ) -> list[NodeWithScore]:
-        """Text nodes nearest a text query."""
-        return self.any_to_any(
-            query, "text", query_modality="text", similarity_top_k=similarity_top_k
-        )
-
-    def text_to_image(
-        self, query: QueryType, similarity_top_k: int | None = None
-    ) -> list[NodeWithScore]:
-        """Images nearest a text query."""
-        return self.any_to_any(
-            query, "image", query_modality="text", similarity_top_k=similarity_top_k
-        )
-
-    def text_to_audio(
-        self, query: QueryType, similarity_top_k: int | None = None
-    ) -> list[NodeWithScore]:
-        """Sounds nearest a text query."""
-        return self.any_to_any(
-            query, "audio", query_modality="text", similarity_top_k=similarity_top_k
-        )
-
-    def image_to_text(self, query: Any, similarity_top_k: int | None = None) -> list[NodeWithScore]:
-        """Text nodes nearest an image."""
-        return self.any_to_any(
-            query, "text", query_modality="image", similarity_top_k=similarity_top_k
-        )
-
-    def image_to_image(
-        self, query: Any, similarity_top_k: int | None = None
-    ) -> list[NodeWithScore]:
-        """Images nearest an image."""
-        return self.any_to_any(
-            query, "image", query_modality="image", similarity_top_k=similarity_top_k
-        )
-
-    def image_to_audio(
-        self, query: Any, similarity_top_k: int | None = None
-    ) -> list[NodeWithScore]:
-        """Sounds nearest an image."""
-        return self.any_to_any(
-            query, "audio", query_modality="image", similarity_top_k=similarity_top_k
-        )
-
-    def audio_to_text(self, query: Any, similarity_top_k: int | None = None) -> list[NodeWithScore]:
-        """Text nodes nearest a sound."""
-        return self.any_to_any(
-            query, "text", query_modality="audio", similarity_top_k=similarity_top_k
-        )
-
-    def audio_to_image(
-        self, query: Any, similarity_top_k: int | None = None
-    ) -> list[NodeWithScore]:
-        """Images nearest a sound."""
-        return self.any_to_any(
-            query, "image", query_modality="audio", similarity_top_k=similarity_top_k
-        )
-
-    def audio_to_audio(
-        self, query: Any, similarity_top_k: int | None = None
-    ) -> list[NodeWithScore]:
-        """Sounds nearest a sound."""
-        return self.any_to_any(
-            query, "audio", query_modality="audio", similarity_top_k=similarity_top_k
-        )
-
-    # -- the nine directed pairs (async) -----------------------------------------------------
-    async def atext_to_text(
-        self, query: QueryType, similarity_top_k: int | None = None
-    ) -> list[NodeWithScore]:
-        return await self.aany_to_any(
-            query, "text", query_modality="text", similarity_top_k=similarity_top_k
-        )
-
-    async def atext_to_image(
-        self, query: QueryType, similarity_top_k: int | None = None
-    ) -> list[NodeWithScore]:
-        return await self.aany_to_any(
-            query, "image", query_modality="text", similarity_top_k=similarity_top_k
-        )
-
-    async def atext_to_audio(
-        self, query: QueryType, similarity_top_k: int | None = None
-    ) -> list[NodeWithScore]:
-        return await self.aany_to_any(
-            query, "audio", query_modality="text", similarity_top_k=similarity_top_k
-        )
-
-    async def aimage_to_text(
-        self, query: Any, similarity_top_k: int | None = None
-    ) -> list[NodeWithScore]:
-        return await self.aany_to_any(
-            query, "text", query_modality="image", similarity_top_k=similarity_top_k
-        )
-
-    async def aimage_to_image(
-        self, query: Any, similarity_top_k: int | None = None
-    ) -> list[NodeWithScore]:
-        return await self.aany_to_any(
-            query, "image", query_modality="image", similarity_top_k=similarity_top_k
-        )
-
-    async def aimage_to_audio(
-        self, query: Any, similarity_top_k: int | None = None
-    ) -> list[NodeWithScore]:
-        return await self.aany_to_any(
-            query, "audio", query_modality="image", similarity_top_k=similarity_top_k
-        )
-
-    async def aaudio_to_text(
-        self, query: Any, similarity_top_k: int | None = None
-    ) -> list[NodeWithScore]:
-        return await self.aany_to_any(
-            query, "text", query_modality="audio", similarity_top_k=similarity_top_k
-        )
-
-    async def aaudio_to_image(
-        self, query: Any, similarity_top_k: int | None = None
-    ) -> list[NodeWithScore]:
-        return await self.aany_to_any(
-            query, "image", query_modality="audio", similarity_top_k=similarity_top_k
-        )
-
-    async def aaudio_to_audio(
-        self, query: Any, similarity_top_k: int | None = None
-    ) -> list[NodeWithScore]:
-        return await self.aany_to_any(
-            query, "audio", query_modality="audio", similarity_top_k=similarity_top_k
-        )
+    # -- the directed pairs, made by _with_directed_searches; declared here for type checkers --
+    if TYPE_CHECKING:
+        text_to_text: DirectedSearch
+        text_to_image: DirectedSearch
+        text_to_audio: DirectedSearch
+        image_to_text: DirectedSearch
+        image_to_image: DirectedSearch
+        image_to_audio: DirectedSearch
+        audio_to_text: DirectedSearch
+        audio_to_image: DirectedSearch
+        audio_to_audio: DirectedSearch
+        atext_to_text: AsyncDirectedSearch
+        atext_to_image: AsyncDirectedSearch
+        atext_to_audio: AsyncDirectedSearch
+        aimage_to_text: AsyncDirectedSearch
+        aimage_to_image: AsyncDirectedSearch
+        aimage_to_audio: AsyncDirectedSearch
+        aaudio_to_text: AsyncDirectedSearch
+        aaudio_to_image: AsyncDirectedSearch
+        aaudio_to_audio: AsyncDirectedSearch
 
     # -- MultiModalVectorIndexRetriever's names, for code written against it -----------------
     def text_retrieve(self, str_or_query_bundle: QueryType) -> list[NodeWithScore]:
@@ -336,9 +276,7 @@ class ClipClapRetriever(VectorIndexRetriever):
             return model.get_agg_embedding_from_queries(plan.payload)
         if plan.kind is Modality.TEXT:
             return model.get_query_embedding(plan.payload)
-        if plan.kind is Modality.IMAGE:
-            return model.get_image_embedding(plan.payload)
-        return model.get_audio_embedding(plan.payload)
+        return model.get_embedding_batch(plan.kind, [plan.payload])[0]
 
     async def _aembed(self, plan: _Plan) -> Embedding:
         model = self._clipclap
@@ -348,9 +286,7 @@ class ClipClapRetriever(VectorIndexRetriever):
             return await model.aget_agg_embedding_from_queries(plan.payload)
         if plan.kind is Modality.TEXT:
             return await model.aget_query_embedding(plan.payload)
-        if plan.kind is Modality.IMAGE:
-            return await model.aget_image_embedding(plan.payload)
-        return await model.aget_audio_embedding(plan.payload)
+        return (await model.aget_embedding_batch(plan.kind, [plan.payload]))[0]
 
     def _store_query(
         self,

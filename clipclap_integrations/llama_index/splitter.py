@@ -18,7 +18,7 @@ from llama_index.core.node_parser.node_utils import build_nodes_from_splits
 from llama_index.core.schema import BaseNode, MetadataMode
 from llama_index.core.utils import get_tqdm_iterable
 
-from ..media.text import _load_tokenizer
+from ..media.text import load_tokenizer
 
 if TYPE_CHECKING:
     from .embedding import ClipClapEmbedding
@@ -45,7 +45,7 @@ class ClipTokenCounter:
         self.tokenizer_file = str(tokenizer_file)
 
     def __call__(self, text: str) -> list[int]:
-        tokenizer = _load_tokenizer(Path(self.tokenizer_file), None)
+        tokenizer = load_tokenizer(Path(self.tokenizer_file), None)
         return list(tokenizer.encode(text, add_special_tokens=False).ids)
 
     def __repr__(self) -> str:

@@ -17,7 +17,7 @@ _tokenizers: dict[tuple[str, int | None], Tokenizer] = {}
 _lock = threading.Lock()
 
 
-def _load_tokenizer(path: Path, max_length: int | None) -> Tokenizer:
+def load_tokenizer(path: Path, max_length: int | None) -> Tokenizer:
     """The shared tokenizer for ``path``, truncating to ``max_length`` (None: never)."""
     key = (str(path), max_length)
     with _lock:
@@ -57,7 +57,7 @@ class TextPreprocessor:
 
     @property
     def tokenizer(self) -> Tokenizer:
-        return _load_tokenizer(self.folder / "tokenizer.json", self.max_length)
+        return load_tokenizer(self.folder / "tokenizer.json", self.max_length)
 
     @property
     def pad_id(self) -> int:
@@ -68,13 +68,13 @@ class TextPreprocessor:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Untruncated token counts, without the two special tokens."""
-        tok = _load_tokenizer(self.folder / "tokenizer.json", None)
+        tok = load_tokenizer(self.folder / "tokenizer.json", None)
         return [len(e.ids) for e in tok.encode_batch(list(texts), add_special_tokens=False)]
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         """The ``(start, end)`` character offsets in ``text`` of its tokens (untruncated,
         without the special tokens), for cutting a text at token boundaries."""
-        tok = _load_tokenizer(self.folder / "tokenizer.json", None)
+        tok = load_tokenizer(self.folder / "tokenizer.json", None)
         return [(a, b) for a, b in tok.encode(text, add_special_tokens=False).offsets]
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:

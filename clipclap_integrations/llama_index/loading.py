@@ -1,0 +1,158 @@
+"""Nodes from files and documents: ``load_media_nodes``, ``media_node_from_document``."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from llama_index.core.schema import BaseNode, ImageNode, Node, NodeRelationship, TextNode
+
+from ..errors import ClipClapInputError
+from ..inputs.files import file_kind
+from ..types import Modality
+from .audio_node import AudioNode
+from .nodes import node_modality
+
+logger = logging.getLogger(__name__)
+
+
+def media_node_from_document(document: BaseNode) -> BaseNode | None:
+    """An ``ImageNode`` / ``AudioNode`` for a document holding an image or a sound, else None.
+
+    A document holds media through its ``image_resource`` / ``audio_resource``, or, when a
+    reader decoded a media file as text (``SimpleDirectoryReader`` does that without
+    llama-index-readers-file), through ``metadata["file_path"]``; that text is dropped. A
+    document with text of its own about a media file (a transcript) stays text. The
+    node keeps the document's caption text, metadata and a SOURCE relationship to it.
+    """
+    if not isinstance(document, Node):
+        return None
+    modality = node_modality(document)
+    text = (document.text_resource.text or "") if document.text_resource else ""
+    data = path = url = mimetype = None
+    if modality is not Modality.TEXT:
+        res = document.audio_resource if modality is Modality.AUDIO else document.image_resource
+        assert res is not None
+        data = res.data.decode("ascii") if res.data else None
+        path = str(res.path) if res.path is not None else None
+        url = str(res.url) if res.url is not None else None
+        mimetype = res.mimetype
+    else:
+        file_path = document.metadata.get("file_path")
+        if not isinstance(file_path, str) or not Path(file_path).is_file():
+            return None
+        try:
+            modality = file_modality(Path(file_path)) or Modality.TEXT
+        except OSError:  # unreadable now: nothing to embed but the text given
+            return None
+        if modality is Modality.TEXT or not _is_file_read_as_text(text, Path(file_path)):
+            return None  # text of its own (a transcript, a caption) about the file: text
+        text, path = "", file_path
+    common: dict[str, Any] = {
+        "text": text,
+        "metadata": dict(document.metadata),
+        "excluded_embed_metadata_keys": list(document.excluded_embed_metadata_keys),
+        "excluded_llm_metadata_keys": list(document.excluded_llm_metadata_keys),
+        "relationships": {NodeRelationship.SOURCE: document.as_related_node_info()},
+    }
+    if modality is Modality.AUDIO:
+        return AudioNode(
+            audio=data, audio_path=path, audio_url=url, audio_mimetype=mimetype, **common
+        )
+    return ImageNode(image=data, image_path=path, image_url=url, image_mimetype=mimetype, **common)
+
+
+def _is_file_read_as_text(text: str, path: Path) -> bool:
+    """Whether ``text`` is the file itself decoded as text (what a reader without a media
+    parser stores: ``SimpleDirectoryReader`` decodes UTF-8, ignoring errors), or empty."""
+    if not text.strip():
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    for errors in ("ignore", "replace"):
+        decoded = head.decode("utf-8", errors=errors)[:-4]  # the cut may split a character
+        if decoded and text.startswith(decoded):
+            return True
+    return False
+
+
+def file_modality(path: Path) -> Modality | None:
+    """The modality of a file (``inputs.files.file_kind``); None for other files.
+
+    Raises ``OSError`` when the file cannot be read.
+    """
+    kind = file_kind(path)
+    return kind[0] if kind else None
+
+
+def load_media_nodes(
+    folder: str | Path | Iterable[str | Path],
+    *,
+    recursive: bool = True,
+    raise_on_error: bool = False,
+) -> list[BaseNode]:
+    """Nodes for a folder (or list) of mixed media: ``ImageNode``, ``AudioNode``, ``TextNode``.
+
+    Images and sounds are recognized by content, then extension; ``.txt``/``.md`` files become
+    text nodes. In a folder, other files are skipped, and a file that cannot be read is logged
+    (a warning) and left out, or raises with ``raise_on_error=True`` (as in
+    ``SimpleDirectoryReader``); a listed path that is missing, unreadable or of another kind is
+    always an error naming it. Node ids derive from the resolved path, so indexing the same
+    files again updates rather than duplicates. Metadata: ``file_name``, ``file_path``.
+    """
+    listed = not isinstance(folder, str | Path)
+    if isinstance(folder, str | Path):
+        root = Path(folder).expanduser()
+        if not root.is_dir():
+            raise FileNotFoundError(f"no such folder: {root}")
+        pattern = root.rglob("*") if recursive else root.glob("*")
+        paths = sorted(p for p in pattern if p.is_file() and not p.name.startswith("."))
+    else:
+        paths = [Path(p).expanduser() for p in folder]
+        for i, path in enumerate(paths):
+            if not path.is_file():
+                raise FileNotFoundError(f"item {i}: no such file: {str(path)!r}")
+    nodes: list[BaseNode] = []
+    for i, path in enumerate(paths):
+        try:
+            node = _file_node(path)
+        except OSError as exc:
+            if listed:
+                reason = f"cannot be read ({exc.strerror or exc})"
+                raise ClipClapInputError(reason, index=i, item=repr(str(path))) from None
+            if raise_on_error:
+                raise
+            logger.warning("load_media_nodes: skipped %s, which cannot be read (%s)", path, exc)
+            continue
+        if node is not None:
+            nodes.append(node)
+        elif listed:
+            raise ClipClapInputError(
+                "neither an image, a sound nor a .txt/.md text file", index=i, item=repr(str(path))
+            )
+    return nodes
+
+
+def _file_node(path: Path) -> BaseNode | None:
+    modality = file_modality(path)
+    if modality is None:
+        return None
+    resolved = path.resolve()
+    common: dict[str, Any] = {
+        "id_": str(uuid.uuid5(uuid.NAMESPACE_URL, resolved.as_uri())),
+        "metadata": {"file_name": path.name, "file_path": str(resolved)},
+        "excluded_embed_metadata_keys": ["file_name", "file_path"],
+        "excluded_llm_metadata_keys": ["file_path"],
+    }
+    if modality is Modality.IMAGE:
+        return ImageNode(image_path=str(resolved), **common)
+    if modality is Modality.AUDIO:
+        return AudioNode(audio_path=str(resolved), **common)
+    text = path.read_text(encoding="utf-8", errors="replace")
+    return TextNode(text=text, **common)
