@@ -9,13 +9,13 @@ and library versions give byte-identical files.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pathlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..runtime.digests import content_sha256
 from ..runtime.model import (
     BICUBIC,
     CLIP_CONFIG,
@@ -172,7 +172,7 @@ def file_digests(folder: str | os.PathLike[str]) -> dict[str, str]:
     """SHA-256 of every file under ``folder``, keyed by relative POSIX path."""
     root = pathlib.Path(folder)
     return {
-        path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        path.relative_to(root).as_posix(): content_sha256(path)
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
