@@ -258,12 +258,12 @@ class TorchPeer(Contender):
     def setup(self) -> None:
         import torch
 
-        from clipclap_integrations.testing import builder, reference
+        from clipclap_integrations.testing import reference, torch_models
 
         spec = json.loads((self.inputs.model / "clip_config.json").read_text("utf-8"))
         seed = int(spec.get("synthetic", {}).get("seed", 0))
         self.torch = torch
-        self.models = builder.build_torch_models("full", seed)
+        self.models = torch_models.build_torch_models("full", seed)
         if self.modality == "text":
             self.tokenizer = reference.reference_tokenizer(self.inputs.model)
         elif self.modality == "image":

@@ -115,7 +115,7 @@ def test_static_batch_axis_still_works(tiny_model_dir: Path, tmp_path: Path) -> 
 
 def test_external_data_weights_load(tiny_model_dir: Path, tmp_path: Path) -> None:
     onnx = pytest.importorskip("onnx")
-    from clipclap_integrations.testing.builder import save_graph
+    from clipclap_integrations.testing.export import save_graph
 
     folder = tmp_path / "external"
     shutil.copytree(tiny_model_dir, folder)

@@ -828,12 +828,12 @@ def test_local_names(hub_models: Models, tmp_path: Path) -> None:
 
 
 def test_missing_files_keep_huggingface_hubs_whole_list() -> None:
-    from clipclap_integrations.runtime.hub import _missing_files
+    from clipclap_integrations.runtime.hub_cache import missing_files
 
     long = RuntimeError(
         "Snapshot incomplete: 5 file(s) are missing (a.onnx, b.onnx, c.onnx, ... (2 more)). "
         "Run again with network access."
     )
-    assert _missing_files(long) == "5 file(s) are missing (a.onnx, b.onnx, c.onnx, ... (2 more))"
+    assert missing_files(long) == "5 file(s) are missing (a.onnx, b.onnx, c.onnx, ... (2 more))"
     short = RuntimeError("1 file(s) is missing (tokenizer.json); more text")
-    assert _missing_files(short) == "1 file(s) is missing (tokenizer.json)"
+    assert missing_files(short) == "1 file(s) is missing (tokenizer.json)"

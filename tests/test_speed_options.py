@@ -127,7 +127,7 @@ def test_a_change_to_external_weights_alone_gives_a_new_copy(
     onnx = pytest.importorskip("onnx")
     from onnx import numpy_helper
 
-    from clipclap_integrations.testing.builder import save_graph
+    from clipclap_integrations.testing.export import save_graph
 
     folder = tmp_path / "model"
     shutil.copytree(tiny_model_dir, folder)

@@ -28,7 +28,7 @@ from ..embedder import ClipClapEmbedder
 from ..errors import ClipClapInputError, DatabaseGoneError
 from ..inputs.files import file_kind, read_text_file
 from ..media.chunking import chunk_text
-from ..runtime.model import content_sha256
+from ..runtime.digests import content_sha256
 from ..types import Modality
 from .batches import max_batch_size
 

@@ -11,7 +11,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,10 +19,22 @@ from typing import Any
 
 from ..errors import ModelFolderError, OnnxFormatError
 from ..types import Modality
+from .digests import file_sha256
 from .onnx_signature import GraphSignature, read_signature
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+CLIP_IMAGE_SIZE = 224  # the short side after resizing, and the square crop
+BICUBIC = 3  # PIL.Image.BICUBIC, CLIP's resampling filter
+MAX_TOKENS = 77  # CLIP's context: <|startoftext|>, 75 tokens, <|endoftext|>
+EOS_ID = 49407  # CLIP's <|endoftext|>, which also pads
+PROJECTION_DIM = 512  # the shared space, when no graph says otherwise
+# The files of a model folder besides the graphs.
+CLIP_CONFIG = "clip_config.json"
+TOKENIZER = "tokenizer.json"
+TOKENIZER_CONFIG = "tokenizer_config.json"
+PREPROCESSOR_CONFIG = "preprocessor_config.json"
+TRAINING_METADATA = "projection_training_metadata.json"
 
 
 @dataclass(frozen=True)
@@ -39,11 +50,11 @@ GRAPHS: dict[Modality, GraphPair] = {
     Modality.IMAGE: GraphPair("visual_model.onnx", "visual_projection.onnx"),
     Modality.AUDIO: GraphPair("audio_model.onnx", "audio_projection.onnx"),
 }
-CONFIG_FILES = ("clip_config.json", "tokenizer.json", "preprocessor_config.json")
-OPTIONAL_FILES = ("tokenizer_config.json", "projection_training_metadata.json")
+CONFIG_FILES = (CLIP_CONFIG, TOKENIZER, PREPROCESSOR_CONFIG)
+OPTIONAL_FILES = (TOKENIZER_CONFIG, TRAINING_METADATA)
 # Files that change the vectors besides the graphs and their weights (the tokenizer config
 # may set where text is cut off).
-DIGESTED_OPTIONAL_FILES = ("tokenizer_config.json",)
+DIGESTED_OPTIONAL_FILES = (TOKENIZER_CONFIG,)
 # Encoder inputs each modality needs: name -> (dtype, rank).
 ENCODER_INPUTS: dict[Modality, dict[str, tuple[str, int]]] = {
     Modality.TEXT: {"input_ids": ("int64", 2)},  # attention_mask is optional
@@ -54,21 +65,21 @@ ENCODER_INPUTS: dict[Modality, dict[str, tuple[str, int]]] = {
 
 @dataclass(frozen=True)
 class TextSettings:
-    max_length: int = 77
-    pad_id: int = 49407
+    max_length: int = MAX_TOKENS
+    pad_id: int = EOS_ID
 
 
 @dataclass(frozen=True)
 class ImageSettings:
     """CLIP image processor settings, read from ``preprocessor_config.json``."""
 
-    shortest_edge: int = 224
-    crop_height: int = 224
-    crop_width: int = 224
+    shortest_edge: int = CLIP_IMAGE_SIZE
+    crop_height: int = CLIP_IMAGE_SIZE
+    crop_width: int = CLIP_IMAGE_SIZE
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
     rescale_factor: float = 1 / 255
-    resample: int = 3  # PIL.Image.BICUBIC
+    resample: int = BICUBIC
     do_resize: bool = True
     do_center_crop: bool = True
     do_rescale: bool = True
@@ -79,14 +90,15 @@ class ImageSettings:
         """Settings from either saved form of a CLIP processor config (flat or nested)."""
         if isinstance(config.get("image_processor"), dict):
             config = config["image_processor"]
-        size = config.get("size", 224)
+        edge = CLIP_IMAGE_SIZE
+        size = config.get("size", edge)
         if isinstance(size, dict):
-            size = size.get("shortest_edge", min(size.get("height", 224), size.get("width", 224)))
-        crop = config.get("crop_size", 224)
+            size = size.get("shortest_edge", min(size.get("height", edge), size.get("width", edge)))
+        crop = config.get("crop_size", edge)
         crop_h, crop_w = (
             (crop, crop)
             if isinstance(crop, int)
-            else (crop.get("height", 224), crop.get("width", 224))
+            else (crop.get("height", edge), crop.get("width", edge))
         )
         return cls(
             shortest_edge=int(size),
@@ -94,8 +106,8 @@ class ImageSettings:
             crop_width=int(crop_w),
             mean=tuple(float(v) for v in config.get("image_mean", CLIP_MEAN)),  # type: ignore[arg-type]
             std=tuple(float(v) for v in config.get("image_std", CLIP_STD)),  # type: ignore[arg-type]
-            rescale_factor=float(config.get("rescale_factor", 1 / 255)),
-            resample=int(config.get("resample", 3)),
+            rescale_factor=float(config.get("rescale_factor", cls.rescale_factor)),
+            resample=int(config.get("resample", BICUBIC)),
             do_resize=bool(config.get("do_resize", True)),
             do_center_crop=bool(config.get("do_center_crop", True)),
             do_rescale=bool(config.get("do_rescale", True)),
@@ -181,35 +193,6 @@ class ModelFolder:
 
 _cache: dict[tuple[Any, ...], ModelFolder] = {}
 _cache_lock = threading.Lock()
-_HUB_BLOB = re.compile(r"[0-9a-f]{64}")
-_file_hashes: dict[tuple[str, int, int, int], str] = {}
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 (hex) of a file's content, computed once per process per version of the file.
-
-    A file in the Hugging Face cache that resolves to ``blobs/<64 hex digits>`` is an LFS
-    object named by that very hash, and is not read.
-    """
-    real = path.resolve()
-    if real.parent.name == "blobs" and _HUB_BLOB.fullmatch(real.name):
-        return real.name
-    st = real.stat()
-    key = (str(real), st.st_size, st.st_mtime_ns, st.st_ino)
-    found = _file_hashes.get(key)
-    if found is None:
-        found = content_sha256(real)
-        _file_hashes[key] = found
-    return found
-
-
-def content_sha256(path: Path) -> str:
-    """SHA-256 (hex) of a file's content, read now (no cache), 1 MB at a time."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _folder_key(path: Path) -> tuple[Any, ...]:
@@ -314,7 +297,7 @@ def _config_number(
             raise ValueError
     except (ValueError, OverflowError):  # OverflowError: an int too large for a float
         need = f"a whole number of at least {least:g}" if integral else "a positive number"
-        problems.append(f"clip_config.json has unusable {where} ({value!r}): it must be {need}")
+        problems.append(f"{CLIP_CONFIG} has unusable {where} ({value!r}): it must be {need}")
         return None
     return int(number) if integral else number
 
@@ -370,39 +353,48 @@ def _validate(folder: Path, *, revision: str | None, source: str) -> ModelFolder
     if len(dims) > 1:
         problems.append(f"the projections disagree on the embedding size: {sorted(dims)}")
 
-    clip_config = _read_json(folder / "clip_config.json", problems)
-    processor_config = _read_json(folder / "preprocessor_config.json", problems)
+    clip_config = _read_json(folder / CLIP_CONFIG, problems)
+    processor_config = _read_json(folder / PREPROCESSOR_CONFIG, problems)
     tokenizer_config: dict[str, Any] = {}
-    if (folder / "tokenizer_config.json").exists():
-        tokenizer_config = _read_json(folder / "tokenizer_config.json", problems)
-    if not (folder / "tokenizer.json").is_file():
-        problems.append("missing file tokenizer.json")
+    if (folder / TOKENIZER_CONFIG).exists():
+        tokenizer_config = _read_json(folder / TOKENIZER_CONFIG, problems)
+    if not (folder / TOKENIZER).is_file():
+        problems.append(f"missing file {TOKENIZER}")
     image = ImageSettings()
     try:
         image = ImageSettings.from_config(processor_config)
     except (TypeError, ValueError, AttributeError) as exc:
-        problems.append(f"preprocessor_config.json has unusable image settings ({exc})")
+        problems.append(f"{PREPROCESSOR_CONFIG} has unusable image settings ({exc})")
     audio = AudioSettings()
     audio_config = clip_config.get("audio_config") or {}
     if isinstance(audio_config, dict):
-        sample_rate = _config_number(audio_config, "audio_config.sample_rate", 48_000, problems)
+        sample_rate = _config_number(
+            audio_config, "audio_config.sample_rate", AudioSettings.sample_rate, problems
+        )
         max_length_s = _config_number(
-            audio_config, "audio_config.max_length_s", 10.0, problems, integral=False
+            audio_config,
+            "audio_config.max_length_s",
+            AudioSettings.max_length_s,
+            problems,
+            integral=False,
         )
         if sample_rate is not None and max_length_s is not None:
             audio = AudioSettings(sample_rate=int(sample_rate), max_length_s=max_length_s)
-    max_length = tokenizer_config.get("model_max_length", 77)
-    if not isinstance(max_length, int) or not 2 <= max_length <= 77:
+    max_length = tokenizer_config.get("model_max_length", MAX_TOKENS)
+    if not isinstance(max_length, int) or not 2 <= max_length <= MAX_TOKENS:
         text_cfg = clip_config.get("text_config") or {}
         found = (
-            _config_number(text_cfg, "text_config.max_position_embeddings", 77, problems, least=2)
+            _config_number(
+                text_cfg, "text_config.max_position_embeddings", MAX_TOKENS, problems, least=2
+            )
             if isinstance(text_cfg, dict)
-            else 77
+            else MAX_TOKENS
         )
-        max_length = int(found or 77)
-    projection_dim = 512
+        max_length = int(found or MAX_TOKENS)
+    projection_dim = PROJECTION_DIM
     if not dims:  # no projection states its output size: the config must
-        projection_dim = int(_config_number(clip_config, "projection_dim", 512, problems) or 512)
+        found_dim = _config_number(clip_config, "projection_dim", PROJECTION_DIM, problems)
+        projection_dim = int(found_dim or PROJECTION_DIM)
     if problems:
         raise ModelFolderError(folder, problems)
     dim = dims.pop() if dims else projection_dim

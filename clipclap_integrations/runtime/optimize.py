@@ -36,7 +36,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from .model import content_sha256
+from ..types import Modality
+from .digests import content_sha256
+from .model import GRAPHS
+from .onnx_signature import read_signature
 
 logger = logging.getLogger(__name__)
 
@@ -51,15 +54,16 @@ T = TypeVar("T")
 
 # Encoder graph -> (transformers-optimizer model type, clip_config section for heads/width).
 _FUSION_TYPES: dict[str, tuple[str, str | None]] = {
-    "text_model.onnx": ("clip", "text_config"),
-    "visual_model.onnx": ("clip", "vision_config"),
-    "audio_model.onnx": ("swin", None),  # heads differ per stage: detected per node
+    GRAPHS[Modality.TEXT].encoder: ("clip", "text_config"),
+    GRAPHS[Modality.IMAGE].encoder: ("clip", "vision_config"),
+    GRAPHS[Modality.AUDIO].encoder: ("swin", None),  # heads differ per stage: detected per node
 }
+CACHE_ENV = "CLIPCLAP_CACHE"
 
 
 def default_cache_dir() -> Path:
     """Where optimized copies are kept unless ``optimized_dir`` says otherwise."""
-    env = os.environ.get("CLIPCLAP_CACHE")
+    env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
@@ -142,7 +146,7 @@ def derived_graph(
         except OSError as exc:  # no permission, a read-only file system, a full disk...
             warnings.warn(
                 f"cannot write the optimized copy of {source.name} to {folder} ({exc}); "
-                "using the plain graph. Set optimized_dir= (or $CLIPCLAP_CACHE) to a writable "
+                f"using the plain graph. Set optimized_dir= (or ${CACHE_ENV}) to a writable "
                 "folder to get the optimize/quantize speed-up",
                 RuntimeWarning,
                 stacklevel=3,
@@ -248,8 +252,6 @@ def _readable(target: Path) -> bool:
     if not target.is_file():
         return False
     try:
-        from .onnx_signature import read_signature
-
         read_signature(target)
         return True
     except Exception:

@@ -14,27 +14,33 @@ functions that need torch raise ImportError with the install hint.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-__all__ = [
-    "GRAPH_NAMES",
-    "ExportCheck",
-    "SyntheticTorchModels",
-    "build_clip_tokenizer",
-    "build_model",
-    "build_torch_models",
-    "clip_tokenizer_json",
-    "export_graphs",
-    "file_digests",
-    "torch_reference_vectors",
-    "verify_export",
-    "write_clip_tokenizer",
-]
+# Each public name and the module (of this package) that defines it.
+_HOMES: dict[str, str] = {
+    "BUILDER_VERSION": "builder",
+    "GRAPH_NAMES": "export",
+    "ExportCheck": "verify",
+    "SyntheticTorchModels": "torch_models",
+    "build_clip_tokenizer": "clip_tokenizer",
+    "build_model": "builder",
+    "build_torch_models": "torch_models",
+    "clap_audio_config": "torch_models",
+    "clip_config": "torch_models",
+    "clip_tokenizer_json": "clip_tokenizer",
+    "export_graphs": "export",
+    "file_digests": "builder",
+    "save_graph": "export",
+    "torch_reference_vectors": "torch_models",
+    "verify_export": "verify",
+    "write_clip_tokenizer": "clip_tokenizer",
+}
+__all__ = sorted(_HOMES)
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from clipclap_integrations.testing import builder
-
-        return getattr(builder, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

@@ -8,13 +8,11 @@ import sys
 import time
 from collections.abc import Sequence
 
-from clipclap_integrations.testing.builder import (
-    GRAPH_NAMES,
-    build_model,
-    build_torch_models,
-    verify_export,
-    write_clip_tokenizer,
-)
+from clipclap_integrations.testing.builder import build_model
+from clipclap_integrations.testing.clip_tokenizer import write_clip_tokenizer
+from clipclap_integrations.testing.export import GRAPH_NAMES
+from clipclap_integrations.testing.torch_models import build_torch_models
+from clipclap_integrations.testing.verify import verify_export
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -3,7 +3,10 @@
 Everything here is the Hugging Face pipeline, never the project's own preprocessing:
 ``CLIPTokenizerFast`` for text, Pillow + ``exif_transpose`` + ``CLIPImageProcessorPil`` for
 images, ``librosa.load`` (48 kHz, mono) + ``ClapFeatureExtractor`` for audio, and the torch
-models rebuilt from the synthetic folder's seed by :mod:`clipclap_integrations.testing.builder`.
+models rebuilt from the synthetic folder's seed by :mod:`.torch_models`. The published model's
+preprocessing settings (48 kHz, 10 s windows, 77 tokens, the CLAP feature extractor's) are
+written here again on purpose, not taken from ``runtime.model``: the reference is the
+independent statement the project's values are checked against.
 
 The preprocessing functions need ``transformers`` but not ``torch``; the vector functions need
 both (the ``synthetic`` extra). Reference files are ``.npz`` archives of float32 vectors keyed
@@ -21,6 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ..runtime.model import CLIP_CONFIG, GRAPHS, PREPROCESSOR_CONFIG
+from ..types import Modality
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -101,7 +107,7 @@ def reference_image_processor(model_dir: PathLike) -> Any:
     """``CLIPImageProcessorPil`` from ``preprocessor_config.json`` (flat or nested form)."""
     from transformers import CLIPImageProcessorPil
 
-    cfg = json.loads((Path(model_dir) / "preprocessor_config.json").read_text(encoding="utf-8"))
+    cfg = json.loads((Path(model_dir) / PREPROCESSOR_CONFIG).read_text(encoding="utf-8"))
     nested = cfg.get("image_processor")
     if isinstance(nested, Mapping):
         # ``from_pretrained`` ignores the nested (CLIPProcessor) layout and would fall back to
@@ -184,7 +190,7 @@ def preprocess_audio(paths: Sequence[PathLike]) -> np.ndarray:
 
 def synthetic_spec(model_dir: PathLike) -> dict[str, Any]:
     """The ``synthetic`` section ({size, seed}) of a synthetic folder's ``clip_config.json``."""
-    cfg = json.loads((Path(model_dir) / "clip_config.json").read_text(encoding="utf-8"))
+    cfg = json.loads((Path(model_dir) / CLIP_CONFIG).read_text(encoding="utf-8"))
     spec = cfg.get("synthetic")
     if not isinstance(spec, Mapping) or "seed" not in spec:
         raise ValueError(f"{model_dir} is not a synthetic model folder (no synthetic.seed)")
@@ -200,7 +206,7 @@ class ReferenceModel:
     """The torch models of a synthetic folder plus the transformers preprocessors."""
 
     def __init__(self, model_dir: PathLike, *, verify: bool = True) -> None:
-        from clipclap_integrations.testing.builder import build_torch_models
+        from clipclap_integrations.testing.torch_models import build_torch_models
 
         self.model_dir = Path(model_dir)
         self.spec = synthetic_spec(self.model_dir)
@@ -209,7 +215,7 @@ class ReferenceModel:
             self.verify_onnx_folder()
 
     def _vectors(self, **inputs: np.ndarray) -> np.ndarray:
-        from clipclap_integrations.testing.builder import torch_reference_vectors
+        from clipclap_integrations.testing.torch_models import torch_reference_vectors
 
         return np.asarray(torch_reference_vectors(self.models, **inputs), dtype=np.float32)
 
@@ -221,11 +227,12 @@ class ReferenceModel:
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         cpu = ["CPUExecutionProvider"]
-        text = ort.InferenceSession(str(self.model_dir / "text_model.onnx"), opts, providers=cpu)
+        graphs = GRAPHS[Modality.TEXT]
+        text = ort.InferenceSession(str(self.model_dir / graphs.encoder), opts, providers=cpu)
         names = [o.name for o in text.get_outputs()]
         pooled = text.run(["pooler_output" if "pooler_output" in names else names[-1]], enc)[0]
         proj_sess = ort.InferenceSession(
-            str(self.model_dir / "text_projection.onnx"), opts, providers=cpu
+            str(self.model_dir / graphs.projection), opts, providers=cpu
         )
         proj = proj_sess.run(None, {proj_sess.get_inputs()[0].name: pooled})[0]
         got = _l2(proj)
