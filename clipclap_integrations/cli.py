@@ -218,10 +218,11 @@ def _open(args: argparse.Namespace, *, create: bool) -> tuple[Any, Any]:
     """The embedder and the collection. Without --model or $CLIPCLAP_MODEL the model is the
     one recorded in an existing collection, as Chroma's get_collection would rebuild it."""
     from .chroma.embedding_function import ClipClapEmbeddingFunction
+    from .runtime.hub import MODEL_ENV
 
     client = _client(args, create=create)
     stored = None
-    if args.model is None and not os.environ.get("CLIPCLAP_MODEL"):
+    if args.model is None and not os.environ.get(MODEL_ENV):
         stored = _stored_model_config(client, args, create=create)
     if stored is not None:
         config = dict(stored)

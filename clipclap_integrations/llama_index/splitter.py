@@ -19,6 +19,7 @@ from llama_index.core.schema import BaseNode, MetadataMode
 from llama_index.core.utils import get_tqdm_iterable
 
 from ..media.text import load_tokenizer
+from ..runtime.model import TOKENIZER
 
 if TYPE_CHECKING:
     from .embedding import ClipClapEmbedding
@@ -107,7 +108,7 @@ class ClipTextSplitter(SentenceSplitter):
         text = embed_model.embedder.text_preprocessor
         kwargs.setdefault("chunk_size", text.max_length - 2)  # BOS and EOS take two
         kwargs.setdefault("chunk_overlap", max(1, kwargs["chunk_size"] // 5))
-        return cls(text.folder / "tokenizer.json", **kwargs)
+        return cls(text.folder / TOKENIZER, **kwargs)
 
     def _parse_nodes(
         self, nodes: Sequence[BaseNode], show_progress: bool = False, **kwargs: Any

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..runtime.model import EOS_ID, MAX_TOKENS, TOKENIZER, TOKENIZER_CONFIG
+
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
@@ -38,7 +40,7 @@ def load_tokenizer(path: Path, max_length: int | None) -> Tokenizer:
 
 def _pad_token(folder: Path) -> str:
     try:
-        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+        config = json.loads((folder / TOKENIZER_CONFIG).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return "<|endoftext|>"
     pad = config.get("pad_token") if isinstance(config, dict) else None
@@ -50,31 +52,31 @@ def _pad_token(folder: Path) -> str:
 class TextPreprocessor:
     """Turns strings into ``input_ids`` / ``attention_mask`` exactly as CLIPTokenizerFast does."""
 
-    def __init__(self, folder: Path, max_length: int = 77) -> None:
+    def __init__(self, folder: Path, max_length: int = MAX_TOKENS) -> None:
         self.folder = folder
         self.max_length = max_length
         self._pad_id: int | None = None
 
     @property
     def tokenizer(self) -> Tokenizer:
-        return load_tokenizer(self.folder / "tokenizer.json", self.max_length)
+        return load_tokenizer(self.folder / TOKENIZER, self.max_length)
 
     @property
     def pad_id(self) -> int:
         if self._pad_id is None:
             pad_id = self.tokenizer.token_to_id(_pad_token(self.folder))
-            self._pad_id = 49407 if pad_id is None else pad_id
+            self._pad_id = EOS_ID if pad_id is None else pad_id
         return self._pad_id
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Untruncated token counts, without the two special tokens."""
-        tok = load_tokenizer(self.folder / "tokenizer.json", None)
+        tok = load_tokenizer(self.folder / TOKENIZER, None)
         return [len(e.ids) for e in tok.encode_batch(list(texts), add_special_tokens=False)]
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         """The ``(start, end)`` character offsets in ``text`` of its tokens (untruncated,
         without the special tokens), for cutting a text at token boundaries."""
-        tok = load_tokenizer(self.folder / "tokenizer.json", None)
+        tok = load_tokenizer(self.folder / TOKENIZER, None)
         return [(a, b) for a, b in tok.encode(text, add_special_tokens=False).offsets]
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:

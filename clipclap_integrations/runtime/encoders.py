@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..types import Modality
-from .model import GRAPHS, ModelFolder
+from .model import CLIP_CONFIG, GRAPHS, ModelFolder
 from .optimize import OptimizeOption, QuantizeOption, applies_to, load_derived
 from .sessions import SessionConfig, get_session
 from .sessions import run as run_session
@@ -92,7 +92,7 @@ class Encoders:
     @cached_property
     def _clip_config(self) -> dict[str, Any]:
         try:
-            config = json.loads((self.folder.path / "clip_config.json").read_text("utf-8"))
+            config = json.loads((self.folder.path / CLIP_CONFIG).read_text("utf-8"))
         except (OSError, ValueError):
             return {}
         return config if isinstance(config, dict) else {}
