@@ -685,7 +685,7 @@ def test_http_urls_are_fetched_once_and_stored_as_uris(model_dir: Path, media_di
         assert col.query(query_uris=urls, n_results=1)["ids"] == [[i] for i in ids]
 
         # Many URLs: fetched a group at a time (here 2), each group released once embedded.
-        from clipclap_integrations.chroma import embedding_function as adapter
+        from clipclap_integrations import embedder as adapter  # the core fetches for add_media
 
         held: list[int] = []
         real = adapter.resolve_remote
