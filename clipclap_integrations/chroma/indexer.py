@@ -1,14 +1,14 @@
 """Indexing folders of media and text into a Chroma collection, incrementally.
 
-Every file becomes records in one collection: an image one record; a sound one whole-file
-record plus one per 10 s window when it is longer; a text file one record per chunk that fits
-CLIP's 77-token window. Records carry the file's path and content hash (and, for sounds, the
-window length), so a re-run skips unchanged files, replaces changed ones and (with ``prune``)
-removes deleted ones. A file's records are written after all of them are embedded, in as few
-upserts as the client's batch limit allows; each record stores how many the file has, so a
-file left partly written (an interrupted run, a failed write) is redone by the next run, which
-resumes without duplicates. A file that cannot be written is reported as failed; the run goes
-on.
+Every file becomes records in one collection (``file_parts``): an image one record; a sound one
+whole-file record plus one per 10 s window when it is longer; a text file one record per chunk
+that fits CLIP's 77-token window (``records`` has their schema). Records carry the file's path
+and content hash (and, for sounds, the window length), so a re-run skips unchanged files,
+replaces changed ones and (with ``prune``) removes deleted ones. A file's records are written
+after all of them are embedded, in as few upserts as the client's batch limit allows; each
+record stores how many the file has, so a file left partly written (an interrupted run, a
+failed write) is redone by the next run, which resumes without duplicates. A file that cannot
+be written is reported as failed; the run goes on.
 """
 
 from __future__ import annotations
@@ -21,18 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..embedder import ClipClapEmbedder
-from ..errors import ClipClapInputError, DatabaseGoneError
-from ..inputs.files import file_kind, read_text_file
-from ..media.chunking import chunk_text
+from ..errors import DatabaseGoneError
+from ..inputs.files import file_kind
 from ..runtime.model import content_sha256
 from ..types import Modality
 from .compat import max_batch_size
-from .records import FilePart, Record, Span, file_records, read_record, write_batches
-
-MAX_TEXT_BYTES = 10 * 1024 * 1024
+from .file_parts import file_parts
+from .records import Record, file_records, read_record, write_batches
 
 
 @dataclass
@@ -256,13 +252,17 @@ class FolderIndexer:
         existing: dict[str, dict[str, Any]],
         report: IndexReport,
     ) -> None:
-        parts = {
-            Modality.IMAGE: self._image_parts,
-            Modality.AUDIO: self._audio_parts,
-            Modality.TEXT: self._text_parts,
-        }[modality](batch, report)
+        outcomes = file_parts(
+            self.embedder, modality, [p.source.path for p in batch], self.window_s
+        )
+        embedded = []
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, str):  # cannot be embedded: the reason
+                report.failed.append((str(pending.source.path), outcome))
+            else:
+                embedded.append((pending, outcome))
         done: set[str] = set()
-        for pending, file_parts in parts:
+        for pending, parts in embedded:
             source = str(pending.source.path)
             old = existing.get(source)
             rows = file_records(
@@ -270,7 +270,7 @@ class FolderIndexer:
                 pending.content_hash,
                 pending.source.modality,
                 pending.source.mime,
-                file_parts,
+                parts,
             )
             try:
                 self._write(rows)
@@ -327,97 +327,3 @@ class FolderIndexer:
                 with contextlib.suppress(Exception):
                     self.collection.delete(ids=written)
             raise
-
-    def _embed_each(
-        self, batch: list[_Pending], embed: Callable[[list[Path]], np.ndarray], report: IndexReport
-    ) -> list[tuple[_Pending, np.ndarray]]:
-        """Embed a batch; on a bad file, embed the rest and record the failure."""
-        try:
-            vectors = embed([p.source.path for p in batch])
-            return list(zip(batch, vectors, strict=True))
-        except ClipClapInputError:
-            pass
-        out = []
-        for p in batch:
-            try:
-                out.append((p, embed([p.source.path])[0]))
-            except ClipClapInputError as exc:
-                report.failed.append((str(p.source.path), exc.reason))
-        return out
-
-    def _image_parts(
-        self, batch: list[_Pending], report: IndexReport
-    ) -> list[tuple[_Pending, list[FilePart]]]:
-        done = self._embed_each(batch, self.embedder.embed_images, report)
-        return [(p, [FilePart("image", v, Span("file"))]) for p, v in done]
-
-    def _audio_parts(
-        self, batch: list[_Pending], report: IndexReport
-    ) -> list[tuple[_Pending, list[FilePart]]]:
-        """A whole-file part (the mean of the windows) and, when longer, one per window."""
-        out = []
-        window = float(self.window_s)  # another window: another index
-        for p in batch:
-            try:
-                seg = self.embedder.embed_audio_segments(p.source.path, window_s=self.window_s)
-            except ClipClapInputError as exc:
-                report.failed.append((str(p.source.path), exc.reason))
-                continue
-            whole = seg.vectors.mean(axis=0)
-            whole = whole / max(float(np.linalg.norm(whole)), 1e-12)
-            end = float(seg.ends[-1])
-            parts = [
-                FilePart(
-                    "audio",
-                    whole if len(seg) > 1 else seg.vectors[0],
-                    Span("file", start_s=0.0, end_s=end, window_s=window),
-                )
-            ]
-            if len(seg) > 1:
-                parts += [
-                    FilePart(
-                        f"window-{k}",
-                        seg.vectors[k],
-                        Span(
-                            "window",
-                            start_s=float(seg.starts[k]),
-                            end_s=float(seg.ends[k]),
-                            window_s=window,
-                        ),
-                    )
-                    for k in range(len(seg))
-                ]
-            out.append((p, parts))
-        return out
-
-    def _text_parts(
-        self, batch: list[_Pending], report: IndexReport
-    ) -> list[tuple[_Pending, list[FilePart]]]:
-        """One part per chunk that fits the text model's window, with its offsets."""
-        out = []
-        count = self.embedder.text_preprocessor.count_tokens
-        offsets = self.embedder.text_preprocessor.token_offsets
-        for p in batch:
-            try:
-                if p.source.path.stat().st_size > MAX_TEXT_BYTES:
-                    raise ValueError(f"larger than {MAX_TEXT_BYTES // (1024 * 1024)} MB")
-                text = read_text_file(p.source.path)
-            except (OSError, UnicodeDecodeError, ValueError) as exc:
-                report.failed.append((str(p.source.path), f"not readable text ({exc})"))
-                continue
-            chunks = chunk_text(text, count, token_offsets=offsets)
-            if not chunks:
-                report.failed.append((str(p.source.path), "the text file is empty"))
-                continue
-            vectors = self.embedder.embed_text([c.text for c in chunks])
-            parts = [
-                FilePart(
-                    f"chunk-{k}",
-                    vectors[k],
-                    Span("chunk", chunk=k, char_start=c.start, char_end=c.end),
-                    document=c.text,
-                )
-                for k, c in enumerate(chunks)
-            ]
-            out.append((p, parts))
-        return out
