@@ -959,3 +959,27 @@ def test_modify_accepts_a_revision_for_a_config_that_named_none(model_dir: Path)
         )
     with pytest.raises(ValueError, match="cannot change the embedding model"):
         ef.validate_config_update({"model": repo, "revision": None}, {"model": "other/model"})
+
+
+def test_the_media_helpers_classify_each_input_once(
+    model_dir: Path, media_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from clipclap_integrations.inputs import classify as inputs
+
+    calls: list[Any] = []
+    real = inputs.classify
+
+    def counted(item: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(item)
+        return real(item, *args, **kwargs)
+
+    monkeypatch.setattr(inputs, "classify", counted)
+    client = chromadb.EphemeralClient(settings=SETTINGS)
+    col = _new_collection(Target("ephemeral", client, {}), model_dir, "once")
+    png, wav = media_dir / "rgb_320x200.png", media_dir / "tone_0p5s_48k.wav"
+    sources = ["a caption", png, str(wav), Image(png.read_bytes())]
+    add_media(col, sources)
+    assert len(calls) == len(sources)  # not again on a re-wrapped copy
+    calls.clear()
+    query_media(col, [png, "a caption"], n_results=1)
+    assert len(calls) == 2
