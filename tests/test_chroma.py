@@ -962,7 +962,7 @@ def test_modify_accepts_a_revision_for_a_config_that_named_none(model_dir: Path)
 
 
 def test_the_media_helpers_classify_each_input_once(
-    model_dir: Path, media_dir: Path, monkeypatch: pytest.MonkeyPatch
+    model_dir: Path, media_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     from clipclap_integrations.inputs import classify as inputs
 
@@ -974,7 +974,7 @@ def test_the_media_helpers_classify_each_input_once(
         return real(item, *args, **kwargs)
 
     monkeypatch.setattr(inputs, "classify", counted)
-    client = chromadb.EphemeralClient(settings=SETTINGS)
+    client = chromadb.PersistentClient(path=str(tmp_path), settings=SETTINGS)
     col = _new_collection(Target("ephemeral", client, {}), model_dir, "once")
     png, wav = media_dir / "rgb_320x200.png", media_dir / "tone_0p5s_48k.wav"
     sources = ["a caption", png, str(wav), Image(png.read_bytes())]

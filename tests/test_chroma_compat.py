@@ -102,8 +102,8 @@ class _Probe(EmbeddingFunction[Documents]):
 register_embedding_function(_Probe)
 
 
-def test_a_real_call_holds_the_frames_and_attributes_compat_reads() -> None:
-    client = chromadb.EphemeralClient(settings=SETTINGS)
+def test_a_real_call_holds_the_frames_and_attributes_compat_reads(tmp_path: Path) -> None:
+    client = chromadb.PersistentClient(path=str(tmp_path), settings=SETTINGS)
     probe = _Probe()
     col = client.create_collection("compat-probe", embedding_function=probe)
     assert compat.attached_embedding_function(col) is probe, f"{MOVED}: _embedding_function"
