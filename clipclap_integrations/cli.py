@@ -200,7 +200,7 @@ def _stored_model_config(
     """The embedding-function config stored with the collection (its model, the revision
     that made its vectors, its options), or None when it stores none or (with ``create``)
     does not exist yet."""
-    from .chroma.embedding_function import _stored_config
+    from .chroma.compat import stored_config
 
     try:
         existing = client.get_collection(args.collection, embedding_function=None)
@@ -209,7 +209,7 @@ def _stored_model_config(
             return None
         raise _no_collection(args, exc) from None
     try:
-        return _stored_config(existing)
+        return stored_config(existing)
     except ValueError as exc:  # another embedding function
         raise SystemExit(f"clipclap {args.command}: {exc}") from None
 
@@ -408,16 +408,6 @@ def _printable(path: str) -> str:
         return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def _where(meta: dict[str, Any]) -> str:
-    if meta.get("kind") == "chunk":
-        return f"chars {meta.get('char_start')}-{meta.get('char_end')}"
-    if meta.get("kind") == "window":
-        return f"{meta.get('start_s', 0):.1f}-{meta.get('end_s', 0):.1f} s"
-    if meta.get("modality") == "audio" and isinstance(meta.get("end_s"), int | float):
-        return f"whole ({meta['end_s']:.1f} s)"
-    return "whole"
-
-
 def _query_problem(query: str) -> str | None:
     """Why a query that looks like a path to a media file cannot be one (missing, a folder),
     or None. Searching such a string as text would quietly rank against a typo."""
@@ -450,6 +440,8 @@ def _query_problem(query: str) -> str | None:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from .chroma.records import read_record
+
     if args.query_as is None:
         problem = _query_problem(args.query)
         if problem:
@@ -467,21 +459,23 @@ def cmd_search(args: argparse.Namespace) -> int:
         where=where,
         include=["metadatas", "distances", "documents", "uris"],
     )
-    count = len(got["ids"][0])
-    uris = (got.get("uris") or [None])[0] or [None] * count
+    ids = got["ids"][0]
+    uris = (got.get("uris") or [None])[0] or [None] * len(ids)
     rows = []
-    for rank, (meta, dist, doc, uri) in enumerate(
-        zip(got["metadatas"][0], got["distances"][0], got["documents"][0], uris, strict=True), 1
+    for rank, (rid, meta, dist, doc, uri) in enumerate(
+        zip(ids, got["metadatas"][0], got["distances"][0], got["documents"][0], uris, strict=True),
+        1,
     ):
-        meta = meta or {}
+        record = read_record(rid, meta, doc, uri)  # whichever writer wrote it
         rows.append(
             {
                 "rank": rank,
                 "score": round(1.0 - float(dist), 4),
-                "modality": meta.get("modality", "?"),
-                "source": meta.get("source") or uri or (doc or "")[:60],
-                "where": _where(meta),
-                "text": doc,
+                "modality": record.modality or "?",
+                "source": record.origin,
+                "where": record.where,
+                "text": record.document,
+                "id": rid,
             }
         )
     if args.json:

@@ -685,7 +685,7 @@ def test_http_urls_are_fetched_once_and_stored_as_uris(model_dir: Path, media_di
         assert col.query(query_uris=urls, n_results=1)["ids"] == [[i] for i in ids]
 
         # Many URLs: fetched a group at a time (here 2), each group released once embedded.
-        from clipclap_integrations.chroma import embedding_function as adapter
+        from clipclap_integrations import embedder as adapter  # the core fetches for add_media
 
         held: list[int] = []
         real = adapter.resolve_remote
@@ -959,3 +959,27 @@ def test_modify_accepts_a_revision_for_a_config_that_named_none(model_dir: Path)
         )
     with pytest.raises(ValueError, match="cannot change the embedding model"):
         ef.validate_config_update({"model": repo, "revision": None}, {"model": "other/model"})
+
+
+def test_the_media_helpers_classify_each_input_once(
+    model_dir: Path, media_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from clipclap_integrations.inputs import classify as inputs
+
+    calls: list[Any] = []
+    real = inputs.classify
+
+    def counted(item: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(item)
+        return real(item, *args, **kwargs)
+
+    monkeypatch.setattr(inputs, "classify", counted)
+    client = chromadb.PersistentClient(path=str(tmp_path), settings=SETTINGS)
+    col = _new_collection(Target("ephemeral", client, {}), model_dir, "once")
+    png, wav = media_dir / "rgb_320x200.png", media_dir / "tone_0p5s_48k.wav"
+    sources = ["a caption", png, str(wav), Image(png.read_bytes())]
+    add_media(col, sources)
+    assert len(calls) == len(sources)  # not again on a re-wrapped copy
+    calls.clear()
+    query_media(col, [png, "a caption"], n_results=1)
+    assert len(calls) == 2

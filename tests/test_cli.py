@@ -292,6 +292,61 @@ def test_search_shows_records_written_through_the_chroma_api(
     assert str(png) in table and str(wav) in table and "0.0 s" not in table
 
 
+def test_add_media_and_index_share_a_collection_and_search_shows_both(
+    tiny_model_dir: Path, media_dir: Path, library: Path, tmp_path: Path
+) -> None:
+    # add_media's records have content-hash ids and no source: a text, a file, pixels in memory.
+    png = media_dir / "rgb_320x200.png"
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
+        import json
+        import chromadb, numpy as np
+        from clipclap_integrations.chroma import ClipClapEmbeddingFunction, add_media
+        client = chromadb.PersistentClient(path="clipclap-db")
+        col = client.get_or_create_collection(
+            "clipclap", embedding_function=ClipClapEmbeddingFunction({str(tiny_model_dir)!r}))
+        pixels = np.full((32, 48, 3), 200, dtype=np.uint8)
+        print(json.dumps(add_media(col, ["a bird singing in a tree", {str(png)!r}, pixels])))
+        """),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert made.returncode == 0, made.stderr
+    caption, picture, pixels = json.loads(made.stdout)
+    assert pixels.startswith("image-")
+    done = clipclap("index", str(library / "photos"), model=tiny_model_dir, cwd=tmp_path)
+    assert "3 added" in done.stdout and "6 records in the collection" in done.stdout
+
+    search = ("search", "a bird", "-k", "20")
+    out = clipclap(*search, "--json", model=tiny_model_dir, cwd=tmp_path).stdout
+    rows = {r["id"]: r for r in map(json.loads, out.splitlines())}
+    assert len(rows) == 6
+    shown = {i: (rows[i]["modality"], rows[i]["source"], rows[i]["where"]) for i in rows}
+    assert shown[caption] == ("text", "a bird singing in a tree", "whole")
+    assert rows[caption]["text"] == "a bird singing in a tree"
+    assert shown[picture] == ("image", str(png.resolve()), "whole")
+    assert shown[pixels] == ("image", f"id {pixels}", "whole")  # nothing else tells what it was
+    indexed = [r["source"] for i, r in rows.items() if i not in (caption, picture, pixels)]
+    assert sorted(Path(s).name for s in indexed) == sorted(
+        ["rgb_320x200.png", "tall_150x420.jpg", "cmyk_280x210.jpg"]
+    )
+    table = clipclap(*search, model=tiny_model_dir, cwd=tmp_path).stdout
+    assert f"id {pixels}" in table and str(png.resolve()) in table
+
+    # The indexer's re-runs and --prune leave records that are not a file's alone.
+    again = clipclap(
+        "index", str(library / "photos"), "--prune", model=tiny_model_dir, cwd=tmp_path
+    )
+    assert "3 unchanged" in again.stdout and "0 removed" in again.stdout
+    assert "6 records in the collection" in again.stdout
+
+
 def test_a_missing_media_file_as_query_is_an_error(
     tiny_model_dir: Path, library: Path, tmp_path: Path
 ) -> None:

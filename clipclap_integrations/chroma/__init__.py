@@ -24,20 +24,30 @@ Example::
 A collection re-opened later (any process) needs only ``import clipclap_integrations.chroma``
 first; pass ``data_loader=ClipClapDataLoader()`` again for ``query_uris``/``include=["data"]``
 (Chroma does not store data loaders).
+
+Modules: ``embedding_function`` (the function and its persistence contract), ``identity``
+(which model made a collection's vectors), ``data_loader``, ``records`` (THE record schema:
+what is written to Chroma and how it is read back), ``media`` (the helpers), ``indexer`` (the
+folder indexer behind ``clipclap index``) and ``file_parts`` (what one file becomes), ``compat``
+(every use of chromadb's internals).
 """
 
-from .embedding_function import (
-    AudioArray,
-    ClipClapDataLoader,
-    ClipClapEmbeddingFunction,
-    ModelChangedError,
-    aadd_media,
-    add_media,
-    aquery_media,
-    aupsert_media,
-    query_media,
-    upsert_media,
-)
+from __future__ import annotations
+
+from ..errors import ModelChangedError, missing_extra
+
+try:
+    from chromadb.utils.embedding_functions import register_embedding_function
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise missing_extra("chromadb", "chroma") from exc
+
+from .data_loader import AudioArray, ClipClapDataLoader
+from .embedding_function import ClipClapEmbeddingFunction
+from .media import aadd_media, add_media, aquery_media, aupsert_media, query_media, upsert_media
+
+# Chroma rebuilds a re-opened collection's function by its stored name: importing the adapter
+# must register it.
+register_embedding_function(ClipClapEmbeddingFunction)
 
 __all__ = [
     "AudioArray",

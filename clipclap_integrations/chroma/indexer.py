@@ -1,38 +1,34 @@
 """Indexing folders of media and text into a Chroma collection, incrementally.
 
-Every file becomes records in one collection: an image one record; a sound one whole-file
-record plus one per 10 s window when it is longer; a text file one record per chunk that fits
-CLIP's 77-token window. Records carry the file's path and content hash (and, for sounds, the
-window length), so a re-run skips unchanged files, replaces changed ones and (with ``prune``)
-removes deleted ones. A file's records are written after all of them are embedded, in as few
-upserts as the client's batch limit allows; each record stores how many the file has, so a
-file left partly written (an interrupted run, a failed write) is redone by the next run, which
-resumes without duplicates. A file that cannot be written is reported as failed; the run goes
-on.
+Every file becomes records in one collection (``file_parts``): an image one record; a sound one
+whole-file record plus one per 10 s window when it is longer; a text file one record per chunk
+that fits CLIP's 77-token window (``records`` has their schema). Records carry the file's path
+and content hash (and, for sounds, the window length), so a re-run skips unchanged files,
+replaces changed ones and (with ``prune``) removes deleted ones. A file's records are written
+after all of them are embedded, in as few upserts as the client's batch limit allows; each
+record stores how many the file has, so a file left partly written (an interrupted run, a
+failed write) is redone by the next run, which resumes without duplicates. A file that cannot
+be written is reported as failed; the run goes on.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..embedder import ClipClapEmbedder
-from ..errors import ClipClapInputError, DatabaseGoneError
-from ..inputs.files import file_kind, read_text_file
-from ..media.chunking import chunk_text
+from ..errors import DatabaseGoneError
+from ..inputs.files import file_kind
 from ..runtime.digests import content_sha256
 from ..types import Modality
-from .batches import max_batch_size
-
-MAX_TEXT_BYTES = 10 * 1024 * 1024
+from .compat import max_batch_size
+from .file_parts import file_parts
+from .records import Record, file_records, read_record, write_batches
 
 
 @dataclass
@@ -110,31 +106,11 @@ def _storable(text: str) -> bool:
     return True
 
 
-def _stored_window(meta: Mapping[str, Any]) -> float | None:
-    """The window length an audio record was made with. Records from before it was stored
-    have none: a window record tells it by its length (windows are all full)."""
-    window = meta.get("window_s")
-    if isinstance(window, int | float):
-        return float(window)
-    start, end = meta.get("start_s"), meta.get("end_s")
-    if (
-        meta.get("kind") == "window"
-        and isinstance(start, int | float)
-        and isinstance(end, int | float)
-    ):
-        return float(end) - float(start)
-    return None
-
-
 def _same_window(stored: set[float | None], window_s: float) -> bool:
     """Whether records made with the ``stored`` windows match ``window_s`` (a record of
     unknown window, from before it was stored, stands for the default of 10 s then)."""
     known = {w for w in stored if w is not None} or {10.0}
     return all(math.isclose(w, window_s, rel_tol=1e-6, abs_tol=1e-6) for w in known)
-
-
-def _record_id(source: str, content_hash: str, suffix: str) -> str:
-    return f"{hashlib.sha256(source.encode()).hexdigest()[:16]}-{content_hash[:16]}-{suffix}"
 
 
 def _describe(exc: Exception) -> str:
@@ -176,24 +152,23 @@ class FolderIndexer:
             got = self.collection.get(include=["metadatas"], limit=page, offset=offset)
             ids, metas = got["ids"], got["metadatas"] or []
             for rid, meta in zip(ids, metas, strict=False):
-                meta = meta or {}
-                src = meta.get("source")
-                if not isinstance(src, str):
+                record = read_record(rid, meta)
+                if record.source is None:  # not a file's record (add_media, plain add)
                     continue
                 entry = state.setdefault(
-                    src,
+                    record.source,
                     {
-                        "hash": meta.get("file_hash"),
+                        "hash": record.file_hash,
                         "ids": [],
-                        "parts": meta.get("parts"),
+                        "parts": record.parts,
                         "hashes": set(),
                         "windows": set(),
                     },
                 )
                 entry["ids"].append(rid)
-                entry["hashes"].add(meta.get("file_hash"))
-                if meta.get("modality") == Modality.AUDIO.value:
-                    entry["windows"].add(_stored_window(meta))
+                entry["hashes"].add(record.file_hash)
+                if record.modality == Modality.AUDIO.value:
+                    entry["windows"].add(record.window_s)
             if len(ids) < page:
                 return state
             offset += page
@@ -277,19 +252,30 @@ class FolderIndexer:
         existing: dict[str, dict[str, Any]],
         report: IndexReport,
     ) -> None:
-        records = {
-            Modality.IMAGE: self._image_records,
-            Modality.AUDIO: self._audio_records,
-            Modality.TEXT: self._text_records,
-        }[modality](batch, report)
+        outcomes = file_parts(
+            self.embedder, modality, [p.source.path for p in batch], self.window_s
+        )
+        embedded = []
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, str):  # cannot be embedded: the reason
+                report.failed.append((str(pending.source.path), outcome))
+            else:
+                embedded.append((pending, outcome))
         done: set[str] = set()
-        for pending, rows in records:
+        for pending, parts in embedded:
             source = str(pending.source.path)
             old = existing.get(source)
+            rows = file_records(
+                source,
+                pending.content_hash,
+                pending.source.modality,
+                pending.source.mime,
+                parts,
+            )
             try:
-                self._write(pending, rows)
+                self._write(rows)
                 if old:
-                    stale = [i for i in old["ids"] if i not in {r["id"] for r in rows}]
+                    stale = [i for i in old["ids"] if i not in {r.id for r in rows}]
                     if stale:
                         self.collection.delete(ids=stale)
             except Exception as exc:  # this file's records (or some) are not written
@@ -327,30 +313,11 @@ class FolderIndexer:
             return False
         return True
 
-    def _write(self, pending: _Pending, rows: list[dict[str, Any]]) -> None:
-        base = {
-            "source": str(pending.source.path),
-            "file_name": pending.source.path.name,
-            "file_hash": pending.content_hash,
-            "modality": pending.source.modality.value,
-            "parts": len(rows),
-        }
-        if pending.source.mime:
-            base["mime_type"] = pending.source.mime
-        size = self.max_batch or len(rows)
+    def _write(self, rows: list[Record]) -> None:
+        """One file's records, in as few upserts as the client takes."""
         written: list[str] = []
         try:
-            for start in range(0, len(rows), size):
-                part = rows[start : start + size]
-                kwargs: dict[str, Any] = {
-                    "ids": [r["id"] for r in part],
-                    "embeddings": np.stack([r["vector"] for r in part]).astype(np.float32),
-                    "metadatas": [{**base, **r["meta"]} for r in part],
-                }
-                if pending.source.modality is Modality.TEXT:
-                    kwargs["documents"] = [r["document"] for r in part]
-                else:
-                    kwargs["uris"] = [str(pending.source.path)] * len(part)
+            for kwargs in write_batches(rows, self.max_batch):
                 self.collection.upsert(**kwargs)
                 written += kwargs["ids"]
         except Exception:
@@ -360,114 +327,3 @@ class FolderIndexer:
                 with contextlib.suppress(Exception):
                     self.collection.delete(ids=written)
             raise
-
-    def _embed_each(
-        self, batch: list[_Pending], embed: Callable[[list[Path]], np.ndarray], report: IndexReport
-    ) -> list[tuple[_Pending, np.ndarray]]:
-        """Embed a batch; on a bad file, embed the rest and record the failure."""
-        try:
-            vectors = embed([p.source.path for p in batch])
-            return list(zip(batch, vectors, strict=True))
-        except ClipClapInputError:
-            pass
-        out = []
-        for p in batch:
-            try:
-                out.append((p, embed([p.source.path])[0]))
-            except ClipClapInputError as exc:
-                report.failed.append((str(p.source.path), exc.reason))
-        return out
-
-    def _image_records(self, batch, report):
-        done = self._embed_each(batch, self.embedder.embed_images, report)
-        return [
-            (
-                p,
-                [
-                    {
-                        "id": _record_id(str(p.source.path), p.content_hash, "image"),
-                        "vector": v,
-                        "meta": {"kind": "file"},
-                    }
-                ],
-            )
-            for p, v in done
-        ]
-
-    def _audio_records(self, batch, report):
-        out = []
-        for p in batch:
-            try:
-                seg = self.embedder.embed_audio_segments(p.source.path, window_s=self.window_s)
-            except ClipClapInputError as exc:
-                report.failed.append((str(p.source.path), exc.reason))
-                continue
-            whole = seg.vectors.mean(axis=0)
-            whole = whole / max(float(np.linalg.norm(whole)), 1e-12)
-            window = {"window_s": float(self.window_s)}  # another window: another index
-            rows = [
-                {
-                    "id": _record_id(str(p.source.path), p.content_hash, "audio"),
-                    "vector": whole if len(seg) > 1 else seg.vectors[0],
-                    "meta": {
-                        "kind": "file",
-                        "start_s": 0.0,
-                        "end_s": float(seg.ends[-1]),
-                        **window,
-                    },
-                }
-            ]
-            if len(seg) > 1:
-                rows += [
-                    {
-                        "id": _record_id(str(p.source.path), p.content_hash, f"window-{k}"),
-                        "vector": seg.vectors[k],
-                        "meta": {
-                            "kind": "window",
-                            "start_s": float(seg.starts[k]),
-                            "end_s": float(seg.ends[k]),
-                            **window,
-                        },
-                    }
-                    for k in range(len(seg))
-                ]
-            out.append((p, rows))
-        return out
-
-    def _text_records(self, batch, report):
-        out = []
-        count = self.embedder.text_preprocessor.count_tokens
-        offsets = self.embedder.text_preprocessor.token_offsets
-        for p in batch:
-            try:
-                if p.source.path.stat().st_size > MAX_TEXT_BYTES:
-                    raise ValueError(f"larger than {MAX_TEXT_BYTES // (1024 * 1024)} MB")
-                text = read_text_file(p.source.path)
-            except (OSError, UnicodeDecodeError, ValueError) as exc:
-                report.failed.append((str(p.source.path), f"not readable text ({exc})"))
-                continue
-            chunks = chunk_text(text, count, token_offsets=offsets)
-            if not chunks:
-                report.failed.append((str(p.source.path), "the text file is empty"))
-                continue
-            vectors = self.embedder.embed_text([c.text for c in chunks])
-            out.append(
-                (
-                    p,
-                    [
-                        {
-                            "id": _record_id(str(p.source.path), p.content_hash, f"chunk-{k}"),
-                            "vector": vectors[k],
-                            "document": c.text,
-                            "meta": {
-                                "kind": "chunk",
-                                "chunk": k,
-                                "char_start": c.start,
-                                "char_end": c.end,
-                            },
-                        }
-                        for k, c in enumerate(chunks)
-                    ],
-                )
-            )
-        return out

@@ -18,7 +18,7 @@ from llama_index.core.callbacks.schema import CBEventType, EventPayload
 from llama_index.core.utils import get_tqdm_iterable
 
 from ..errors import ClipClapInputError
-from ..inputs.classify import describe
+from ..inputs import describe
 
 BatchEmbed = Callable[[list[Any]], list[Embedding]]
 """Embeds one batch (at most ``embed_batch_size`` items), e.g. ``_get_image_embeddings``."""

@@ -1,0 +1,322 @@
+"""``add_media`` / ``upsert_media`` / ``query_media``: what Chroma cannot do by itself.
+
+Chroma takes documents, images or URIs in one call (never a mix), refuses
+``upsert(uris=...)`` and keeps the old vector on ``update(uris=...)``. These helpers embed any
+mix themselves (each input classified once), write the vectors with their records
+(``records``: ids, URIs, documents, metadata) and query with vectors; every write is checked
+whole before its first batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from chromadb.api.types import validate_ids, validate_metadatas
+
+from ..types import Modality
+from .compat import amax_batch_size, attached_embedding_function, max_batch_size, stored_config
+from .data_loader import as_core_input
+from .embedding_function import ClipClapEmbeddingFunction
+from .records import Record, item_record, write_batches
+
+__all__ = [
+    "aadd_media",
+    "add_media",
+    "aquery_media",
+    "aupsert_media",
+    "query_media",
+    "upsert_media",
+]
+
+Sources = Sequence[Any]
+Metadatas = Sequence[Mapping[str, Any] | None] | None
+
+
+def _embedding_function_for(
+    collection: Any, embedding_function: ClipClapEmbeddingFunction | None
+) -> ClipClapEmbeddingFunction:
+    """The function whose model the collection's vectors come from (checked against it)."""
+    stored = stored_config(collection)
+    ef = embedding_function
+    if ef is None:
+        own = attached_embedding_function(collection)
+        if isinstance(own, ClipClapEmbeddingFunction):
+            ef = own
+        elif stored is not None:
+            ef = ClipClapEmbeddingFunction.build_from_config(stored)
+        else:
+            raise ValueError(
+                f"collection {collection.name!r} has no clipclap embedding function: create it "
+                "with embedding_function=ClipClapEmbeddingFunction(...) or pass "
+                "embedding_function= here"
+            )
+    if stored is not None:
+        ef.check_compatible(stored, f"collection {collection.name!r}")
+    return ef
+
+
+def _embedded_records(sources: Sources, ef: ClipClapEmbeddingFunction) -> list[Record]:
+    """Every source classified once (all checked before any work), then embedded; each record
+    is described while its content is held (a group of fetched URLs at a time)."""
+    raws = [as_core_input(s) for s in sources]
+    items = ef.embedder.classify(raws)
+    records: list[Record | None] = [None] * len(items)
+
+    def describe(rows: Sequence[int]) -> None:
+        for i in rows:
+            records[i] = item_record(raws[i], items[i])
+
+    vectors = ef.embedder.embed_classified(items, on_fetched=describe)
+    done = cast(list[Record], records)
+    for record, vector in zip(done, vectors, strict=True):
+        record.embedding = vector
+    return done
+
+
+@dataclass
+class _MediaWrite:
+    ids: list[str]  # one per source, in input order
+    batches: list[dict[str, Any]]  # keyword arguments of each add/upsert call
+
+
+def _plan_media_write(
+    collection: Any,
+    sources: Sources,
+    ids: Sequence[str] | None,
+    metadatas: Metadatas,
+    embedding_function: ClipClapEmbeddingFunction | None,
+    max_batch: int | None,
+) -> _MediaWrite:
+    """Classify, check and embed everything; the writes come after, in client-sized batches."""
+    if isinstance(sources, str | bytes) or not isinstance(sources, Sequence):
+        raise TypeError("sources must be a list (wrap a single item in a list)")
+    if not sources:
+        return _MediaWrite([], [])
+    if ids is not None and len(ids) != len(sources):
+        raise ValueError(f"got {len(ids)} ids for {len(sources)} sources")
+    if metadatas is not None and len(metadatas) != len(sources):
+        raise ValueError(f"got {len(metadatas)} metadatas for {len(sources)} sources")
+    ef = _embedding_function_for(collection, embedding_function)
+    if ids is not None:
+        validate_ids(list(ids))  # before any download or embedding
+    given = [dict(m) for m in metadatas or [] if m]  # None or {}: only our own keys
+    if given:
+        validate_metadatas(cast(Any, given))  # chromadb's Metadata: checked at run time
+    records = _embedded_records(sources, ef)
+    for row, record in enumerate(records):
+        if ids is not None:
+            record.id = ids[row]
+        if metadatas is not None and metadatas[row]:
+            record.extra = metadatas[row]
+    all_ids = [r.id for r in records]
+    if ids is None:  # the same content twice: one record (the first)
+        first: dict[str, Record] = {}
+        for record in records:
+            first.setdefault(record.id, record)
+        records = list(first.values())
+    batches = write_batches(records, max_batch)
+    # Chroma's own checks, over the whole call: a later batch must not fail after the first
+    # was written (duplicate ids across batches, a bad metadata value).
+    validate_ids([i for b in batches for i in b["ids"]])
+    validate_metadatas(cast(Any, [m for b in batches for m in b["metadatas"]]))
+    return _MediaWrite(all_ids, batches)
+
+
+def _expect_async(collection: Any, helper: str, expected: bool) -> None:
+    """Refuse a collection of the other kind than ``helper`` (``"add_media"``...) serves:
+    Chroma's async methods would hand back coroutines nobody awaits, writing nothing."""
+    if inspect.iscoroutinefunction(getattr(collection, "add", None)) == expected:
+        return
+    if expected:
+        raise TypeError(f"collection {collection.name!r} is not an AsyncCollection: use {helper}()")
+    raise TypeError(
+        f"collection {collection.name!r} is an AsyncCollection: use "
+        f"`await a{helper}(collection, ...)`"
+    )
+
+
+def _write_media(
+    method: str,
+    collection: Any,
+    sources: Sources,
+    ids: Sequence[str] | None,
+    metadatas: Metadatas,
+    embedding_function: ClipClapEmbeddingFunction | None,
+) -> list[str]:
+    _expect_async(collection, f"{method}_media", expected=False)
+    plan = _plan_media_write(
+        collection, sources, ids, metadatas, embedding_function, max_batch_size(collection)
+    )
+    for batch in plan.batches:
+        getattr(collection, method)(**batch)
+    return plan.ids
+
+
+async def _awrite_media(
+    method: str,
+    collection: Any,
+    sources: Sources,
+    ids: Sequence[str] | None,
+    metadatas: Metadatas,
+    embedding_function: ClipClapEmbeddingFunction | None,
+) -> list[str]:
+    _expect_async(collection, f"{method}_media", expected=True)
+    max_batch = await amax_batch_size(collection)
+    plan = await asyncio.to_thread(  # embedding is CPU work: off the event loop
+        _plan_media_write, collection, sources, ids, metadatas, embedding_function, max_batch
+    )
+    for batch in plan.batches:
+        await getattr(collection, method)(**batch)
+    return plan.ids
+
+
+def add_media(
+    collection: Any,
+    sources: Sources,
+    ids: Sequence[str] | None = None,
+    metadatas: Metadatas = None,
+    *,
+    embedding_function: ClipClapEmbeddingFunction | None = None,
+) -> list[str]:
+    """Embed any mix of texts, images and sounds and add them to ``collection``.
+
+    ``sources``: sentences, paths, ``file://``/``data:``/http(s) URIs, bytes, PIL images,
+    arrays, ``(samples, rate)`` pairs, ``Text``/``Image``/``Audio`` wrappers. Texts are stored
+    as documents, paths and URLs as ``uris``; each record gets ``modality`` and (when known)
+    ``mime_type`` metadata, merged under your ``metadatas``. Ids default to a content hash
+    (``"<modality>-<hash>"``), so adding the same content twice keeps one record.
+    Everything is embedded and checked (ids, metadata) before anything is written: a bad item
+    raises ``ClipClapInputError`` (a bad id or metadata Chroma's own error) and the
+    collection is unchanged. Returns the ids, in input order. For an ``AsyncCollection``
+    use ``await aadd_media(...)``.
+    """
+    return _write_media("add", collection, sources, ids, metadatas, embedding_function)
+
+
+def upsert_media(
+    collection: Any,
+    sources: Sources,
+    ids: Sequence[str] | None = None,
+    metadatas: Metadatas = None,
+    *,
+    embedding_function: ClipClapEmbeddingFunction | None = None,
+) -> list[str]:
+    """Like ``add_media`` but replaces existing records (Chroma refuses ``upsert(uris=...)``)."""
+    return _write_media("upsert", collection, sources, ids, metadatas, embedding_function)
+
+
+def _query_arguments(
+    collection: Any,
+    query: Any,
+    n_results: int,
+    modality: Modality | str | None,
+    where: Mapping[str, Any] | None,
+    where_document: Mapping[str, Any] | None,
+    include: list[str] | None,
+    embedding_function: ClipClapEmbeddingFunction | None,
+) -> dict[str, Any]:
+    queries = query if isinstance(query, list) else [query]
+    ef = _embedding_function_for(collection, embedding_function)
+    items = ef.embedder.classify([as_core_input(q) for q in queries])
+    vectors = ef.embedder.embed_classified(items)
+    filters: dict[str, Any] | None = dict(where) if where else None
+    if modality is not None:
+        only = {"modality": Modality.parse(modality).value}
+        filters = {"$and": [filters, only]} if filters else only
+    kwargs: dict[str, Any] = {
+        "query_embeddings": list(vectors),
+        "n_results": n_results,
+        "where": filters,
+        "where_document": dict(where_document) if where_document else None,
+    }
+    if include is not None:
+        kwargs["include"] = include
+    return kwargs
+
+
+def query_media(
+    collection: Any,
+    query: Any,
+    n_results: int = 10,
+    *,
+    modality: Modality | str | None = None,
+    where: Mapping[str, Any] | None = None,
+    where_document: Mapping[str, Any] | None = None,
+    include: list[str] | None = None,
+    embedding_function: ClipClapEmbeddingFunction | None = None,
+) -> Any:
+    """Query ``collection`` with a sentence, an image or a sound (a ``list`` = several queries).
+
+    Strings naming existing files and URLs are media, other strings are text (wrap in
+    ``Text``/``Image``/``Audio`` to say so). ``modality`` keeps only records that
+    ``add_media`` marked with it. Returns Chroma's ``QueryResult``. For an
+    ``AsyncCollection`` use ``await aquery_media(...)``.
+    """
+    _expect_async(collection, "query_media", expected=False)
+    return collection.query(
+        **_query_arguments(
+            collection,
+            query,
+            n_results,
+            modality,
+            where,
+            where_document,
+            include,
+            embedding_function,
+        )
+    )
+
+
+async def aadd_media(
+    collection: Any,
+    sources: Sources,
+    ids: Sequence[str] | None = None,
+    metadatas: Metadatas = None,
+    *,
+    embedding_function: ClipClapEmbeddingFunction | None = None,
+) -> list[str]:
+    """``add_media`` for an ``AsyncCollection`` (embedding runs in a worker thread)."""
+    return await _awrite_media("add", collection, sources, ids, metadatas, embedding_function)
+
+
+async def aupsert_media(
+    collection: Any,
+    sources: Sources,
+    ids: Sequence[str] | None = None,
+    metadatas: Metadatas = None,
+    *,
+    embedding_function: ClipClapEmbeddingFunction | None = None,
+) -> list[str]:
+    """``upsert_media`` for an ``AsyncCollection`` (embedding runs in a worker thread)."""
+    return await _awrite_media("upsert", collection, sources, ids, metadatas, embedding_function)
+
+
+async def aquery_media(
+    collection: Any,
+    query: Any,
+    n_results: int = 10,
+    *,
+    modality: Modality | str | None = None,
+    where: Mapping[str, Any] | None = None,
+    where_document: Mapping[str, Any] | None = None,
+    include: list[str] | None = None,
+    embedding_function: ClipClapEmbeddingFunction | None = None,
+) -> Any:
+    """``query_media`` for an ``AsyncCollection`` (embedding runs in a worker thread)."""
+    _expect_async(collection, "query_media", expected=True)
+    kwargs = await asyncio.to_thread(
+        _query_arguments,
+        collection,
+        query,
+        n_results,
+        modality,
+        where,
+        where_document,
+        include,
+        embedding_function,
+    )
+    return await collection.query(**kwargs)
