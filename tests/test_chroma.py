@@ -964,7 +964,7 @@ def test_modify_accepts_a_revision_for_a_config_that_named_none(model_dir: Path)
 def test_the_media_helpers_classify_each_input_once(
     model_dir: Path, media_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    from clipclap_integrations.inputs import classify as inputs
+    from clipclap_integrations.inputs import classification as inputs
 
     calls: list[Any] = []
     real = inputs.classify

@@ -18,7 +18,7 @@ from .arrays import (
     image_array_layout,
     numeric_array,
 )
-from .classify import classify, classify_all, input_list
+from .classification import classify, classify_all, input_list
 from .fetch import URLS_PER_FETCH, fetch_groups, is_remote, resolve_remote
 from .items import InputOptions, Item, Media, RemoteURL, Waveform, check_text, describe
 from .parts import parse_data_uri
