@@ -18,7 +18,6 @@ import numpy as np
 from .errors import ClipClapInputError
 from .inputs import (
     URLS_PER_FETCH,
-    InputOptions,
     Item,
     check_text,
     classify,
@@ -73,14 +72,7 @@ class ClipClapEmbedder:
             local_files_only=opts.local_files_only,
         )
         self.session_config = SessionConfig(normalize_providers(opts.providers), opts.threads)
-        self.input_options = InputOptions(
-            allow_remote=opts.allow_remote,
-            allow_private_urls=opts.allow_private_urls,
-            allow_local_files=opts.allow_local_files,
-            strict_paths=opts.strict_paths,
-            max_remote_bytes=opts.max_remote_bytes,
-            remote_timeout=opts.remote_timeout,
-        )
+        self.input_options = opts.input_options()
         self.encoders = Encoders(
             self.folder,
             self.session_config,

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .inputs import InputOptions
 from .media.audio import DEFAULT_MAX_SECONDS, LONG_AUDIO_POLICIES, LongAudioPolicy
 from .media.image import DEFAULT_MAX_PIXELS
 from .runtime.optimize import OPTIMIZE_CHOICES, QUANTIZE_CHOICES, OptimizeOption, QuantizeOption
@@ -302,6 +303,17 @@ class EmbedderOptions:
             for name, _, value in self.items()
             if json_value(value) != json_value(getattr(default, name))
         }
+
+    def input_options(self) -> InputOptions:
+        """The switches and limits that reading inputs applies."""
+        return InputOptions(
+            allow_remote=self.allow_remote,
+            allow_private_urls=self.allow_private_urls,
+            allow_local_files=self.allow_local_files,
+            strict_paths=self.strict_paths,
+            max_remote_bytes=self.max_remote_bytes,
+            remote_timeout=self.remote_timeout,
+        )
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> EmbedderOptions:

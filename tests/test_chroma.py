@@ -983,3 +983,40 @@ def test_the_media_helpers_classify_each_input_once(
     calls.clear()
     query_media(col, [png, "a caption"], n_results=1)
     assert len(calls) == 2
+
+
+def test_options_that_change_vectors_are_part_of_a_collections_identity(
+    model_dir: Path, media_dir: Path, tmp_path: Path
+):
+    """A collection built with fast_jpeg=True (or long_audio, quantize, optimize) refuses
+    vectors made without it, on every route: Chroma's own calls, the media helpers, modify."""
+    client = chromadb.PersistentClient(path=str(tmp_path), settings=SETTINGS)
+    made_with = ClipClapEmbeddingFunction(model_dir, fast_jpeg=True, long_audio="first")
+    client.create_collection("fast", embedding_function=made_with)
+    col = client.get_collection("fast")  # the stored configuration: the same options
+    col.add(ids=["a"], documents=["a caption"])
+    add_media(col, [media_dir / "rgb_320x200.png"])
+    plain = ClipClapEmbeddingFunction(model_dir)
+    other = client.get_collection("fast", embedding_function=plain)
+    with pytest.raises(ValueError, match=r"long_audio='first', fast_jpeg=True, .*fast_jpeg=False"):
+        other.query(query_texts=["a caption"], n_results=1)
+    with pytest.raises(ValueError, match="change the vectors"):
+        add_media(col, ["another caption"], embedding_function=plain)
+    with pytest.raises(ValueError, match="change the vectors"):
+        plain.validate_config_update(made_with.get_config(), plain.get_config())
+    # options that leave the vectors alone may differ; the same vector options pass
+    fine = ClipClapEmbeddingFunction(
+        model_dir, fast_jpeg=True, long_audio="first", batch_size=4, max_image_pixels=None
+    )
+    client.get_collection("fast", embedding_function=fine).query(query_texts=["x"], n_results=1)
+    assert col.count() == 2
+
+
+def test_the_data_loader_takes_the_cores_input_options_and_no_others():
+    loader = ClipClapDataLoader(allow_remote=False, max_image_pixels=None, max_remote_bytes=10)
+    assert (loader.options.allow_remote, loader.options.max_remote_bytes) == (False, 10)
+    assert loader.max_image_pixels is None and loader.max_audio_seconds == 3600.0
+    with pytest.raises(TypeError, match="batch_size"):
+        ClipClapDataLoader(batch_size=3)
+    with pytest.raises(ValueError, match="max_remote_bytes must be a positive integer"):
+        ClipClapDataLoader(max_remote_bytes=0)

@@ -22,9 +22,10 @@ from clipclap_integrations import (
     Modality,
     Text,
 )
-from clipclap_integrations.inputs import InputOptions, check_text, classify, parse_data_uri
+from clipclap_integrations.inputs import check_text, classify, parse_data_uri
 from clipclap_integrations.media.audio import check_waveform, decode_audio, resample, to_mono
 from clipclap_integrations.media.image import image_from_array
+from clipclap_integrations.options import EmbedderOptions
 
 ATOL = 1e-6
 PROPERTY = settings(
@@ -334,7 +335,7 @@ def test_data_uri_parsing() -> None:
     assert parse_data_uri("data:,A%20brief%20note") == (None, {}, b"A brief note")
     mime, params, data = parse_data_uri("data:text/plain;charset=iso-8859-1;base64,aOk=")
     assert (mime, params, data) == ("text/plain", {"charset": "iso-8859-1"}, b"h\xe9")
-    opts = InputOptions()
+    opts = EmbedderOptions().input_options()
     assert classify("data:text/plain;charset=iso-8859-1;base64,aOk=", opts).payload == "hé"
     with pytest.raises(ClipClapInputError, match="not valid utf-8"):
         classify("data:text/plain;base64,/w==", opts)
@@ -551,7 +552,7 @@ def test_check_text_gives_a_plain_str_and_refuses_invalid_unicode() -> None:
 def test_waveform_checks_say_the_same_wherever_they_run(samples: np.ndarray) -> None:
     """One owner per check: what classification refuses, decoding refuses in the same words."""
     with pytest.raises(ClipClapInputError) as classified:
-        classify(Audio(samples, sample_rate=SR), InputOptions())
+        classify(Audio(samples, sample_rate=SR), EmbedderOptions().input_options())
     with pytest.raises(ClipClapInputError) as decoded:
         to_mono(samples)
     assert decoded.value.reason == classified.value.reason
@@ -559,7 +560,7 @@ def test_waveform_checks_say_the_same_wherever_they_run(samples: np.ndarray) -> 
 
 def test_sample_rate_rule_is_the_same_for_decoded_audio() -> None:
     with pytest.raises(ClipClapInputError) as classified:
-        classify((tone(), 0), InputOptions())
+        classify((tone(), 0), EmbedderOptions().input_options())
     with pytest.raises(ClipClapInputError) as checked:
         check_waveform(tone(), 0, None)
     assert checked.value.reason == classified.value.reason
@@ -568,7 +569,7 @@ def test_sample_rate_rule_is_the_same_for_decoded_audio() -> None:
 def test_image_array_rules_are_the_same_when_classified_and_loaded() -> None:
     for bad in (np.zeros((2, 3, 4, 5)), np.zeros((9, 9, 9))):
         with pytest.raises(ClipClapInputError) as classified:
-            classify(bad, InputOptions())
+            classify(bad, EmbedderOptions().input_options())
         with pytest.raises(ClipClapInputError) as loaded:
             image_from_array(bad)
         assert loaded.value.reason == classified.value.reason

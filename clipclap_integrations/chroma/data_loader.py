@@ -18,9 +18,10 @@ import numpy as np
 from chromadb.api.types import DataLoader, Loadable, URIs
 
 from ..errors import ClipClapInputError
-from ..inputs import InputOptions, Item, Media, classify, numeric_array, resolve_remote
-from ..media.audio import DEFAULT_MAX_SECONDS, decode_audio, pcm_to_float
-from ..media.image import DEFAULT_MAX_PIXELS, open_image, to_rgb
+from ..inputs import Item, Media, classify, numeric_array, resolve_remote
+from ..media.audio import decode_audio, pcm_to_float
+from ..media.image import open_image, to_rgb
+from ..options import EmbedderOptions
 from ..types import Audio, Modality
 
 __all__ = ["AudioArray", "ClipClapDataLoader", "as_core_input"]
@@ -79,28 +80,30 @@ class ClipClapDataLoader(DataLoader[Loadable]):
     ``ClipClapInputError`` naming it.
     """
 
-    def __init__(
-        self,
-        *,
-        allow_remote: bool = True,
-        allow_private_urls: bool = True,
-        allow_local_files: bool = True,
-        max_workers: int | None = None,
-        max_remote_bytes: int = 64 * 1024 * 1024,
-        remote_timeout: float = 30.0,
-        max_image_pixels: int | None = DEFAULT_MAX_PIXELS,
-        max_audio_seconds: float | None = DEFAULT_MAX_SECONDS,
-    ) -> None:
-        self.options = InputOptions(
-            allow_remote=allow_remote,
-            allow_private_urls=allow_private_urls,
-            allow_local_files=allow_local_files,
-            max_remote_bytes=max_remote_bytes,
-            remote_timeout=remote_timeout,
-        )
+    # the options of the core that reading URIs applies
+    OPTIONS = (
+        "allow_remote",
+        "allow_private_urls",
+        "allow_local_files",
+        "max_remote_bytes",
+        "remote_timeout",
+        "max_image_pixels",
+        "max_audio_seconds",
+    )
+
+    def __init__(self, *, max_workers: int | None = None, **options: Any) -> None:
+        """``options``: those in ``OPTIONS``, as ``EmbedderOptions`` declares them."""
+        others = sorted(set(options) - set(self.OPTIONS))
+        if others:
+            raise TypeError(
+                f"ClipClapDataLoader got unexpected keyword argument(s) {', '.join(others)} "
+                f"(it takes max_workers and {', '.join(self.OPTIONS)})"
+            )
+        opts = EmbedderOptions(**options)
+        self.options = opts.input_options()
         self.max_workers = max_workers or min(8, (os.cpu_count() or 1) + 2)
-        self.max_image_pixels = max_image_pixels
-        self.max_audio_seconds = max_audio_seconds
+        self.max_image_pixels = opts.max_image_pixels
+        self.max_audio_seconds = opts.max_audio_seconds
 
     def __call__(self, uris: URIs) -> list[Any]:  # type: ignore[override]
         if isinstance(uris, str) or not isinstance(uris, Sequence):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,11 +18,14 @@ from chromadb.api.types import Embeddable, EmbeddingFunction, Embeddings, Space
 
 from ..embedder import ClipClapEmbedder
 from ..errors import ClipClapInputError, ModelChangedError
-from ..media.audio import DEFAULT_MAX_SECONDS, LONG_AUDIO_POLICIES, LongAudioPolicy
-from ..media.image import DEFAULT_MAX_PIXELS
-from ..options import is_finite_number, is_int
+from ..options import (
+    OPTION_NAMES,
+    EmbedderOptions,
+    config_problems,
+    json_value,
+    option_default,
+)
 from ..runtime.hub import default_model, is_repo_id
-from ..runtime.optimize import OptimizeOption, QuantizeOption
 from ..types import Text
 from .compat import calling_collection, modifying_collection, stored_config
 from .data_loader import as_core_input
@@ -37,60 +40,6 @@ from .identity import (
 )
 
 __all__ = ["ClipClapEmbeddingFunction"]
-
-
-def _check_providers(v: Any) -> bool:
-    if isinstance(v, str):
-        return True
-    if not isinstance(v, list | tuple):
-        return False
-    return all(
-        isinstance(p, str)
-        or (
-            isinstance(p, list | tuple)
-            and len(p) == 2
-            and isinstance(p[0], str)
-            and isinstance(p[1], dict)
-        )
-        for p in v
-    )
-
-
-# Options of ClipClapEmbedder that a user may set: (check, what a valid value is).
-_OPTIONS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "cache_dir": (lambda v: isinstance(v, str) and v != "", "a folder path"),
-    "local_files_only": (lambda v: isinstance(v, bool), "true or false"),
-    "providers": (_check_providers, "a list of provider names or [name, options] pairs"),
-    "threads": (lambda v: is_int(v) and v >= 1, "a positive integer"),
-    "batch_size": (lambda v: is_int(v) and v >= 1, "a positive integer"),
-    "long_audio": (lambda v: v in LONG_AUDIO_POLICIES, "one of " + ", ".join(LONG_AUDIO_POLICIES)),
-    "allow_remote": (lambda v: isinstance(v, bool), "true or false"),
-    "allow_private_urls": (lambda v: isinstance(v, bool), "true or false"),
-    "allow_local_files": (lambda v: isinstance(v, bool), "true or false"),
-    "strict_paths": (lambda v: isinstance(v, bool), "true or false"),
-    "max_remote_bytes": (lambda v: is_int(v) and v >= 1, "a positive integer"),
-    "remote_timeout": (lambda v: is_finite_number(v) and v > 0, "a positive number of seconds"),
-    "max_image_pixels": (lambda v: v is None or (is_int(v) and v >= 1), "null or an integer"),
-    "max_audio_seconds": (
-        lambda v: v is None or (is_finite_number(v) and v > 0),
-        "null or seconds",
-    ),
-    "fast_jpeg": (lambda v: isinstance(v, bool), "true or false"),
-    "optimize": (lambda v: v == "fusions", '"fusions"'),
-    "quantize": (lambda v: v == "int8", '"int8"'),
-    "optimized_dir": (lambda v: isinstance(v, str) and v != "", "a folder path"),
-}
-
-
-def _json_value(value: Any) -> Any:
-    """Tuples to lists, paths to strings: what a JSON round trip gives back."""
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, tuple | list):
-        return [_json_value(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _json_value(v) for k, v in value.items()}
-    return value
 
 
 class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
@@ -110,58 +59,24 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
         self,
         model: str | os.PathLike[str] | None = None,
         *,
-        revision: str | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
-        local_files_only: bool | None = None,
-        providers: Sequence[str | tuple[str, dict[str, Any]]] | str | None = None,
-        threads: int | None = None,
-        batch_size: int | None = None,
-        long_audio: LongAudioPolicy | None = None,
-        allow_remote: bool | None = None,
-        allow_private_urls: bool | None = None,
-        allow_local_files: bool | None = None,
-        strict_paths: bool | None = None,
-        max_remote_bytes: int | None = None,
-        remote_timeout: float | None = None,
-        max_image_pixels: int | None = DEFAULT_MAX_PIXELS,
-        max_audio_seconds: float | None = DEFAULT_MAX_SECONDS,
-        fast_jpeg: bool | None = None,
-        optimize: OptimizeOption | None = None,
-        quantize: QuantizeOption | None = None,
-        optimized_dir: str | os.PathLike[str] | None = None,
         allow_revision_change: bool = False,
+        **options: Any,
     ) -> None:
+        # Only the options given are stored; None means "unset" except where it is a value
+        # of its own (no limit, for max_image_pixels and max_audio_seconds).
         given = {
-            "cache_dir": cache_dir,
-            "local_files_only": local_files_only,
-            "providers": providers,
-            "threads": threads,
-            "batch_size": batch_size,
-            "long_audio": long_audio,
-            "allow_remote": allow_remote,
-            "allow_private_urls": allow_private_urls,
-            "allow_local_files": allow_local_files,
-            "strict_paths": strict_paths,
-            "max_remote_bytes": max_remote_bytes,
-            "remote_timeout": remote_timeout,
-            "fast_jpeg": fast_jpeg,
-            "optimize": optimize,
-            "quantize": quantize,
-            "optimized_dir": optimized_dir,
+            k: v
+            for k, v in options.items()
+            if k not in OPTION_NAMES or v is not None or option_default(k) is not None
         }
-        options = {k: _json_value(v) for k, v in given.items() if v is not None}
-        # For the two limits None means "no limit", so "unset" is the default value itself.
-        if max_image_pixels != DEFAULT_MAX_PIXELS:
-            options["max_image_pixels"] = max_image_pixels
-        if max_audio_seconds != DEFAULT_MAX_SECONDS:
-            options["max_audio_seconds"] = max_audio_seconds
+        EmbedderOptions(**given)  # unknown names: TypeError; bad values: every problem listed
         model = default_model() if model is None else model
         if not isinstance(model, str | os.PathLike) or not os.fspath(model).strip():
             raise ValueError(f"model must be a folder path or a Hub repo id, got {model!r}")
         config: dict[str, Any] = {
             "model": normalize_model(model),
-            "revision": revision,
-            **options,
+            "revision": given.pop("revision", None),
+            **{k: json_value(v) for k, v in given.items()},
         }
         self.validate_config(config)
         self._config = config
@@ -233,23 +148,12 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
         model = config.get("model")
         if not isinstance(model, str) or not model.strip():
             problems.append(f"'model' must be a folder path or a Hub repo id, got {model!r}")
-        revision = config.get("revision")
-        if revision is not None and (not isinstance(revision, str) or not revision.strip()):
-            problems.append(f"'revision' must be a non-empty string or null, got {revision!r}")
         digest = config.get(DIGEST_KEY)
         if digest is not None and not (isinstance(digest, str) and DIGEST.fullmatch(digest)):
             problems.append(f"{DIGEST_KEY!r} must be 32 lowercase hex digits, got {digest!r}")
-        for key, value in config.items():
-            if key in ("model", "revision", DIGEST_KEY):
-                continue
-            if key not in _OPTIONS:
-                problems.append(
-                    f"unknown option {key!r} (known: model, revision, {', '.join(_OPTIONS)})"
-                )
-                continue
-            check, expected = _OPTIONS[key]
-            if not check(value):
-                problems.append(f"{key!r} must be {expected}, got {value!r}")
+        problems += config_problems(
+            {k: v for k, v in config.items() if k not in ("model", DIGEST_KEY)}
+        )
         if problems:
             raise ValueError("invalid clipclap embedding function config: " + "; ".join(problems))
 

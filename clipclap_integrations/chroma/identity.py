@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelChangedError
+from ..options import OPTION_NAMES, EmbedderOptions
 from ..runtime.hub import is_repo_id
 
 # The name Chroma stores the function under: a collection storing another name holds
@@ -64,7 +65,9 @@ def refuse_other_model(
     Hub revision (unless allowed, or the stored config names none) or changed files.
 
     Raises ``ValueError``; ``ModelChangedError`` when the files at the same place changed.
+    Options that change the vectors (``quantize``, ``fast_jpeg``...) must be the same too.
     """
+    refuse_other_settings(stored, current, what)
     old, new = identity(stored), identity(current)
     same = same_files(stored, current)
     if same:
@@ -88,6 +91,7 @@ def refuse_model_update(old_config: Mapping[str, Any], new_config: Mapping[str, 
     A stored config of a Hub model that names no revision (made offline) takes the revision in
     use, as ``refuse_other_model`` does when embedding.
     """
+    refuse_other_settings(old_config, new_config, "the collection")
     old, new = identity(old_config), identity(new_config)
     same = same_files(old_config, new_config)
     if same:
@@ -95,6 +99,20 @@ def refuse_model_update(old_config: Mapping[str, Any], new_config: Mapping[str, 
     unpinned_hub_model = old[1] is None and is_repo_id(old[0])
     if same is False or old[0] != new[0] or (old[1] != new[1] and not unpinned_hub_model):
         raise ValueError(refused_update(old, new))
+
+
+def vector_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The values (defaults filled in) of the options that change the vectors."""
+    options = {k: v for k, v in config.items() if k in OPTION_NAMES}
+    return EmbedderOptions.from_config(options).vector_settings()
+
+
+def refuse_other_settings(stored: Mapping[str, Any], current: Mapping[str, Any], what: str) -> None:
+    """Refuse ``current`` when an option that changes the vectors differs from ``stored``."""
+    old, new = vector_settings(stored), vector_settings(current)
+    differ = [k for k in old if old[k] != new[k]]
+    if differ:
+        raise ValueError(other_settings(differ, old, new, what))
 
 
 # -- the refusals, worded once --------------------------------------------------------------
@@ -118,6 +136,20 @@ def incompatible(old: Identity, new: Identity, what: str) -> str:
         "revisions are not comparable. Re-open the collection without embedding_function= "
         "(its stored configuration is used) or with the same model; use a new collection for "
         "another model."
+    )
+
+
+def other_settings(
+    names: list[str], old: Mapping[str, Any], new: Mapping[str, Any], what: str
+) -> str:
+    def listed(values: Mapping[str, Any]) -> str:
+        return ", ".join(f"{n}={values[n]!r}" for n in names)
+
+    return (
+        f"{what} was embedded with {listed(old)}, but this embedding function uses "
+        f"{listed(new)}: these options change the vectors, and vectors made with other values "
+        "are not comparable. Re-open the collection without embedding_function= (its stored "
+        "configuration is used) or with the same options; use a new collection for others."
     )
 
 

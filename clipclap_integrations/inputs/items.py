@@ -20,15 +20,16 @@ from .sniff import HEAD_BYTES, sniff_bytes
 
 @dataclass(frozen=True)
 class InputOptions:
-    """Limits and switches applied while reading inputs."""
+    """Limits and switches applied while reading inputs (``EmbedderOptions.input_options()``
+    makes one from the user's options, where their defaults are written)."""
 
-    allow_remote: bool = True
-    allow_private_urls: bool = True
-    allow_local_files: bool = True
-    strict_paths: bool = False
-    max_remote_bytes: int = 64 * 1024 * 1024
-    remote_timeout: float = 30.0
-    remote_workers: int = 8
+    allow_remote: bool
+    allow_private_urls: bool
+    allow_local_files: bool
+    strict_paths: bool
+    max_remote_bytes: int
+    remote_timeout: float
+    remote_workers: int = 8  # URLs fetched at once
 
 
 @dataclass(frozen=True)
