@@ -70,3 +70,42 @@ def test_changed_options_round_trip_through_json(tmp_path: Path) -> None:
     ]
     with pytest.raises(ValueError, match="unknown option 'colour'"):
         EmbedderOptions.from_config({"colour": 1})
+
+
+def test_every_option_is_a_llama_index_field_that_reaches_the_core(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("llama_index.core")
+    from pydantic import ValidationError
+
+    from clipclap_integrations.llama_index import ClipClapEmbedding
+    from clipclap_integrations.options import option_default
+
+    fields = ClipClapEmbedding.model_fields
+    for name in OPTION_NAMES:
+        if name == "batch_size":  # LlamaIndex's own embed_batch_size
+            assert fields["embed_batch_size"].default == option_default(name)
+            continue
+        assert fields[name].default == option_default(name), name
+        assert fields[name].description == option_info(name).help, name
+    changed = {
+        "local_files_only": True,
+        "providers": ["CPUExecutionProvider"],
+        "threads": 1,
+        "long_audio": "first",
+        "allow_remote": False,
+        "allow_private_urls": False,
+        "allow_local_files": False,
+        "strict_paths": True,
+        "max_remote_bytes": 5,
+        "remote_timeout": 3.0,
+        "max_image_pixels": None,
+        "max_audio_seconds": 60.0,
+        "fast_jpeg": True,
+        "optimized_dir": str(tmp_path),
+    }
+    model = ClipClapEmbedding(str(tiny_model_dir), embed_batch_size=7, **changed)
+    expected = EmbedderOptions(batch_size=7, **changed)
+    assert model.embedder.options == expected
+    with pytest.raises(ValidationError, match="max_remote_bytes must be a positive integer"):
+        model.max_remote_bytes = 0

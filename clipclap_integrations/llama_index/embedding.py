@@ -5,21 +5,29 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from llama_index.core.base.embeddings.base import Embedding
-from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
+from llama_index.core.bridge.pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+)
 from llama_index.core.embeddings.multi_modal_base import MultiModalEmbedding
 from llama_index.core.schema import BaseNode, ImageType
 
 from ..embedder import ClipClapEmbedder
-from ..media.audio import DEFAULT_MAX_SECONDS
-from ..media.image import DEFAULT_MAX_PIXELS
+from ..options import option_default
 from ..runtime.hub import default_model
 from ..types import Modality
 from .batching import aembed_in_batches, embed_in_batches
+from .fields import check_option, option_fields
 from .node_embedding import aembed_nodes, embed_nodes
 from .nodes import tag_node_in_place
+
+OPTION_FIELDS = option_fields()
 
 AudioType = Any
 """Anything ``ClipClapEmbedder.embed_audio`` takes: a path or URL string, ``pathlib.Path``,
@@ -45,83 +53,12 @@ class ClipClapEmbedding(MultiModalEmbedding):
         description="Local CLIPCLAP model folder or Hugging Face Hub repo id "
         "(default: $CLIPCLAP_MODEL, else antflydb/clipclap).",
     )
-    revision: str | None = Field(default=None, description="Hub branch, tag or commit to download.")
-    cache_dir: str | None = Field(
-        default=None, description="Where Hub downloads go (default: the Hugging Face cache)."
-    )
-    local_files_only: bool | None = Field(
-        default=None, description="Never contact the Hub; use the local cache only."
-    )
-    providers: list[str] | None = Field(
-        default=None,
-        description="onnxruntime execution providers in order of preference "
-        "(default: onnxruntime's choice, normally CPU).",
-    )
-    threads: int | None = Field(
-        default=None, ge=1, description="Intra-op threads per onnxruntime session."
-    )
-    long_audio: Literal["mean", "first", "center"] = Field(
-        default="mean",
-        description="Clips over 10 s: the mean of consecutive 10 s windows, or only the "
-        "first or the center 10 s.",
-    )
-    allow_remote: bool = Field(
-        default=True, description="Fetch http(s) URLs given as images or audio."
-    )
-    allow_private_urls: bool = Field(
-        default=True,
-        description="Fetch URLs whose host is a loopback, private or link-local address "
-        "(False for untrusted input).",
-    )
-    allow_local_files: bool = Field(
-        default=True,
-        description="Read image and audio paths and file: URLs (False for untrusted input: "
-        "query strings are then never looked up on disk).",
-    )
-    strict_paths: bool = Field(
-        default=False,
-        description="Refuse strings that look like missing media files instead of embedding "
-        "them as text.",
-    )
-    max_remote_bytes: int = Field(
-        default=64 * 1024 * 1024, gt=0, description="Size limit of each URL download (bytes)."
-    )
-    remote_timeout: float = Field(
-        default=30.0, gt=0, description="Time limit of each URL download (seconds, in all)."
-    )
-    max_image_pixels: int | None = Field(
-        default=DEFAULT_MAX_PIXELS,
-        gt=0,
-        description="Refuse larger images (decompression bombs); None for no limit.",
-    )
-    max_audio_seconds: float | None = Field(
-        default=DEFAULT_MAX_SECONDS,
-        gt=0,
-        allow_inf_nan=False,
-        description="Refuse longer audio (bounds memory); None for no limit.",
-    )
-    fast_jpeg: bool = Field(
-        default=False,
-        description="Decode large JPEGs at reduced size (Pillow draft mode): faster, at a "
-        "small parity cost.",
-    )
-    optimize: Literal["fusions"] | None = Field(
-        default=None,
-        description="'fusions': run copies of the encoders with onnxruntime's transformer "
-        "fusions (built once, cached).",
-    )
-    quantize: Literal["int8"] | None = Field(
-        default=None,
-        description="'int8': run dynamically int8-quantized copies of the encoders (built "
-        "once, cached): faster on CPUs, at a small parity cost.",
-    )
-    optimized_dir: str | None = Field(
-        default=None,
-        description="Where optimized copies are cached (default $CLIPCLAP_CACHE, else "
-        "~/.cache/clipclap-integrations).",
-    )
+    # Every option of the core, generated from EmbedderOptions (type, default, description).
+    __annotations__.update(OPTION_FIELDS[0])
+    vars().update(OPTION_FIELDS[1])
+
     embed_batch_size: int = Field(
-        default=32,
+        default=option_default("batch_size"),
         gt=0,
         le=2048,
         description="Items per LlamaIndex embedding batch and per model run.",
@@ -148,29 +85,14 @@ class ClipClapEmbedding(MultiModalEmbedding):
         self._embedder_options = self._core_options()
         self._embedder = ClipClapEmbedder(**self._embedder_options)  # a bad model fails here
 
+    @field_validator(*OPTION_FIELDS[0])
+    @classmethod
+    def _valid_option(cls, value: Any, info: ValidationInfo) -> Any:
+        return check_option(str(info.field_name), value)
+
     def _core_options(self) -> dict[str, Any]:
-        return {
-            "model": self.model_name,
-            "revision": self.revision,
-            "cache_dir": self.cache_dir,
-            "local_files_only": self.local_files_only,
-            "providers": list(self.providers) if self.providers is not None else None,
-            "threads": self.threads,
-            "batch_size": self.embed_batch_size,
-            "long_audio": self.long_audio,
-            "allow_remote": self.allow_remote,
-            "allow_private_urls": self.allow_private_urls,
-            "allow_local_files": self.allow_local_files,
-            "strict_paths": self.strict_paths,
-            "max_remote_bytes": self.max_remote_bytes,
-            "remote_timeout": self.remote_timeout,
-            "max_image_pixels": self.max_image_pixels,
-            "max_audio_seconds": self.max_audio_seconds,
-            "fast_jpeg": self.fast_jpeg,
-            "optimize": self.optimize,
-            "quantize": self.quantize,
-            "optimized_dir": self.optimized_dir,
-        }
+        options = {name: getattr(self, name) for name in OPTION_FIELDS[0]}
+        return {"model": self.model_name, "batch_size": self.embed_batch_size, **options}
 
     @classmethod
     def class_name(cls) -> str:
