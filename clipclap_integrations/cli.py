@@ -54,11 +54,27 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         help="model folder or Hub repo id (default: $CLIPCLAP_MODEL, else the model of an "
         "existing collection for index and search, else antflydb/clipclap)",
     )
-    p.add_argument("--revision", default=None, help="Hub branch, tag or commit")
-    p.add_argument("--cache-dir", default=None, help="Hub cache folder")
-    p.add_argument(
-        "--threads", type=_positive_int, default=None, help="onnxruntime threads per session"
-    )
+    for name, parse in (("revision", str), ("cache_dir", str), ("threads", int)):
+        _option_flag(p, name, parse)
+
+
+def _option_flag(p: argparse.ArgumentParser, name: str, parse: Any) -> None:
+    """A flag for one of the embedder's options: its help and its check are the option's."""
+    from .options import option_info
+
+    info = option_info(name)
+
+    def value(text: str) -> Any:
+        try:
+            got = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a valid {parse.__name__}: {text!r}") from None
+        problem = info.problem(name, got)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
+        return got
+
+    p.add_argument("--" + name.replace("_", "-"), type=value, default=None, help=info.help)
 
 
 def _db_args(p: argparse.ArgumentParser) -> None:
