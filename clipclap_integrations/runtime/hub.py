@@ -131,11 +131,9 @@ def resolve_model(
 ) -> ModelFolder:
     """A validated model folder for a local folder or a Hub repo id (downloaded if needed).
 
-    ``model`` None means ``$CLIPCLAP_MODEL`` or ``antflydb/clipclap``. A string naming an
-    existing folder is that folder; otherwise a ``namespace/name`` string is a Hub repo id.
-    ``revision`` (branch, tag or commit) and ``cache_dir`` apply to repo ids only.
-    ``local_files_only=True`` (or ``HF_HUB_OFFLINE=1``, which ``local_files_only=False``
-    does not override) never contacts the Hub. A ``Path`` is always taken as a folder.
+    A string naming an existing folder is that folder (a ``Path`` always is); otherwise a
+    ``namespace/name`` string is a Hub repo id, to which ``revision`` (branch, tag or commit)
+    and ``cache_dir`` apply. ``local_files_only=False`` does not override ``HF_HUB_OFFLINE=1``.
     """
     explicit_path = isinstance(model, os.PathLike)
     name = os.fspath(model) if model is not None else default_model()
@@ -182,10 +180,9 @@ def download_model(
     checked against the hash that names them (about 1 s per GB; huggingface_hub itself trusts
     its cache): damaged ones are downloaded again, or, when the Hub cannot be asked, reported
     in a ``ModelFolderError``. Without it, damage that validation sees (a truncated weights
-    file, a graph that does not parse) still gets the damaged files fetched again.
-
-    Raises ``ModelNotAvailableError`` when the model can be neither fetched nor found in the
-    cache; its message says what to do.
+    file, a graph that does not parse) still gets the damaged files fetched again. Raises
+    ``ModelNotAvailableError`` (saying what to do) when the model can be neither fetched nor
+    found in the cache.
     """
     if repo_id is None:
         env = default_model()

@@ -184,11 +184,7 @@ class ModelFolder:
         Taken when the folder was validated; a changed file gives a new validation (the
         folder cache is keyed by every file's size and time), hence a new fingerprint.
         """
-        found = self.fingerprints.get(name)
-        if found is not None:
-            return found
-        st = (self.path / name).stat()
-        return (str(self.path / name), st.st_size, st.st_mtime_ns)
+        return self.fingerprints[name]
 
 
 _cache: dict[tuple[Any, ...], ModelFolder] = {}
