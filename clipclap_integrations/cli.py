@@ -234,7 +234,7 @@ def _open(args: argparse.Namespace, *, create: bool) -> tuple[Any, Any]:
     """The embedder and the collection. Without --model or $CLIPCLAP_MODEL the model is the
     one recorded in an existing collection, as Chroma's get_collection would rebuild it."""
     from .chroma.embedding_function import ClipClapEmbeddingFunction
-    from .runtime.hub import MODEL_ENV
+    from .runtime.hub_client import MODEL_ENV
 
     client = _client(args, create=create)
     stored = None

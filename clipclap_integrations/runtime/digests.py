@@ -24,18 +24,16 @@ def git_blob_sha1(size: int) -> Any:
     return hashlib.sha1(f"blob {size}\0".encode())
 
 
-def content_sha256(path: Path) -> str:
-    """SHA-256 (hex) of a file's content, read now (no cache), 1 MB at a time."""
-    h = hashlib.sha256()
+def _hexdigest(h: Any, path: Path) -> str:
+    """``h`` fed a file's content, read now (no cache), 1 MB at a time."""
     with open(path, "rb") as f:
         while block := f.read(_BLOCK):
             h.update(block)
-    return h.hexdigest()
+    return str(h.hexdigest())
 
 
-def is_hub_sha256_blob(path: Path) -> bool:
-    """Whether ``path`` (resolved) is a Hub cache blob named by its content's SHA-256."""
-    return path.parent.name == "blobs" and bool(_SHA256_NAME.fullmatch(path.name))
+def content_sha256(path: Path) -> str:
+    return _hexdigest(hashlib.sha256(), path)
 
 
 def file_sha256(path: Path) -> str:
@@ -45,7 +43,7 @@ def file_sha256(path: Path) -> str:
     object named by that very hash, and is not read.
     """
     real = path.resolve()
-    if is_hub_sha256_blob(real):
+    if real.parent.name == "blobs" and _SHA256_NAME.fullmatch(real.name):
         return real.name
     st = real.stat()
     key = (str(real), st.st_size, st.st_mtime_ns, st.st_ino)
@@ -60,12 +58,7 @@ def hub_blob_intact(blob: Path) -> bool | None:
     """Whether a Hub cache blob's bytes still hash to its name (read now); None when the name
     is no hash the Hub uses (nothing to check)."""
     if _SHA256_NAME.fullmatch(blob.name):
-        digest = hashlib.sha256()
-    elif _SHA1_NAME.fullmatch(blob.name):
-        digest = git_blob_sha1(blob.stat().st_size)
-    else:
-        return None
-    with open(blob, "rb") as f:
-        for block in iter(lambda: f.read(_BLOCK), b""):
-            digest.update(block)
-    return bool(digest.hexdigest() == blob.name)
+        return _hexdigest(hashlib.sha256(), blob) == blob.name
+    if _SHA1_NAME.fullmatch(blob.name):
+        return _hexdigest(git_blob_sha1(blob.stat().st_size), blob) == blob.name
+    return None

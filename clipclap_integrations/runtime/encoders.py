@@ -4,17 +4,15 @@ copy) serves each graph."""
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import replace
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..types import Modality
-from .model import CLIP_CONFIG, GRAPHS, ModelFolder
+from .model import GRAPHS, ModelFolder
 from .optimize import OptimizeOption, QuantizeOption, applies_to, load_derived
 from .sessions import SessionConfig, get_session
 from .sessions import run as run_session
@@ -56,46 +54,31 @@ class Encoders:
 
     def session(self, name: str) -> Any:  # -> onnxruntime.InferenceSession
         """The session running graph ``name`` (an optimized copy when one was asked for)."""
-        config = self.config
-        if name in NO_MEM_PATTERN:
-            config = replace(config, mem_pattern=False)
-        if not ((self.optimize or self.quantize) and applies_to(name)):
-            return get_session(
+        config = replace(self.config, mem_pattern=False) if name in NO_MEM_PATTERN else self.config
+        if (self.optimize or self.quantize) and applies_to(name) and name not in self._graphs:
+
+            def load(path: Path) -> Any:  # a damaged cached copy is built again (once)
+                st = path.stat()
+                fingerprint = (str(path), st.st_size, st.st_mtime_ns)
+                session = get_session(path, fingerprint, config, self._warned_providers)
+                return (path, fingerprint), session
+
+            # an optimized copy, built (or found) once per embedder
+            self._graphs[name], session = load_derived(
                 self.folder.graph_path(name),
-                self.folder.fingerprint(name),
-                config,
-                self._warned_providers,
+                load,
+                optimize=self.optimize,
+                quantize=self.quantize,
+                config=self.folder.clip_config,
+                cache_dir=self.optimized_dir,
+                fingerprint=self.folder.fingerprint(name),
             )
-        graph = self._graphs.get(name)
-        if graph is not None:
-            return get_session(graph[0], graph[1], config, self._warned_providers)
-
-        def load(path: Path) -> Any:  # a damaged cached copy is built again (once)
-            st = path.stat()
-            fingerprint = (str(path), st.st_size, st.st_mtime_ns)
-            session = get_session(path, fingerprint, config, self._warned_providers)
-            return (path, fingerprint), session
-
-        # an optimized copy, built (or found) once per embedder
-        graph, session = load_derived(
+            return session
+        path, fingerprint = self._graphs.get(name) or (
             self.folder.graph_path(name),
-            load,
-            optimize=self.optimize,
-            quantize=self.quantize,
-            config=self._clip_config,
-            cache_dir=self.optimized_dir,
-            fingerprint=self.folder.fingerprint(name),
+            self.folder.fingerprint(name),
         )
-        self._graphs[name] = graph
-        return session
-
-    @cached_property
-    def _clip_config(self) -> dict[str, Any]:
-        try:
-            config = json.loads((self.folder.path / CLIP_CONFIG).read_text("utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return config if isinstance(config, dict) else {}
+        return get_session(path, fingerprint, config, self._warned_providers)
 
     def providers_in_use(self) -> list[str]:
         """The providers onnxruntime actually runs this model's graphs with."""

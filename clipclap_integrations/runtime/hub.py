@@ -27,6 +27,7 @@ once per process, not once per call.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import threading
@@ -42,43 +43,28 @@ from .hub_cache import (
     DamagedFiles,
     cached_snapshot,
     damaged_files,
+    damaged_problem,
+    how_to_fix,
     remove_stale_partials,
     snapshot_commit,
+    unavailable,
     usable_snapshot,
     write_ref,
 )
 from .hub_client import (
     DEFAULT_MODEL,
     DEFAULT_REVISION,
-    MODEL_ENV,
     HubLib,
     default_model,
     endpoint,
     hub_cache_dir,
     hub_lib,
     is_repo_id,
-    offline_mode,
     quiet_tqdm,
     remote_commit,
     why_offline,
 )
-from .hub_messages import damaged_problem, how_to_fix, unavailable
 from .model import ModelFolder, load_model_folder
-
-__all__ = [
-    "DEFAULT_MODEL",
-    "DEFAULT_REVISION",
-    "MODEL_ENV",
-    "DownloadResult",
-    "ModelFile",
-    "clear_resolution_cache",
-    "default_model",
-    "download_model",
-    "hub_cache_dir",
-    "is_repo_id",
-    "offline_mode",
-    "resolve_model",
-]
 
 logger = logging.getLogger(__name__)
 
@@ -145,11 +131,9 @@ def resolve_model(
 ) -> ModelFolder:
     """A validated model folder for a local folder or a Hub repo id (downloaded if needed).
 
-    ``model`` None means ``$CLIPCLAP_MODEL`` or ``antflydb/clipclap``. A string naming an
-    existing folder is that folder; otherwise a ``namespace/name`` string is a Hub repo id.
-    ``revision`` (branch, tag or commit) and ``cache_dir`` apply to repo ids only.
-    ``local_files_only=True`` (or ``HF_HUB_OFFLINE=1``, which ``local_files_only=False``
-    does not override) never contacts the Hub. A ``Path`` is always taken as a folder.
+    A string naming an existing folder is that folder (a ``Path`` always is); otherwise a
+    ``namespace/name`` string is a Hub repo id, to which ``revision`` (branch, tag or commit)
+    and ``cache_dir`` apply. ``local_files_only=False`` does not override ``HF_HUB_OFFLINE=1``.
     """
     explicit_path = isinstance(model, os.PathLike)
     name = os.fspath(model) if model is not None else default_model()
@@ -196,10 +180,9 @@ def download_model(
     checked against the hash that names them (about 1 s per GB; huggingface_hub itself trusts
     its cache): damaged ones are downloaded again, or, when the Hub cannot be asked, reported
     in a ``ModelFolderError``. Without it, damage that validation sees (a truncated weights
-    file, a graph that does not parse) still gets the damaged files fetched again.
-
-    Raises ``ModelNotAvailableError`` when the model can be neither fetched nor found in the
-    cache; its message says what to do.
+    file, a graph that does not parse) still gets the damaged files fetched again. Raises
+    ``ModelNotAvailableError`` (saying what to do) when the model can be neither fetched nor
+    found in the cache.
     """
     if repo_id is None:
         env = default_model()
@@ -254,6 +237,7 @@ def _acquire(
             )
         return _result(repo_id, rev, folder, downloaded=False, offline_reason=offline_reason)
 
+    fallback = functools.partial(_fallback, lib, repo_id, revision, cache_dir, cache)
     try:
         commit = remote_commit(lib, repo_id, rev)
     except lib.revision_not_found:
@@ -262,26 +246,15 @@ def _acquire(
             "branch, tag or commit hash as revision=."
         ) from None
     except lib.repo_not_found as exc:
-        return _fallback(
-            lib,
-            repo_id,
-            revision,
-            cache_dir,
-            cache,
+        return fallback(
             f"the Hub ({endpoint()}) has no repo {repo_id}, or it is private or gated "
             f"(log in with `hf auth login` if you have access) ({type(exc).__name__})",
             exc,
             advice="Check the repo id, or:",
         )
     except lib.network_errors as exc:
-        return _fallback(
-            lib,
-            repo_id,
-            revision,
-            cache_dir,
-            cache,
-            f"the Hub ({endpoint()}) could not be reached ({type(exc).__name__}: {exc})",
-            exc,
+        return fallback(
+            f"the Hub ({endpoint()}) could not be reached ({type(exc).__name__}: {exc})", exc
         )
 
     if commit is None:
@@ -323,12 +296,7 @@ def _acquire(
                 f"({type(exc).__name__}: {exc})"
             ) from exc
         except Exception as exc:  # network errors, and whatever hf_xet raises for them
-            return _fallback(
-                lib,
-                repo_id,
-                revision,
-                cache_dir,
-                cache,
+            return fallback(
                 f"downloading {repo_id} (commit {commit}) failed ({type(exc).__name__}: {exc}); "
                 "files that arrived whole are kept in the cache, so running again fetches "
                 "only the rest",

@@ -110,14 +110,6 @@ def quiet_tqdm() -> type:
     return QuietTqdm
 
 
-def offline_mode() -> bool:
-    """Whether the environment forbids Hub requests (``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE``).
-
-    Read now, and also as huggingface_hub read it at import time.
-    """
-    return why_offline(None) is not None
-
-
 def why_offline(local_files_only: bool | None) -> str | None:
     """Why no Hub request may be sent (``local_files_only=True`` or the environment), if so."""
     if local_files_only:

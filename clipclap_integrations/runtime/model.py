@@ -51,7 +51,6 @@ GRAPHS: dict[Modality, GraphPair] = {
     Modality.AUDIO: GraphPair("audio_model.onnx", "audio_projection.onnx"),
 }
 CONFIG_FILES = (CLIP_CONFIG, TOKENIZER, PREPROCESSOR_CONFIG)
-OPTIONAL_FILES = (TOKENIZER_CONFIG, TRAINING_METADATA)
 # Files that change the vectors besides the graphs and their weights (the tokenizer config
 # may set where text is cut off).
 DIGESTED_OPTIONAL_FILES = (TOKENIZER_CONFIG,)
@@ -149,6 +148,7 @@ class ModelFolder:
     revision: str | None = None  # the Hub commit, when the folder came from the Hub
     source: str = ""  # what the user asked for: a folder or a repo id
     fingerprints: dict[str, tuple[str, int, int]] = field(default_factory=dict, repr=False)
+    clip_config: dict[str, Any] = field(default_factory=dict, repr=False)  # clip_config.json
 
     def graph_path(self, name: str) -> Path:
         return self.path / name
@@ -184,11 +184,7 @@ class ModelFolder:
         Taken when the folder was validated; a changed file gives a new validation (the
         folder cache is keyed by every file's size and time), hence a new fingerprint.
         """
-        found = self.fingerprints.get(name)
-        if found is not None:
-            return found
-        st = (self.path / name).stat()
-        return (str(self.path / name), st.st_size, st.st_mtime_ns)
+        return self.fingerprints[name]
 
 
 _cache: dict[tuple[Any, ...], ModelFolder] = {}
@@ -326,7 +322,7 @@ def _validate(folder: Path, *, revision: str | None, source: str) -> ModelFolder
                         f"{pair.encoder} input {input_name!r} is {got.dtype} rank "
                         f"{len(got.shape)}, expected {dtype} rank {rank}"
                     )
-            if _rank2_output(encoder, "pooler_output") is None:
+            if (pooled := _rank2_output(encoder, "pooler_output")) is None:
                 problems.append(f"{pair.encoder} has no pooled (batch, features) output")
         if projection is not None:
             signatures[pair.projection] = projection
@@ -337,15 +333,9 @@ def _validate(folder: Path, *, revision: str | None, source: str) -> ModelFolder
                 problems.append(f"{pair.projection} has no (batch, dim) output")
             elif isinstance(out[1], int):
                 dims.add(out[1])
-            if encoder is not None and len(projection.inputs) == 1:
-                pooled = _rank2_output(encoder, "pooler_output")
+            if encoder is not None and pooled and len(projection.inputs) == 1:
                 wants = projection.inputs[0].shape[-1]
-                if (
-                    pooled
-                    and isinstance(pooled[1], int)
-                    and isinstance(wants, int)
-                    and (pooled[1] != wants)
-                ):
+                if isinstance(pooled[1], int) and isinstance(wants, int) and pooled[1] != wants:
                     problems.append(
                         f"{pair.encoder} pools {pooled[1]} features but {pair.projection} "
                         f"expects {wants}"
@@ -410,6 +400,7 @@ def _validate(folder: Path, *, revision: str | None, source: str) -> ModelFolder
         )
     return ModelFolder(
         fingerprints=fingerprints,
+        clip_config=clip_config,
         path=root,
         dim=dim,
         text=TextSettings(max_length=max_length),

@@ -71,13 +71,6 @@ def default_cache_dir() -> Path:
     return base / "clipclap-integrations"
 
 
-def check_options(optimize: str | None, quantize: str | None) -> None:
-    if optimize is not None and optimize not in OPTIMIZE_CHOICES:
-        raise ValueError(f"optimize must be None or one of {OPTIMIZE_CHOICES}, got {optimize!r}")
-    if quantize is not None and quantize not in QUANTIZE_CHOICES:
-        raise ValueError(f"quantize must be None or one of {QUANTIZE_CHOICES}, got {quantize!r}")
-
-
 def applies_to(graph: str) -> bool:
     """Whether ``graph`` (a file name) is one of the encoders the options rewrite."""
     return graph in _FUSION_TYPES
@@ -117,7 +110,6 @@ def derived_graph(
     """
     import onnxruntime
 
-    check_options(optimize, quantize)
     st = source.stat()
     reduce_range = quantize == "int8" and not _cpu_has_int8_dot()
     identity = {
@@ -186,17 +178,11 @@ def load_derived(
     cache_dir: Path | None = None,
     fingerprint: Any = None,
 ) -> T:
-    """``load`` (an onnxruntime session, say) of the cached copy :func:`derived_graph` gives.
-
-    A cached copy ``load`` fails on because the file is bad (its bytes no longer match the
-    hash recorded at build time: damaged inside, its inputs and outputs still read) is removed
-    and built again, once; if the fresh copy fails too, a RuntimeError names the cache folder.
-    Other failures (memory, providers) and a failure to load the plain graph (the cache could
-    not be written) are raised as they are.
-    """
-
-    def derive() -> Path:
-        return derived_graph(
+    """``load`` (an onnxruntime session, say) of the cached copy :func:`derived_graph` gives;
+    a copy that fails because it is damaged is built again once (see the module docstring).
+    A failure to load the plain graph (the cache could not be written) is raised as it is."""
+    for attempt in (1, 2):
+        path = derived_graph(
             source,
             optimize=optimize,
             quantize=quantize,
@@ -204,29 +190,23 @@ def load_derived(
             cache_dir=cache_dir,
             fingerprint=fingerprint,
         )
-
-    path = derive()
-    stamp = _stamp(path)
-    try:
-        return load(path)
-    except Exception as exc:
-        if path == source or not _damaged(path, exc):
-            raise  # out of memory, a provider error...: not the copy's fault
-        logger.warning(
-            "onnxruntime cannot load the cached copy %s (%s): building it again", path, exc
-        )
-        _discard(path, stamp)
-    path = derive()
-    try:
-        return load(path)
-    except Exception as exc:
-        if path == source or not _damaged(path, exc):
-            raise
-        raise RuntimeError(
-            f"onnxruntime cannot load {path.name}, the optimized copy of {source} in the cache "
-            f"folder {path.parent}, even just built again: {exc}. Delete that folder to start "
-            "over, or run without optimize=/quantize="
-        ) from exc
+        stamp = _stamp(path)
+        try:
+            return load(path)
+        except Exception as exc:
+            if path == source or not _damaged(path, exc):
+                raise  # out of memory, a provider error...: not the copy's fault
+            if attempt == 2:
+                raise RuntimeError(
+                    f"onnxruntime cannot load {path.name}, the optimized copy of {source} in the "
+                    f"cache folder {path.parent}, even just built again: {exc}. Delete that "
+                    "folder to start over, or run without optimize=/quantize="
+                ) from exc
+            logger.warning(
+                "onnxruntime cannot load the cached copy %s (%s): building it again", path, exc
+            )
+            _discard(path, stamp)
+    raise AssertionError("unreachable")
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:

@@ -151,7 +151,6 @@ def build_model(
 ) -> pathlib.Path:
     """Build a synthetic CLIPCLAP folder (six ONNX graphs and the side files); return its path.
 
-    Same ``(size, seed)`` and library versions give byte-identical files.
     ``external_data`` names graphs (e.g. ``"text_model"``) whose weights go to
     ``<name>.onnx.data`` beside the graph.
     """

@@ -35,33 +35,17 @@ def _export_wrappers(models: SyntheticTorchModels) -> dict[str, Any]:
     nn: Any = torch.nn
     functional = torch.nn.functional
 
-    class TextModel(nn.Module):
-        def __init__(self, clip: Any) -> None:
+    class Encoder(nn.Module):
+        """One tower as ``(last_hidden_state, pooler_output)``; ``attr`` names its weights."""
+
+        def __init__(self, attr: str, tower: Any, inputs: tuple[str, ...]) -> None:
             super().__init__()
-            self.text_model = clip.text_model
+            self.attr, self.inputs = attr, inputs
+            self.add_module(attr, tower)
 
-        def forward(self, input_ids: Any, attention_mask: Any) -> tuple[Any, Any]:
-            out = self.text_model(
-                input_ids=input_ids, attention_mask=attention_mask, return_dict=True
-            )
-            return out.last_hidden_state, out.pooler_output
-
-    class VisualModel(nn.Module):
-        def __init__(self, clip: Any) -> None:
-            super().__init__()
-            self.vision_model = clip.vision_model
-
-        def forward(self, pixel_values: Any) -> tuple[Any, Any]:
-            out = self.vision_model(pixel_values=pixel_values, return_dict=True)
-            return out.last_hidden_state, out.pooler_output
-
-    class AudioModel(nn.Module):
-        def __init__(self, clap: Any) -> None:
-            super().__init__()
-            self.audio_model = clap.audio_model
-
-        def forward(self, input_features: Any) -> tuple[Any, Any]:
-            out = self.audio_model(input_features=input_features, return_dict=True)
+        def forward(self, *args: Any) -> tuple[Any, Any]:
+            kwargs = dict(zip(self.inputs, args, strict=True))
+            out = getattr(self, self.attr)(**kwargs, return_dict=True)
             return out.last_hidden_state, out.pooler_output
 
     class AudioProjection(nn.Module):
@@ -89,7 +73,7 @@ def _export_wrappers(models: SyntheticTorchModels) -> dict[str, Any]:
     projection_axes = {"input": batch, "output": batch}
     return {
         "text_model": (
-            TextModel(models.clip),
+            Encoder("text_model", models.clip.text_model, ("input_ids", "attention_mask")),
             (ids, mask),
             ["input_ids", "attention_mask"],
             ["last_hidden_state", "pooler_output"],
@@ -108,7 +92,7 @@ def _export_wrappers(models: SyntheticTorchModels) -> dict[str, Any]:
             projection_axes,
         ),
         "visual_model": (
-            VisualModel(models.clip),
+            Encoder("vision_model", models.clip.vision_model, ("pixel_values",)),
             (torch.randn(2, 3, CLIP_IMAGE_SIZE, CLIP_IMAGE_SIZE, generator=gen),),
             ["pixel_values"],
             ["last_hidden_state", "pooler_output"],
@@ -122,7 +106,7 @@ def _export_wrappers(models: SyntheticTorchModels) -> dict[str, Any]:
             projection_axes,
         ),
         "audio_model": (
-            AudioModel(models.clap),
+            Encoder("audio_model", models.clap.audio_model, ("input_features",)),
             (torch.randn(2, 1, *_AUDIO_SHAPE, generator=gen) * 20 - 50,),
             ["input_features"],
             ["last_hidden_state", "pooler_output"],
@@ -200,10 +184,8 @@ def export_graphs(
     out_dir: str | os.PathLike[str],
     external_data: Iterable[str] = (),
 ) -> list[pathlib.Path]:
-    """Export the six ONNX graphs of ``models`` into ``out_dir``; return the files written.
-
-    Graph names in ``external_data`` get their weights in ``<name>.onnx.data`` beside them.
-    """
+    """Export the six ONNX graphs of ``models`` into ``out_dir`` (those named in
+    ``external_data`` with external weights, as :func:`save_graph` writes); return the files."""
     external = check_graph_names(external_data)
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -347,21 +347,3 @@ def read_reference(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any
         vectors = {k: np.asarray(data[k], dtype=np.float32) for k in data.files if k != "meta"}
         meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
     return vectors, meta
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``reference --model DIR --media DIR --out FILE``: write a reference-vector file."""
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m clipclap_integrations.testing reference",
-        description="Compute transformers + torch reference vectors for a synthetic model.",
-    )
-    parser.add_argument("--model", required=True, help="synthetic model folder")
-    parser.add_argument("--media", required=True, help="media folder (texts.json, images, audio)")
-    parser.add_argument("--out", required=True, help="output .npz file")
-    args = parser.parse_args(argv)
-    out = write_reference(args.model, args.media, args.out)
-    _, meta = read_reference(out)
-    print(f"wrote {len(meta['keys'])} reference vectors to {out}")
-    return 0

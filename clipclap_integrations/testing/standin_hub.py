@@ -142,10 +142,6 @@ class StandinHub:
             raise RuntimeError("the stand-in hub is not running")
         return f"http://{HOST}:{self._server.server_address[1]}"
 
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
     def start(self) -> StandinHub:
         """Listen on 127.0.0.1 (``port`` 0: a free port) and serve in a daemon thread."""
         if self._server is not None:

@@ -51,12 +51,11 @@ class HubServer(ThreadingHTTPServer):
         super().__init__((HOST, port), _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        with self.sockets_lock:
-            self.open_sockets.add(request)
         thread = threading.Thread(
             target=self._serve_one, args=(request, client_address), daemon=True
         )
         with self.sockets_lock:
+            self.open_sockets.add(request)
             self.handler_threads.add(thread)
         thread.start()
 
@@ -259,13 +258,21 @@ class _Handler(BaseHTTPRequestHandler):
         record = Request(self.command, self.path, int(status), self.headers.get("Range"), dropped)
         self.server.hub.log_request(record)
 
-    def _json(self, payload: Any, head: bool) -> None:
+    def _json(
+        self,
+        payload: Any,
+        head: bool,
+        status: HTTPStatus = HTTPStatus.OK,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         body = json.dumps(payload).encode()
-        self.send_response(HTTPStatus.OK)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         self.end_headers()
-        self._log(HTTPStatus.OK)
+        self._log(status)
         if not head:
             self.wfile.write(body)
 
@@ -277,16 +284,6 @@ class _Handler(BaseHTTPRequestHandler):
         head: bool,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        body = json.dumps({"error": message}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        if code is not None:
-            self.send_header("X-Error-Code", code)
-        self.send_header("X-Error-Message", message)
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self._log(status)
-        if not head:
-            self.wfile.write(body)
+        error = {} if code is None else {"X-Error-Code": code}
+        error["X-Error-Message"] = message
+        self._json({"error": message}, head, status, {**error, **(headers or {})})

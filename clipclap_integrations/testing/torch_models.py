@@ -28,7 +28,6 @@ Size = Literal["tiny", "full"]
 
 INSTALL_HINT = 'pip install "clipclap-integrations[synthetic]"'
 
-# Architecture sizes. Full = CLIP ViT-B/32 and CLAP HTSAT (larger_clap_music_and_speech).
 _TEXT_COMMON: dict[str, Any] = {
     "vocab_size": VOCAB_SIZE,
     "max_position_embeddings": MAX_TOKENS,

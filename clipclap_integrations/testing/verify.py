@@ -65,7 +65,6 @@ def verify_export(
 ) -> ExportCheck:
     """Run every graph in ``folder`` with onnxruntime and compare with ``models`` in torch.
 
-    Inputs are random, with a batch size and sequence length different from the export's.
     Graphs with external data are loaded from their path (the ``.onnx.data`` beside them).
     """
     torch = require_extra("torch")
