@@ -35,7 +35,7 @@ from .modalities import PIPELINES, AudioPipeline, ImagePipeline, ModalityPipelin
 from .options import OPTION_NAMES, EmbedderOptions
 from .runtime.encoders import Encoders
 from .runtime.hub import resolve_model
-from .runtime.model import ModelFolder
+from .runtime.model import CLAP_WINDOW_S, ModelFolder
 from .runtime.sessions import SessionConfig, normalize_providers
 from .types import AudioSegments, Modality
 
@@ -194,7 +194,7 @@ class ClipClapEmbedder:
         return it.modality
 
     def embed_audio_segments(
-        self, clip: Any, window_s: float = 10.0, hop_s: float | None = None
+        self, clip: Any, window_s: float = CLAP_WINDOW_S, hop_s: float | None = None
     ) -> AudioSegments:
         """One vector per window of a recording, with start and end times in seconds.
 

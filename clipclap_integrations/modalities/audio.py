@@ -18,6 +18,7 @@ from ..media.audio import (
     to_mono,
 )
 from ..runtime.encoders import normalize
+from ..runtime.model import CLAP_WINDOW_S
 from ..runtime.prefetch import Prefetch
 from ..types import AudioSegments, Modality
 from .base import ModalityPipeline, loading
@@ -87,7 +88,7 @@ class AudioPipeline(ModalityPipeline):
         return out
 
     def segments(
-        self, item: Item, window_s: float = 10.0, hop_s: float | None = None
+        self, item: Item, window_s: float = CLAP_WINDOW_S, hop_s: float | None = None
     ) -> AudioSegments:
         """One vector per window of a recording, with start and end times in seconds."""
         self.check_window(window_s)

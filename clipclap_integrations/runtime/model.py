@@ -114,12 +114,15 @@ class ImageSettings:
         )
 
 
+CLAP_WINDOW_S = 10.0  # CLAP hears 10 s at a time: the default window of everything long
+
+
 @dataclass(frozen=True)
 class AudioSettings:
     """CLAP feature settings. They are not stored in the folder; these are the model's."""
 
     sample_rate: int = 48_000
-    max_length_s: float = 10.0
+    max_length_s: float = CLAP_WINDOW_S
     n_fft: int = 1024
     hop_length: int = 480
     n_mels: int = 64
