@@ -56,13 +56,6 @@ class IndexReport:
         return ", ".join(parts)
 
 
-@dataclass(frozen=True)
-class SourceFile:
-    path: Path
-    modality: Modality
-    mime: str | None
-
-
 def walk(
     paths: Iterable[str | os.PathLike[str]],
     onerror: Callable[[Path, OSError], None] | None = None,
@@ -117,11 +110,15 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Pending:
-    source: SourceFile
+    """A file to embed and write."""
+
+    path: Path
+    modality: Modality
+    mime: str | None
     content_hash: str
-    replaced: bool
+    replaced: bool  # it has records already
 
 
 class FolderIndexer:
@@ -145,7 +142,8 @@ class FolderIndexer:
 
     # -- state already in the collection ---------------------------------------------------
     def _existing(self) -> dict[str, dict[str, Any]]:
-        """source path -> {"hash": content hash, "ids": [...], "parts": expected count}."""
+        """source path -> {"ids": [...], "parts": expected count, "hashes": {content hashes},
+        "windows": {window lengths of its sound records}}."""
         state: dict[str, dict[str, Any]] = {}
         offset, page = 0, 1000
         while True:
@@ -158,7 +156,6 @@ class FolderIndexer:
                 entry = state.setdefault(
                     record.source,
                     {
-                        "hash": record.file_hash,
                         "ids": [],
                         "parts": record.parts,
                         "hashes": set(),
@@ -227,7 +224,7 @@ class FolderIndexer:
                 report.unchanged.append(source)
                 self.progress(1)
                 continue
-            pending = _Pending(SourceFile(path, kind[0], kind[1]), content_hash, old is not None)
+            pending = _Pending(path, kind[0], kind[1], content_hash, old is not None)
             todo[kind[0]].append(pending)
             if len(todo[kind[0]]) >= self.batch_files:
                 self._flush(kind[0], todo[kind[0]], existing, report)
@@ -252,26 +249,18 @@ class FolderIndexer:
         existing: dict[str, dict[str, Any]],
         report: IndexReport,
     ) -> None:
-        outcomes = file_parts(
-            self.embedder, modality, [p.source.path for p in batch], self.window_s
-        )
+        outcomes = file_parts(self.embedder, modality, [p.path for p in batch], self.window_s)
         embedded = []
         for pending, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, str):  # cannot be embedded: the reason
-                report.failed.append((str(pending.source.path), outcome))
+                report.failed.append((str(pending.path), outcome))
             else:
                 embedded.append((pending, outcome))
         done: set[str] = set()
         for pending, parts in embedded:
-            source = str(pending.source.path)
+            source = str(pending.path)
             old = existing.get(source)
-            rows = file_records(
-                source,
-                pending.content_hash,
-                pending.source.modality,
-                pending.source.mime,
-                parts,
-            )
+            rows = file_records(source, pending.content_hash, pending.modality, pending.mime, parts)
             try:
                 self._write(rows)
                 if old:
@@ -294,7 +283,7 @@ class FolderIndexer:
         # is gone, so they go (the failure is reported).
         for position, (source, reason) in enumerate(report.failed):
             old = existing.get(source)
-            if old and source not in done and any(str(p.source.path) == source for p in batch):
+            if old and source not in done and any(str(p.path) == source for p in batch):
                 existing.pop(source)
                 try:
                     self.collection.delete(ids=old["ids"])

@@ -23,15 +23,6 @@ from .data_loader import as_core_input
 from .embedding_function import ClipClapEmbeddingFunction
 from .records import Record, item_record, write_batches
 
-__all__ = [
-    "aadd_media",
-    "add_media",
-    "aquery_media",
-    "aupsert_media",
-    "query_media",
-    "upsert_media",
-]
-
 Sources = Sequence[Any]
 Metadatas = Sequence[Mapping[str, Any] | None] | None
 
