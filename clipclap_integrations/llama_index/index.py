@@ -240,9 +240,6 @@ def _documents_to_nodes(
             texts.append(doc)
         else:
             media.append(node)
-    nodes = list(media)
     if texts:
-        nodes.extend(
-            run_transformations(texts, transformations, show_progress=show_progress, **kwargs)
-        )
-    return nodes
+        media += run_transformations(texts, transformations, show_progress=show_progress, **kwargs)
+    return media
