@@ -402,11 +402,9 @@ def cmd_index(args: argparse.Namespace) -> int:
 def _printable(path: str) -> str:
     """A path as text any terminal takes: bytes of a name that is not valid UTF-8 (lone
     surrogates in Python) shown as \\xNN escapes instead of failing to print."""
-    try:
-        path.encode("utf-8")
-        return path
-    except UnicodeEncodeError:
-        return os.fsencode(path).decode("utf-8", "backslashreplace")
+    from .chroma.indexer import valid_utf8
+
+    return path if valid_utf8(path) else os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _query_problem(query: str) -> str | None:

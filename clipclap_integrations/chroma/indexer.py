@@ -96,9 +96,9 @@ def _is_under(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _storable(text: str) -> bool:
-    """Whether Chroma can store ``text``: a name that is not valid UTF-8 decodes (on POSIX) to
-    lone surrogates, which no metadata, id or URI can hold."""
+def valid_utf8(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8: a file name that is not valid UTF-8 decodes (on POSIX)
+    to lone surrogates, which no Chroma metadata, id or URI can hold (nor a terminal print)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -209,7 +209,7 @@ class FolderIndexer:
                 self.progress(1)
                 continue
             seen.add(source)
-            if not _storable(source):
+            if not valid_utf8(source):
                 report.failed.append(
                     (
                         source,
