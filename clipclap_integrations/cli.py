@@ -14,6 +14,7 @@ from .errors import ClipClapError
 
 DEFAULT_DB = "clipclap-db"
 DEFAULT_COLLECTION = "clipclap"
+MODEL_OPTIONS = {"revision": str, "cache_dir": str, "threads": int}  # the embedder's, as flags
 
 EPILOG = """examples:
   clipclap download                      fetch antflydb/clipclap into the Hugging Face cache
@@ -54,7 +55,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         help="model folder or Hub repo id (default: $CLIPCLAP_MODEL, else the model of an "
         "existing collection for index and search, else antflydb/clipclap)",
     )
-    for name, parse in (("revision", str), ("cache_dir", str), ("threads", int)):
+    for name, parse in MODEL_OPTIONS.items():
         _option_flag(p, name, parse)
 
 
@@ -175,12 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _model_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in MODEL_OPTIONS}
+
+
 def _embedder(args: argparse.Namespace) -> Any:
     from .embedder import ClipClapEmbedder
 
-    return ClipClapEmbedder(
-        args.model, revision=args.revision, cache_dir=args.cache_dir, threads=args.threads
-    )
+    return ClipClapEmbedder(args.model, **_model_options(args))
 
 
 def _client(args: argparse.Namespace, *, create: bool) -> Any:
@@ -242,8 +245,7 @@ def _open(args: argparse.Namespace, *, create: bool) -> tuple[Any, Any]:
         stored = _stored_model_config(client, args, create=create)
     if stored is not None:
         config = dict(stored)
-        given = {"revision": args.revision, "cache_dir": args.cache_dir, "threads": args.threads}
-        config.update({k: v for k, v in given.items() if v is not None})
+        config.update({k: v for k, v in _model_options(args).items() if v is not None})
         try:
             ef = ClipClapEmbeddingFunction.build_from_config(config)
             embedder = ef.embedder
@@ -256,12 +258,7 @@ def _open(args: argparse.Namespace, *, create: bool) -> tuple[Any, Any]:
             ) from None
     else:
         embedder = _embedder(args)
-        ef = ClipClapEmbeddingFunction(
-            embedder.folder.source,
-            revision=args.revision,
-            cache_dir=args.cache_dir,
-            threads=args.threads,
-        )
+        ef = ClipClapEmbeddingFunction(embedder.folder.source, **_model_options(args))
     return embedder, _collection(client, args, ef, create=create)
 
 
@@ -349,35 +346,23 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .inputs import classify_all, resolve_remote
-    from .types import Audio, Image, Modality
-
     e = _embedder(args)
-    inputs: list[Any] = list(args.inputs)
-    modalities = [args.modality] * len(inputs)
-    if args.modality is None and not args.npy:
-        # The modality printed is the one embedded: classify once; a URL whose content must
-        # tell is fetched here and its bytes embedded, not downloaded a second time.
-        items = classify_all(inputs, e.input_options, fetch=False)
-        unknown = [i for i, it in enumerate(items) if it.modality is None]
-        resolve_remote([items[i] for i in unknown], unknown, e.input_options)
-        for i in unknown:  # now an image or a sound, with its downloaded bytes
-            wrap = Image if items[i].modality is Modality.IMAGE else Audio
-            inputs[i] = wrap(items[i].payload.data)
-        modalities = [it.modality.value if it.modality else "?" for it in items]
-    vectors = e.embed(inputs, modality=args.modality)
+    # Classified once, so the modality printed is the one embedded (a URL whose content must
+    # tell is fetched once, when embedded, and its item then knows).
+    items = e.classify(list(args.inputs), args.modality)
+    vectors = e.embed_classified(items)
     if args.npy:
         np.save(args.npy, vectors)
         print(
             f"wrote {vectors.shape[0]} x {vectors.shape[1]} vectors to {args.npy}", file=sys.stderr
         )
         return 0
-    for item, modality, vector in zip(args.inputs, modalities, vectors, strict=True):
+    for raw, item, vector in zip(args.inputs, items, vectors, strict=True):
         print(
             json.dumps(
                 {
-                    "input": item,
-                    "modality": modality,
+                    "input": raw,
+                    "modality": item.modality.value if item.modality else "?",
                     "embedding": [round(float(v), 7) for v in vector],
                 }
             )
@@ -417,11 +402,9 @@ def cmd_index(args: argparse.Namespace) -> int:
 def _printable(path: str) -> str:
     """A path as text any terminal takes: bytes of a name that is not valid UTF-8 (lone
     surrogates in Python) shown as \\xNN escapes instead of failing to print."""
-    try:
-        path.encode("utf-8")
-        return path
-    except UnicodeEncodeError:
-        return os.fsencode(path).decode("utf-8", "backslashreplace")
+    from .chroma.indexer import valid_utf8
+
+    return path if valid_utf8(path) else os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _query_problem(query: str) -> str | None:

@@ -24,12 +24,6 @@ Example::
 A collection re-opened later (any process) needs only ``import clipclap_integrations.chroma``
 first; pass ``data_loader=ClipClapDataLoader()`` again for ``query_uris``/``include=["data"]``
 (Chroma does not store data loaders).
-
-Modules: ``embedding_function`` (the function and its persistence contract), ``identity``
-(which model made a collection's vectors), ``data_loader``, ``records`` (THE record schema:
-what is written to Chroma and how it is read back), ``media`` (the helpers), ``indexer`` (the
-folder indexer behind ``clipclap index``) and ``file_parts`` (what one file becomes), ``compat``
-(every use of chromadb's internals).
 """
 
 from __future__ import annotations

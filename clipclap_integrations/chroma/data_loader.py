@@ -24,8 +24,6 @@ from ..media.image import open_image, to_rgb
 from ..options import EmbedderOptions
 from ..types import Audio, Modality
 
-__all__ = ["AudioArray", "ClipClapDataLoader", "as_core_input"]
-
 
 class AudioArray(np.ndarray):
     """Decoded sound as ``ClipClapDataLoader`` returns it: float32 samples plus ``sample_rate``.

@@ -39,8 +39,6 @@ from .identity import (
     refuse_other_model,
 )
 
-__all__ = ["ClipClapEmbeddingFunction"]
-
 
 class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
     """Chroma embedding function for CLIPCLAP: documents, images and sounds in one space.
@@ -122,11 +120,7 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
             return self._stored_digest
 
     def check_compatible(self, stored: Mapping[str, Any], what: str) -> None:
-        """Refuse to embed for vectors made by another model, or another Hub revision.
-
-        A revision change is allowed when this function was created with
-        ``allow_revision_change=True``, or when the stored config names no revision.
-        """
+        """``refuse_other_model`` with this function's config and ``allow_revision_change``."""
         refuse_other_model(
             stored, self.get_config(), what, allow_revision_change=self.allow_revision_change
         )
@@ -160,10 +154,7 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
     def validate_config_update(
         self, old_config: dict[str, Any], new_config: dict[str, Any]
     ) -> None:
-        """Allow option changes; refuse another model or revision (vectors would not compare).
-
-        A stored config of a Hub model that names no revision (made offline) takes the revision
-        in use, as ``check_compatible`` does when embedding."""
+        """Allow option changes; refuse another model or revision (``refuse_model_update``)."""
         self.validate_config(new_config)
         refuse_model_update(old_config, new_config)
 
@@ -198,7 +189,11 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
             raise TypeError(
                 f"expected a list of inputs, got {type(inputs).__name__} (wrap one in a list)"
             )
-        self._check_calling_collection()
+        # Chroma compares only names when a collection is re-opened with an embedding function,
+        # so another model would silently mix incomparable vectors: check the calling one.
+        owner = calling_collection(self)
+        if owner is not None:
+            self.check_collection(owner)
         for index, item in enumerate(inputs):
             if item is None:  # Chroma passes the loader's None for a record without a URI
                 raise ClipClapInputError(
@@ -218,17 +213,6 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
         stored = stored_config(collection)
         if stored is not None:
             self.check_compatible(stored, f"collection {collection.name!r}")
-
-    def _check_calling_collection(self) -> None:
-        """Refuse to embed for a collection whose stored model is another one.
-
-        Chroma compares only names when a collection is re-opened with an embedding function,
-        so a different model would silently mix incomparable vectors. Chroma gives an
-        embedding function no handle on its collection; the collection is found on the stack.
-        """
-        owner = calling_collection(self)
-        if owner is not None:
-            self.check_collection(owner)
 
     def __repr__(self) -> str:
         return f"ClipClapEmbeddingFunction({self._config!r})"

@@ -1,8 +1,10 @@
 """Indexing folders of media and text into a Chroma collection, incrementally.
 
-Every file becomes records in one collection (``file_parts``): an image one record; a sound one
-whole-file record plus one per 10 s window when it is longer; a text file one record per chunk
-that fits CLIP's 77-token window (``records`` has their schema). Records carry the file's path
+Every file becomes records in one collection: an image one record; a sound one whole-file
+record (the normalized mean of its windows, the ``"mean"`` long-audio policy) plus, when longer
+than one window, one per window; a text file one record per sentence-aware chunk that fits
+CLIP's 77-token window (``records`` has their schema). A file that cannot be embedded is
+reported with the reason, and the others go on. Records carry the file's path
 and content hash (and, for sounds, the window length), so a re-run skips unchanged files,
 replaces changed ones and (with ``prune``) removes deleted ones. A file's records are written
 after all of them are embedded, in as few upserts as the client's batch limit allows; each
@@ -21,14 +23,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..embedder import ClipClapEmbedder
-from ..errors import DatabaseGoneError
-from ..inputs.files import file_kind
+from ..errors import ClipClapInputError, DatabaseGoneError
+from ..inputs.files import file_kind, read_text_file
+from ..media.chunking import chunk_text
 from ..runtime.digests import content_sha256
 from ..types import Modality
 from .compat import max_batch_size
-from .file_parts import file_parts
-from .records import Record, file_records, read_record, write_batches
+from .records import FilePart, Record, Span, file_records, read_record, write_batches
+
+MAX_TEXT_BYTES = 10 * 1024 * 1024
+Outcome = list[FilePart] | str  # a file's parts, or why it cannot be indexed
 
 
 @dataclass
@@ -54,13 +61,6 @@ class IndexReport:
             f"{self.records} records written",
         ]
         return ", ".join(parts)
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    path: Path
-    modality: Modality
-    mime: str | None
 
 
 def walk(
@@ -96,9 +96,9 @@ def _is_under(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _storable(text: str) -> bool:
-    """Whether Chroma can store ``text``: a name that is not valid UTF-8 decodes (on POSIX) to
-    lone surrogates, which no metadata, id or URI can hold."""
+def valid_utf8(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8: a file name that is not valid UTF-8 decodes (on POSIX)
+    to lone surrogates, which no Chroma metadata, id or URI can hold (nor a terminal print)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -117,11 +117,13 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Pending:
-    source: SourceFile
+    path: Path
+    modality: Modality
+    mime: str | None
     content_hash: str
-    replaced: bool
+    replaced: bool  # it has records already
 
 
 class FolderIndexer:
@@ -145,7 +147,8 @@ class FolderIndexer:
 
     # -- state already in the collection ---------------------------------------------------
     def _existing(self) -> dict[str, dict[str, Any]]:
-        """source path -> {"hash": content hash, "ids": [...], "parts": expected count}."""
+        """source path -> {"ids": [...], "parts": expected count, "hashes": {content hashes},
+        "windows": {window lengths of its sound records}}."""
         state: dict[str, dict[str, Any]] = {}
         offset, page = 0, 1000
         while True:
@@ -158,7 +161,6 @@ class FolderIndexer:
                 entry = state.setdefault(
                     record.source,
                     {
-                        "hash": record.file_hash,
                         "ids": [],
                         "parts": record.parts,
                         "hashes": set(),
@@ -207,7 +209,7 @@ class FolderIndexer:
                 self.progress(1)
                 continue
             seen.add(source)
-            if not _storable(source):
+            if not valid_utf8(source):
                 report.failed.append(
                     (
                         source,
@@ -227,7 +229,7 @@ class FolderIndexer:
                 report.unchanged.append(source)
                 self.progress(1)
                 continue
-            pending = _Pending(SourceFile(path, kind[0], kind[1]), content_hash, old is not None)
+            pending = _Pending(path, kind[0], kind[1], content_hash, old is not None)
             todo[kind[0]].append(pending)
             if len(todo[kind[0]]) >= self.batch_files:
                 self._flush(kind[0], todo[kind[0]], existing, report)
@@ -252,26 +254,18 @@ class FolderIndexer:
         existing: dict[str, dict[str, Any]],
         report: IndexReport,
     ) -> None:
-        outcomes = file_parts(
-            self.embedder, modality, [p.source.path for p in batch], self.window_s
-        )
+        outcomes = file_parts(self.embedder, modality, [p.path for p in batch], self.window_s)
         embedded = []
         for pending, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, str):  # cannot be embedded: the reason
-                report.failed.append((str(pending.source.path), outcome))
+                report.failed.append((str(pending.path), outcome))
             else:
                 embedded.append((pending, outcome))
         done: set[str] = set()
         for pending, parts in embedded:
-            source = str(pending.source.path)
+            source = str(pending.path)
             old = existing.get(source)
-            rows = file_records(
-                source,
-                pending.content_hash,
-                pending.source.modality,
-                pending.source.mime,
-                parts,
-            )
+            rows = file_records(source, pending.content_hash, pending.modality, pending.mime, parts)
             try:
                 self._write(rows)
                 if old:
@@ -294,7 +288,7 @@ class FolderIndexer:
         # is gone, so they go (the failure is reported).
         for position, (source, reason) in enumerate(report.failed):
             old = existing.get(source)
-            if old and source not in done and any(str(p.source.path) == source for p in batch):
+            if old and source not in done and any(str(p.path) == source for p in batch):
                 existing.pop(source)
                 try:
                     self.collection.delete(ids=old["ids"])
@@ -327,3 +321,89 @@ class FolderIndexer:
                 with contextlib.suppress(Exception):
                     self.collection.delete(ids=written)
             raise
+
+
+def file_parts(
+    embedder: ClipClapEmbedder, modality: Modality, paths: Sequence[Path], window_s: float
+) -> list[Outcome]:
+    """The outcome of each file of one modality, in order."""
+    if modality is Modality.IMAGE:
+        return image_parts(embedder, paths)
+    if modality is Modality.AUDIO:
+        return [audio_parts(embedder, path, window_s) for path in paths]
+    return [text_parts(embedder, path) for path in paths]
+
+
+def image_parts(embedder: ClipClapEmbedder, paths: Sequence[Path]) -> list[Outcome]:
+    """All images in one call; if one is bad, each on its own, so the others are indexed."""
+
+    def parts(vector: np.ndarray) -> Outcome:
+        return [FilePart("image", vector, Span("file"))]
+
+    try:
+        return [parts(v) for v in embedder.embed_images(list(paths))]
+    except ClipClapInputError:
+        pass
+    return [_or_reason(lambda p=path: parts(embedder.embed_images([p])[0])) for path in paths]
+
+
+def audio_parts(embedder: ClipClapEmbedder, path: Path, window_s: float) -> Outcome:
+    """The whole sound, and its windows when there are several (all full: the last ends at
+    the end of the sound). Each part records ``window_s``: another window, another index."""
+
+    def parts() -> Outcome:
+        seg = embedder.embed_audio_segments(path, window_s=window_s)
+        window = float(window_s)
+        whole = seg.vectors.mean(axis=0)
+        whole = whole / max(float(np.linalg.norm(whole)), 1e-12)
+        end = float(seg.ends[-1])
+        out = [
+            FilePart(
+                "audio",
+                whole if len(seg) > 1 else seg.vectors[0],
+                Span("file", start_s=0.0, end_s=end, window_s=window),
+            )
+        ]
+        if len(seg) > 1:
+            out += [
+                FilePart(
+                    f"window-{k}",
+                    seg.vectors[k],
+                    Span("window", float(seg.starts[k]), float(seg.ends[k]), window),
+                )
+                for k in range(len(seg))
+            ]
+        return out
+
+    return _or_reason(parts)
+
+
+def text_parts(embedder: ClipClapEmbedder, path: Path) -> Outcome:
+    """One part per chunk, with its character offsets in the file's text."""
+    try:
+        if path.stat().st_size > MAX_TEXT_BYTES:
+            raise ValueError(f"larger than {MAX_TEXT_BYTES // (1024 * 1024)} MB")
+        text = read_text_file(path)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return f"not readable text ({exc})"
+    preprocessor = embedder.text_preprocessor
+    chunks = chunk_text(text, preprocessor.count_tokens, token_offsets=preprocessor.token_offsets)
+    if not chunks:
+        return "the text file is empty"
+    vectors = embedder.embed_text([c.text for c in chunks])
+    return [
+        FilePart(
+            f"chunk-{k}",
+            vectors[k],
+            Span("chunk", chunk=k, char_start=c.start, char_end=c.end),
+            document=c.text,
+        )
+        for k, c in enumerate(chunks)
+    ]
+
+
+def _or_reason(parts: Callable[[], Outcome]) -> Outcome:
+    try:
+        return parts()
+    except ClipClapInputError as exc:
+        return exc.reason

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, cast
 
 from chromadb.api.types import validate_ids, validate_metadatas
@@ -22,15 +21,6 @@ from .compat import amax_batch_size, attached_embedding_function, max_batch_size
 from .data_loader import as_core_input
 from .embedding_function import ClipClapEmbeddingFunction
 from .records import Record, item_record, write_batches
-
-__all__ = [
-    "aadd_media",
-    "add_media",
-    "aquery_media",
-    "aupsert_media",
-    "query_media",
-    "upsert_media",
-]
 
 Sources = Sequence[Any]
 Metadatas = Sequence[Mapping[str, Any] | None] | None
@@ -77,12 +67,6 @@ def _embedded_records(sources: Sources, ef: ClipClapEmbeddingFunction) -> list[R
     return done
 
 
-@dataclass
-class _MediaWrite:
-    ids: list[str]  # one per source, in input order
-    batches: list[dict[str, Any]]  # keyword arguments of each add/upsert call
-
-
 def _plan_media_write(
     collection: Any,
     sources: Sources,
@@ -90,12 +74,13 @@ def _plan_media_write(
     metadatas: Metadatas,
     embedding_function: ClipClapEmbeddingFunction | None,
     max_batch: int | None,
-) -> _MediaWrite:
-    """Classify, check and embed everything; the writes come after, in client-sized batches."""
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Classify, check and embed everything: the ids (one per source, in input order) and the
+    keyword arguments of each add/upsert call, in client-sized batches, written after."""
     if isinstance(sources, str | bytes) or not isinstance(sources, Sequence):
         raise TypeError("sources must be a list (wrap a single item in a list)")
     if not sources:
-        return _MediaWrite([], [])
+        return [], []
     if ids is not None and len(ids) != len(sources):
         raise ValueError(f"got {len(ids)} ids for {len(sources)} sources")
     if metadatas is not None and len(metadatas) != len(sources):
@@ -123,7 +108,7 @@ def _plan_media_write(
     # was written (duplicate ids across batches, a bad metadata value).
     validate_ids([i for b in batches for i in b["ids"]])
     validate_metadatas(cast(Any, [m for b in batches for m in b["metadatas"]]))
-    return _MediaWrite(all_ids, batches)
+    return all_ids, batches
 
 
 def _expect_async(collection: Any, helper: str, expected: bool) -> None:
@@ -148,12 +133,12 @@ def _write_media(
     embedding_function: ClipClapEmbeddingFunction | None,
 ) -> list[str]:
     _expect_async(collection, f"{method}_media", expected=False)
-    plan = _plan_media_write(
+    all_ids, batches = _plan_media_write(
         collection, sources, ids, metadatas, embedding_function, max_batch_size(collection)
     )
-    for batch in plan.batches:
+    for batch in batches:
         getattr(collection, method)(**batch)
-    return plan.ids
+    return all_ids
 
 
 async def _awrite_media(
@@ -166,12 +151,12 @@ async def _awrite_media(
 ) -> list[str]:
     _expect_async(collection, f"{method}_media", expected=True)
     max_batch = await amax_batch_size(collection)
-    plan = await asyncio.to_thread(  # embedding is CPU work: off the event loop
+    all_ids, batches = await asyncio.to_thread(  # embedding is CPU work: off the event loop
         _plan_media_write, collection, sources, ids, metadatas, embedding_function, max_batch
     )
-    for batch in plan.batches:
+    for batch in batches:
         await getattr(collection, method)(**batch)
-    return plan.ids
+    return all_ids
 
 
 def add_media(

@@ -24,7 +24,12 @@ except ImportError as exc:
 from .audio_node import AudioNode
 from .embedding import AudioType, ClipClapEmbedding
 from .index import ClipClapIndex
-from .loading import load_media_nodes, media_node_from_document
+from .loading import (
+    MediaFileReader,
+    load_media_nodes,
+    media_file_extractor,
+    media_node_from_document,
+)
 from .node_embedding import embed_nodes
 from .nodes import (
     MODALITY_KEY,
@@ -33,7 +38,6 @@ from .nodes import (
     restore_audio_nodes,
     tag_node_in_place,
 )
-from .readers import MediaFileReader, media_file_extractor
 from .retriever import ClipClapRetriever, parse_modalities
 from .splitter import ClipTextSplitter, ClipTokenCounter
 

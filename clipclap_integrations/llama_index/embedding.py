@@ -235,14 +235,15 @@ class ClipClapEmbedding(MultiModalEmbedding):
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
         """Set ``node.embedding`` from each node's text, image or audio (and tag its modality)."""
         vectors = embed_nodes(nodes, self, show_progress=kwargs.get("show_progress", False))
-        for node, vector in zip(nodes, vectors, strict=True):
-            tag_node_in_place(node)
-            node.embedding = vector
-        return nodes
+        return _embedded_in_place(nodes, vectors)
 
     async def acall(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
         vectors = await aembed_nodes(nodes, self, show_progress=kwargs.get("show_progress", False))
-        for node, vector in zip(nodes, vectors, strict=True):
-            tag_node_in_place(node)
-            node.embedding = vector
-        return nodes
+        return _embedded_in_place(nodes, vectors)
+
+
+def _embedded_in_place(nodes: Sequence[BaseNode], vectors: list[Embedding]) -> Sequence[BaseNode]:
+    for node, vector in zip(nodes, vectors, strict=True):
+        tag_node_in_place(node)
+        node.embedding = vector
+    return nodes

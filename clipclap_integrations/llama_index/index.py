@@ -82,11 +82,8 @@ class ClipClapIndex(VectorStoreIndex):
         transformations: list[TransformComponent] | None = None,
         **kwargs: Any,
     ) -> ClipClapIndex:
-        """Index documents: media documents as one node each, text ones transformed.
-
-        Text goes through ``transformations``, else ``Settings.transformations`` if set, else
-        a ``ClipTextSplitter`` (chunks that fit CLIP's 77-token window).
-        """
+        """Index documents: media documents as one node each, text ones transformed (by
+        ``transformations``, else as the class docstring says)."""
         storage_context = storage_context or StorageContext.from_defaults()
         callback_manager = callback_manager or Settings.callback_manager
         model = kwargs.get("embed_model")
@@ -240,9 +237,6 @@ def _documents_to_nodes(
             texts.append(doc)
         else:
             media.append(node)
-    nodes = list(media)
     if texts:
-        nodes.extend(
-            run_transformations(texts, transformations, show_progress=show_progress, **kwargs)
-        )
-    return nodes
+        media += run_transformations(texts, transformations, show_progress=show_progress, **kwargs)
+    return media

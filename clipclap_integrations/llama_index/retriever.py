@@ -164,12 +164,10 @@ class ClipClapRetriever(VectorIndexRetriever):
 
     # -- LlamaIndex's retrieve() / aretrieve() ----------------------------------------------
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        plan = self._plan(query_bundle, None)
-        return self._search(plan.query_str, self._embed(plan), self._modalities, None)
+        return self.any_to_any(query_bundle)
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        plan = self._plan(query_bundle, None)
-        return await self._asearch(plan.query_str, await self._aembed(plan), self._modalities, None)
+        return await self.aany_to_any(query_bundle)
 
     # -- any modality to any modality -------------------------------------------------------
     def any_to_any(

@@ -116,7 +116,7 @@ class ClipTextSplitter(SentenceSplitter):
         out: list[BaseNode] = []
         for node in get_tqdm_iterable(nodes, show_progress, "Parsing nodes"):
             source = _without_reader_keys(node) if self.exclude_reader_metadata else node
-            metadata_str = source.get_metadata_str(mode=MetadataMode.EMBED)
+            metadata_str = source.get_metadata_str(mode=MetadataMode.EMBED)  # only it reaches CLIP
             try:
                 splits = self.split_text_metadata_aware(
                     source.get_content(metadata_mode=MetadataMode.NONE), metadata_str
@@ -125,9 +125,6 @@ class ClipTextSplitter(SentenceSplitter):
                 raise ValueError(f"node {source.node_id!r}: {exc}") from None
             out.extend(build_nodes_from_splits(splits, source, id_func=self.id_func))
         return out
-
-    def _get_metadata_str(self, node: BaseNode) -> str:
-        return node.get_metadata_str(mode=MetadataMode.EMBED)
 
     def split_text_metadata_aware(self, text: str, metadata_str: str) -> list[str]:
         metadata_len = len(self._tokenizer(metadata_str)) if metadata_str else 0
