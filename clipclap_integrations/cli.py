@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--window",
         type=_window_seconds,
-        default=10.0,
+        default=None,
         help="seconds per indexed window of long audio, at most 10 (default 10)",
     )
     _db_args(p)
@@ -377,7 +377,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     total = sum(1 for _ in walk(args.paths))
     bar = _progress(total, "indexing")
     indexer = FolderIndexer(
-        collection, e, window_s=args.window, progress=(bar.update if bar is not None else None)
+        collection,
+        e,
+        progress=(bar.update if bar is not None else None),
+        **({} if args.window is None else {"window_s": args.window}),
     )
     try:
         report = indexer.index(args.paths, prune=args.prune)

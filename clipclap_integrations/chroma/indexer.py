@@ -20,6 +20,7 @@ import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from ..errors import ClipClapInputError, DatabaseGoneError
 from ..inputs.files import file_kind, read_text_file
 from ..media.chunking import chunk_text
 from ..runtime.digests import content_sha256
+from ..runtime.model import CLAP_WINDOW_S
 from ..types import Modality
 from .compat import max_batch_size
 from .records import FilePart, Record, Span, file_records, read_record, write_batches
@@ -109,7 +111,7 @@ def valid_utf8(text: str) -> bool:
 def _same_window(stored: set[float | None], window_s: float) -> bool:
     """Whether records made with the ``stored`` windows match ``window_s`` (a record of
     unknown window, from before it was stored, stands for the default of 10 s then)."""
-    known = {w for w in stored if w is not None} or {10.0}
+    known = {w for w in stored if w is not None} or {CLAP_WINDOW_S}
     return all(math.isclose(w, window_s, rel_tol=1e-6, abs_tol=1e-6) for w in known)
 
 
@@ -134,7 +136,7 @@ class FolderIndexer:
         collection: Any,
         embedder: ClipClapEmbedder,
         *,
-        window_s: float = 10.0,
+        window_s: float = CLAP_WINDOW_S,
         batch_files: int = 16,
         progress: Callable[[int], None] | None = None,
     ) -> None:
@@ -344,7 +346,10 @@ def image_parts(embedder: ClipClapEmbedder, paths: Sequence[Path]) -> list[Outco
         return [parts(v) for v in embedder.embed_images(list(paths))]
     except ClipClapInputError:
         pass
-    return [_or_reason(lambda p=path: parts(embedder.embed_images([p])[0])) for path in paths]
+    def alone(path: Path) -> Outcome:
+        return parts(embedder.embed_images([path])[0])
+
+    return [_or_reason(partial(alone, path)) for path in paths]
 
 
 def audio_parts(embedder: ClipClapEmbedder, path: Path, window_s: float) -> Outcome:
