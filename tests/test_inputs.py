@@ -495,8 +495,7 @@ def test_allow_local_files_false_never_reads_the_disk(
     def no_disk(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("looked at the file system")
 
-    monkeypatch.setattr(inputs, "_existing_file", no_disk)
-    monkeypatch.setattr(inputs, "_exists", no_disk)
+    monkeypatch.setattr(inputs, "_existing", no_disk)
     monkeypatch.setattr(inputs, "_file_media", no_disk)
     # a string naming a file is only a string
     got = closed.embed([str(png), f"file://{png}, a caption"])
