@@ -200,14 +200,11 @@ def part_item(part: dict[Any, Any], forced: Modality | None) -> Item | Link:
         if not isinstance(text, str):
             raise ClipClapInputError(f"the {kind} part needs a string 'text'")
         return text_item(text)
-    if kind in ("image_url", "input_image"):
-        check_modality(Modality.IMAGE, forced, f"an {kind} part")
-        value = part.get("image_url", part.get("url"))
-        return Link(_part_url(value, kind), Modality.IMAGE)
-    if kind == "audio_url":
-        check_modality(Modality.AUDIO, forced, "an audio_url part")
-        value = part.get("audio_url", part.get("url"))
-        return Link(_part_url(value, kind), Modality.AUDIO)
+    if kind in ("image_url", "input_image", "audio_url"):
+        target = Modality.AUDIO if kind == "audio_url" else Modality.IMAGE
+        check_modality(target, forced, f"an {kind} part")
+        value = part.get(f"{target.value}_url", part.get("url"))
+        return Link(_part_url(value, kind), target)
     if kind == "input_audio":
         check_modality(Modality.AUDIO, forced, "an input_audio part")
         value = part.get("input_audio")

@@ -46,6 +46,8 @@ class _Watchdog:
     """Shuts down every socket of one download when its time is up."""
 
     def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
         self.expired = False
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -67,6 +69,10 @@ class _Watchdog:
             if not self.expired:
                 return
         self._shutdown(sock)
+
+    def late(self) -> bool:
+        """Whether the time is up (the timer may not have fired yet)."""
+        return self.expired or time.monotonic() >= self.deadline
 
     def expire(self) -> None:
         with self._lock:
@@ -290,21 +296,13 @@ def fetch(url: str, *, timeout: float, max_bytes: int, public_only: bool = False
     request = urllib.request.Request(
         url, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     )
-    deadline = time.monotonic() + timeout
     with _Watchdog(timeout) as watchdog:
         try:
-            return _download(
-                _opener(watchdog, public_only),
-                request,
-                timeout,
-                max_bytes,
-                deadline,
-                watchdog,
-            )
+            return _download(_opener(watchdog, public_only), request, max_bytes, watchdog)
         except ClipClapInputError:
             raise
         except Exception as exc:
-            if watchdog.expired or time.monotonic() >= deadline:
+            if watchdog.late():
                 raise ClipClapInputError(_too_slow(timeout)) from None
             raise ClipClapInputError(_describe_failure(exc, timeout)) from None
 
@@ -312,12 +310,10 @@ def fetch(url: str, *, timeout: float, max_bytes: int, public_only: bool = False
 def _download(
     opener: urllib.request.OpenerDirector,
     request: urllib.request.Request,
-    timeout: float,
     max_bytes: int,
-    deadline: float,
     watchdog: _Watchdog,
 ) -> Fetched:
-    with opener.open(request, timeout=timeout) as response:
+    with opener.open(request, timeout=watchdog.timeout) as response:
         length = response.headers.get("Content-Length", "").strip()
         declared = int(length) if length.isdigit() else None
         if declared is not None and declared > max_bytes:
@@ -328,8 +324,8 @@ def _download(
         chunks: list[bytes] = []
         total = 0
         while True:
-            if watchdog.expired or time.monotonic() > deadline:
-                raise ClipClapInputError(_too_slow(timeout))
+            if watchdog.late():
+                raise ClipClapInputError(_too_slow(watchdog.timeout))
             chunk = response.read1(_CHUNK) if hasattr(response, "read1") else response.read(_CHUNK)
             if not chunk:
                 break
@@ -340,7 +336,7 @@ def _download(
                 )
             chunks.append(chunk)
         if watchdog.expired:  # the watchdog's shutdown reads as a clean end of stream
-            raise ClipClapInputError(_too_slow(timeout))
+            raise ClipClapInputError(_too_slow(watchdog.timeout))
         if declared is not None and total < declared:
             raise ClipClapInputError(
                 f"the download was cut short ({total:,} of {declared:,} bytes)"
