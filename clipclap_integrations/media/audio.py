@@ -26,9 +26,10 @@ from ..inputs.arrays import (
     is_supported_rate,
     numeric_array,
 )
-from ..inputs.sniff import HEAD_BYTES, mpeg_stream_problem, sniff_bytes
+from ..inputs.sniff import HEAD_BYTES, sniff_bytes
 from ..runtime.model import AudioSettings
 from ..types import Modality
+from .integrity import mpeg_stream_problem, reader
 
 LongAudioPolicy = Literal["mean", "first", "center"]
 LONG_AUDIO_POLICIES: tuple[str, ...] = ("mean", "first", "center")
@@ -136,8 +137,6 @@ def decode_audio(
             data = memoryview(encoded)
             kind = sniff_bytes(bytes(data[:HEAD_BYTES]))
             if kind is not None and kind[1] == "audio/mpeg":
-                # Checked first: libmpg123 hunts through junk and resyncs over corrupt frames
-                # printing notes on stderr, or stops quietly partway through.
                 problem = mpeg_stream_problem(lambda at, n: bytes(data[at : at + n]), len(data))
                 if problem is not None:
                     raise ClipClapInputError(problem)
@@ -145,12 +144,7 @@ def decode_audio(
             with open(source, "rb") as raw:
                 kind = sniff_bytes(raw.read(HEAD_BYTES))
                 if kind is not None and kind[1] == "audio/mpeg":
-
-                    def read_at(at: int, n: int) -> bytes:
-                        raw.seek(at)
-                        return raw.read(n)
-
-                    problem = mpeg_stream_problem(read_at, os.fstat(raw.fileno()).st_size)
+                    problem = mpeg_stream_problem(reader(raw), os.fstat(raw.fileno()).st_size)
                     if problem is not None:
                         raise ClipClapInputError(problem)
     except OSError as exc:
