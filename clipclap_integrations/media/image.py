@@ -55,13 +55,6 @@ def open_image(
 
     from PIL import Image, ImageOps
 
-    def _stream_size(fp: Any) -> int:
-        here = fp.tell()
-        try:
-            return fp.seek(0, io.SEEK_END)
-        finally:
-            fp.seek(here)
-
     def identify(fp: Any) -> Any:
         # Image.open() without its global decompression-bomb check (which would warn, or
         # refuse, by Pillow's process-wide limit instead of ``max_pixels``): the same plugin
@@ -114,7 +107,7 @@ def open_image(
         width, height = image.size
         check_image_size(width, height, max_pixels, resize_to)
         if image.format in ("JPEG", "MPO"):
-            problem = jpeg_data_problem(reader(stream), _stream_size(stream))
+            problem = jpeg_data_problem(*reader(stream))
             if problem is not None:
                 raise ClipClapInputError(problem)
         if draft is not None and image.format == "JPEG":

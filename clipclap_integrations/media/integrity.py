@@ -4,18 +4,19 @@ only the bytes it needs, in memory or in a file of ``total_size`` bytes."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from typing import Any
 
 
-def reader(fp: Any) -> Callable[[int, int], bytes]:
-    """``read(offset, n)`` over a seekable binary file."""
+def reader(fp: Any) -> tuple[Callable[[int, int], bytes], int]:
+    """``read(offset, n)`` over a seekable binary file, and the file's size."""
 
     def read(at: int, n: int) -> bytes:
         fp.seek(at)
         return fp.read(n)
 
-    return read
+    return read, fp.seek(0, io.SEEK_END)
 
 
 _MPEG_BITRATES = {  # kbit/s by (MPEG-1?, layer), index 1..14
