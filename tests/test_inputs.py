@@ -22,7 +22,8 @@ from clipclap_integrations import (
     Modality,
     Text,
 )
-from clipclap_integrations.inputs import check_text, classify, parse_data_uri
+from clipclap_integrations.inputs import check_text, classify
+from clipclap_integrations.inputs.parts import parse_data_uri
 from clipclap_integrations.media.audio import check_waveform, decode_audio, resample, to_mono
 from clipclap_integrations.media.image import image_from_array
 from clipclap_integrations.options import EmbedderOptions

@@ -7,7 +7,6 @@ from .arrays import numeric_array
 from .classification import classify, classify_all, input_list
 from .fetch import URLS_PER_FETCH, fetch_groups, is_remote, resolve_remote
 from .items import InputOptions, Item, Media, RemoteURL, Waveform, check_text, describe
-from .parts import parse_data_uri
 
 __all__ = [
     "URLS_PER_FETCH",
@@ -24,6 +23,5 @@ __all__ = [
     "input_list",
     "is_remote",
     "numeric_array",
-    "parse_data_uri",
     "resolve_remote",
 ]

@@ -162,10 +162,8 @@ def _connect_public(
 
 
 class _Tracked:
-    """Mixed into an HTTP(S) connection: its socket is handed to the watchdog on connect.
-
-    With ``public_only`` (and no proxy in between) it connects only to public addresses.
-    """
+    """Mixed into an HTTP(S) connection: its socket is handed to the watchdog on connect; with
+    ``public_only`` it connects only to public addresses."""
 
     sock: socket.socket
 
@@ -206,8 +204,7 @@ def _pin_public(req: urllib.request.Request, public_only: bool) -> bool:
 
 
 class _Handler:
-    """Mixed into urllib's HTTP(S) handler: opens tracked connections, pinned to public
-    addresses unless a proxy is in between."""
+    """Mixed into urllib's HTTP(S) handler: opens tracked connections (see ``_pin_public``)."""
 
     def __init__(self, watchdog: _Watchdog, public_only: bool) -> None:
         super().__init__()
@@ -232,7 +229,7 @@ class _HTTPHandler(_Handler, urllib.request.HTTPHandler):
 
 class _HTTPSHandler(_Handler, urllib.request.HTTPSHandler):
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self._open_with(_TrackedHTTPSConnection, req, context=self._context)
+        return self._open_with(_TrackedHTTPSConnection, req, context=self._context)  # type: ignore[attr-defined]
 
 
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
@@ -279,10 +276,7 @@ def _opener(watchdog: _Watchdog, public_only: bool) -> urllib.request.OpenerDire
 
 
 def fetch(url: str, *, timeout: float, max_bytes: int, public_only: bool = False) -> Fetched:
-    """Download ``url`` whole, within ``timeout`` seconds in all and ``max_bytes`` bytes.
-
-    ``public_only`` refuses hosts (first or redirected to) that are not public addresses.
-    """
+    """Download ``url`` whole, within the bounds the module's docstring describes."""
     try:
         parts = urllib.parse.urlsplit(url)
         host = parts.hostname
