@@ -1,9 +1,5 @@
 """Chat-style dict parts (OpenAI, Anthropic, LangChain, Gemini shapes), ``data:`` URIs and
-base64, read without touching the file system or the network.
-
-A part that names its media by URL or path is returned as a ``Link`` for the classifier to
-resolve as it resolves any string; a part that carries its data becomes an item here.
-"""
+base64, read without touching the file system or the network."""
 
 from __future__ import annotations
 
@@ -170,7 +166,6 @@ def _media_part(part: dict[str, Any], target: Modality, kind: str) -> Item | Lin
 
 
 def _pcm16(data: bytes) -> Item:
-    """Raw ``pcm16`` audio: 16-bit signed little-endian mono samples at 24 kHz."""
     if not data:
         raise ClipClapInputError("empty (0 bytes)")
     if len(data) % 2:

@@ -158,10 +158,7 @@ def _file_media(path: Path, forced: Modality | None) -> Item:
         raise
     except (OSError, ValueError) as exc:
         raise ClipClapInputError(f"cannot read the file ({shorten(str(exc), 160)})") from None
-    by_ext = modality_of_extension(path.name)
-    if forced is Modality.TEXT:
-        raise ClipClapInputError("a file cannot be embedded as text (pass its text as a str)")
-    modality = forced or (sniffed[0] if sniffed else by_ext)
+    modality = forced or (sniffed[0] if sniffed else modality_of_extension(path.name))
     if modality is None:
         raise ClipClapInputError(
             "the file is neither an image nor audio that can be recognized (no known magic "
