@@ -552,7 +552,7 @@ def test_jpeg_too_small_for_its_header_is_refused_before_decoding(embedder, prog
 
 
 def test_mpeg_check_rejects_junk_and_accepts_real_streams() -> None:
-    from clipclap_integrations.inputs.sniff import mpeg_stream_problem
+    from clipclap_integrations.media.integrity import mpeg_stream_problem
 
     def problem(data: bytes) -> str | None:
         return mpeg_stream_problem(lambda at, n: data[at : at + n], len(data))

@@ -22,7 +22,8 @@ from clipclap_integrations import (
     Modality,
     Text,
 )
-from clipclap_integrations.inputs import check_text, classify, parse_data_uri
+from clipclap_integrations.inputs import check_text, classify
+from clipclap_integrations.inputs.parts import parse_data_uri
 from clipclap_integrations.media.audio import check_waveform, decode_audio, resample, to_mono
 from clipclap_integrations.media.image import image_from_array
 from clipclap_integrations.options import EmbedderOptions
@@ -495,8 +496,7 @@ def test_allow_local_files_false_never_reads_the_disk(
     def no_disk(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("looked at the file system")
 
-    monkeypatch.setattr(inputs, "_existing_file", no_disk)
-    monkeypatch.setattr(inputs, "_exists", no_disk)
+    monkeypatch.setattr(inputs, "_existing", no_disk)
     monkeypatch.setattr(inputs, "_file_media", no_disk)
     # a string naming a file is only a string
     got = closed.embed([str(png), f"file://{png}, a caption"])

@@ -40,7 +40,6 @@ def looks_like_samples(value: Any) -> bool:
 
 
 def is_supported_rate(rate: float) -> bool:
-    """Whether ``rate`` Hz lies within the sample rates this package accepts."""
     return 1 <= rate <= MAX_SAMPLE_RATE
 
 

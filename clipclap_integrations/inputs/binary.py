@@ -56,7 +56,6 @@ def stream_item(stream: Any, forced: Modality | None, options: InputOptions) -> 
             return bytes_item(stream.getvalue(), forced)
         except ValueError as exc:  # a closed BytesIO
             raise ClipClapInputError(f"the file object cannot be read ({exc})") from None
-    regular = False
     position = None
     try:
         try:

@@ -1,32 +1,9 @@
 """Turning whatever a user passes into a typed item of one modality.
 
-Rules, in order of evidence (the README has them as a table):
-
-1. Explicit typing always wins: ``Text(...)``, ``Image(...)``, ``Audio(..., sample_rate=...)``
-   and chat-style dict parts (``{"type": "text" | "image_url" | "audio_url" | "input_audio" |
-   "media" | "image" | "audio", ...}``) state the modality; ``modality=`` forces one for a
-   whole call (a wrapper or part that states another modality is an error, not a guess).
-2. Python type: PIL images are images; arrays with ``ndim >= 2`` are images (HxW, HxWxC or
-   CxHxW with C in 1-4); 1-D arrays are 48 kHz audio; ``(samples, sample_rate)`` and
-   ``(sample_rate, samples)`` pairs are audio.
-3. ``bytes``, ``bytearray``, ``memoryview`` and binary file objects (``BytesIO``,
-   ``open(..., "rb")``) are recognized by their magic numbers; a file object is read whole,
-   from its start, and left where it was.
-4. ``pathlib.Path`` (any ``os.PathLike``) and strings naming an existing file: by content,
-   then by extension. A string naming a file that is neither is embedded as text (the
-   string); a ``Path`` to it is an error.
-5. ``data:`` URIs by their MIME type (then by content; no MIME type or ``text/*`` is text);
-   ``file:`` URLs like paths; ``http(s)://`` URLs by the extension of their path, else (after
-   fetching) by content, then by the response's Content-Type.
-6. Every other string is text. A string that merely looks like a media file name
-   (``"cat.jpg"``) is text, unless ``strict_paths=True``, which raises instead.
-
-With ``allow_local_files=False`` nothing looks at the file system: strings are never taken
-for paths (rule 4 does not apply: they are text), and a ``Path``, a ``file:`` URL or a wrapper
-or part naming a path is an error. For servers embedding untrusted input, with
-``allow_remote=False``.
-
-Anything else (``None``, numbers, bare lists, sets, ...) is a ``ClipClapInputError``.
+The rules, in order of evidence, are the README's table ("What counts as what"): explicit
+typing (wrappers, dict parts, ``modality=``) always wins, then the Python type, then magic
+numbers, then paths, URIs and URLs; every other string is text. Each kind of value is read by
+its own module (``strings``, ``parts``, ``binary``, ``arrays``); this one dispatches.
 """
 
 from __future__ import annotations

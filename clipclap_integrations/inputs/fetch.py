@@ -88,21 +88,18 @@ def _served(item: Item, data: bytes, content_type: str | None) -> Item:
     url: RemoteURL = item.payload
     if not data:
         raise ClipClapInputError("the URL served no content")
-    if url.stated:
-        return bytes_item(data, item.modality, content_type)
-    sniffed = sniff_bytes(data[:HEAD_BYTES])
-    if item.modality is not None:  # from the URL's extension
-        if sniffed is not None and sniffed[0] is not item.modality:
-            raise ClipClapInputError(
-                f"the URL's extension says {item.modality.value}, but it serves {sniffed[1]} "
-                f"(wrap it in {'Audio' if sniffed[0] is Modality.AUDIO else 'Image'}(...) to "
-                "embed what it serves)"
-            )
-        return bytes_item(data, item.modality, content_type)
-    if sniffed is None and modality_of_mime(content_type) not in (Modality.IMAGE, Modality.AUDIO):
+    sniffed = None if url.stated else sniff_bytes(data[:HEAD_BYTES])
+    if sniffed is not None and item.modality not in (None, sniffed[0]):  # by the extension
+        raise ClipClapInputError(
+            f"the URL's extension says {item.modality.value}, but it serves {sniffed[1]} "
+            f"(wrap it in {'Audio' if sniffed[0] is Modality.AUDIO else 'Image'}(...) to "
+            "embed what it serves)"
+        )
+    media = (Modality.IMAGE, Modality.AUDIO)
+    if item.modality is None and sniffed is None and modality_of_mime(content_type) not in media:
         kind = (content_type or "no Content-Type").split(";")[0].strip()
         raise ClipClapInputError(
             f"the URL serves {shorten(kind, 60)} content that is neither a recognizable image "
             "nor audio"
         )
-    return bytes_item(data, None, content_type)
+    return bytes_item(data, item.modality, content_type)

@@ -91,7 +91,6 @@ def check_text(text: str) -> str:
 
 
 def text_item(text: str) -> Item:
-    """A text item of ``text``, checked."""
     return Item(Modality.TEXT, check_text(text))
 
 

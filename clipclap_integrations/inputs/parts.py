@@ -1,9 +1,5 @@
 """Chat-style dict parts (OpenAI, Anthropic, LangChain, Gemini shapes), ``data:`` URIs and
-base64, read without touching the file system or the network.
-
-A part that names its media by URL or path is returned as a ``Link`` for the classifier to
-resolve as it resolves any string; a part that carries its data becomes an item here.
-"""
+base64, read without touching the file system or the network."""
 
 from __future__ import annotations
 
@@ -170,7 +166,6 @@ def _media_part(part: dict[str, Any], target: Modality, kind: str) -> Item | Lin
 
 
 def _pcm16(data: bytes) -> Item:
-    """Raw ``pcm16`` audio: 16-bit signed little-endian mono samples at 24 kHz."""
     if not data:
         raise ClipClapInputError("empty (0 bytes)")
     if len(data) % 2:
@@ -200,14 +195,11 @@ def part_item(part: dict[Any, Any], forced: Modality | None) -> Item | Link:
         if not isinstance(text, str):
             raise ClipClapInputError(f"the {kind} part needs a string 'text'")
         return text_item(text)
-    if kind in ("image_url", "input_image"):
-        check_modality(Modality.IMAGE, forced, f"an {kind} part")
-        value = part.get("image_url", part.get("url"))
-        return Link(_part_url(value, kind), Modality.IMAGE)
-    if kind == "audio_url":
-        check_modality(Modality.AUDIO, forced, "an audio_url part")
-        value = part.get("audio_url", part.get("url"))
-        return Link(_part_url(value, kind), Modality.AUDIO)
+    if kind in ("image_url", "input_image", "audio_url"):
+        target = Modality.AUDIO if kind == "audio_url" else Modality.IMAGE
+        check_modality(target, forced, f"an {kind} part")
+        value = part.get(f"{target.value}_url", part.get("url"))
+        return Link(_part_url(value, kind), target)
     if kind == "input_audio":
         check_modality(Modality.AUDIO, forced, "an input_audio part")
         value = part.get("input_audio")

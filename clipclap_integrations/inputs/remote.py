@@ -5,7 +5,7 @@ seconds, a watchdog shuts the connection down once ``timeout`` seconds have pass
 (so a server that drips one byte at a time, or stalls mid-header, cannot hold a call for
 longer), and no more than ``max_bytes`` bytes are read (a declared ``Content-Length`` over the
 limit is refused before the body is read). Redirects are followed only to http(s) URLs, at
-most ``max_redirects`` times. Every failure is a ``ClipClapInputError``.
+most ``MAX_REDIRECTS`` times. Every failure is a ``ClipClapInputError``.
 
 With ``public_only`` only public internet addresses are contacted: a host that resolves to a
 loopback, private, link-local (cloud metadata), shared, multicast or reserved address is
@@ -40,13 +40,14 @@ _CHUNK = 1 << 16
 class Fetched:
     data: bytes
     content_type: str | None
-    url: str  # after redirects
 
 
 class _Watchdog:
     """Shuts down every socket of one download when its time is up."""
 
     def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
         self.expired = False
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -68,6 +69,10 @@ class _Watchdog:
             if not self.expired:
                 return
         self._shutdown(sock)
+
+    def late(self) -> bool:
+        """Whether the time is up (the timer may not have fired yet)."""
+        return self.expired or time.monotonic() >= self.deadline
 
     def expire(self) -> None:
         with self._lock:
@@ -157,10 +162,8 @@ def _connect_public(
 
 
 class _Tracked:
-    """Mixed into an HTTP(S) connection: its socket is handed to the watchdog on connect.
-
-    With ``public_only`` (and no proxy in between) it connects only to public addresses.
-    """
+    """Mixed into an HTTP(S) connection: its socket is handed to the watchdog on connect; with
+    ``public_only`` it connects only to public addresses."""
 
     sock: socket.socket
 
@@ -200,41 +203,37 @@ def _pin_public(req: urllib.request.Request, public_only: bool) -> bool:
     return True
 
 
-class _HTTPHandler(urllib.request.HTTPHandler):
+class _Handler:
+    """Mixed into urllib's HTTP(S) handler: opens tracked connections (see ``_pin_public``)."""
+
     def __init__(self, watchdog: _Watchdog, public_only: bool) -> None:
         super().__init__()
         self._watchdog = watchdog
         self._public_only = public_only
 
+    def _open_with(
+        self, tracked: type[_Tracked], req: urllib.request.Request, **kwargs: Any
+    ) -> http.client.HTTPResponse:
+        pin = _pin_public(req, self._public_only)
+
+        def connection(host: str, **kw: Any) -> _Tracked:
+            return tracked(host, watchdog=self._watchdog, public_only=pin, **kw)
+
+        return self.do_open(connection, req, **kwargs)  # type: ignore[attr-defined]
+
+
+class _HTTPHandler(_Handler, urllib.request.HTTPHandler):
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        pin = _pin_public(req, self._public_only)
-
-        def connection(host: str, **kwargs: Any) -> _TrackedHTTPConnection:
-            return _TrackedHTTPConnection(host, watchdog=self._watchdog, public_only=pin, **kwargs)
-
-        return self.do_open(connection, req)  # type: ignore[arg-type]
+        return self._open_with(_TrackedHTTPConnection, req)
 
 
-class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, watchdog: _Watchdog, public_only: bool) -> None:
-        super().__init__()
-        self._watchdog = watchdog
-        self._public_only = public_only
-
+class _HTTPSHandler(_Handler, urllib.request.HTTPSHandler):
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        pin = _pin_public(req, self._public_only)
-
-        def connection(host: str, **kwargs: Any) -> _TrackedHTTPSConnection:
-            return _TrackedHTTPSConnection(host, watchdog=self._watchdog, public_only=pin, **kwargs)
-
-        context = getattr(self, "_context", None)  # HTTPSHandler's own (default) SSL context
-        return self.do_open(connection, req, context=context)  # type: ignore[arg-type]
+        return self._open_with(_TrackedHTTPSConnection, req, context=self._context)  # type: ignore[attr-defined]
 
 
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    def __init__(self, max_redirects: int) -> None:
-        super().__init__()
-        self.max_redirections = max_redirects  # type: ignore[misc]  # per instance, on purpose
+    max_redirections = MAX_REDIRECTS
 
     @staticmethod
     def _refuse(fp: Any, newurl: str) -> None:
@@ -261,15 +260,13 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _opener(
-    watchdog: _Watchdog, max_redirects: int, public_only: bool
-) -> urllib.request.OpenerDirector:
+def _opener(watchdog: _Watchdog, public_only: bool) -> urllib.request.OpenerDirector:
     opener = urllib.request.OpenerDirector()
     for handler in (
         urllib.request.ProxyHandler(),  # honours http_proxy / https_proxy / no_proxy
         _HTTPHandler(watchdog, public_only),
         _HTTPSHandler(watchdog, public_only),
-        _HttpOnlyRedirects(max_redirects),
+        _HttpOnlyRedirects(),
         urllib.request.HTTPDefaultErrorHandler(),
         urllib.request.HTTPErrorProcessor(),
         urllib.request.UnknownHandler(),
@@ -278,18 +275,8 @@ def _opener(
     return opener
 
 
-def fetch(
-    url: str,
-    *,
-    timeout: float,
-    max_bytes: int,
-    max_redirects: int = MAX_REDIRECTS,
-    public_only: bool = False,
-) -> Fetched:
-    """Download ``url`` whole, within ``timeout`` seconds in all and ``max_bytes`` bytes.
-
-    ``public_only`` refuses hosts (first or redirected to) that are not public addresses.
-    """
+def fetch(url: str, *, timeout: float, max_bytes: int, public_only: bool = False) -> Fetched:
+    """Download ``url`` whole, within the bounds the module's docstring describes."""
     try:
         parts = urllib.parse.urlsplit(url)
         host = parts.hostname
@@ -303,21 +290,13 @@ def fetch(
     request = urllib.request.Request(
         url, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     )
-    deadline = time.monotonic() + timeout
     with _Watchdog(timeout) as watchdog:
         try:
-            return _download(
-                _opener(watchdog, max_redirects, public_only),
-                request,
-                timeout,
-                max_bytes,
-                deadline,
-                watchdog,
-            )
+            return _download(_opener(watchdog, public_only), request, max_bytes, watchdog)
         except ClipClapInputError:
             raise
         except Exception as exc:
-            if watchdog.expired or time.monotonic() >= deadline:
+            if watchdog.late():
                 raise ClipClapInputError(_too_slow(timeout)) from None
             raise ClipClapInputError(_describe_failure(exc, timeout)) from None
 
@@ -325,12 +304,10 @@ def fetch(
 def _download(
     opener: urllib.request.OpenerDirector,
     request: urllib.request.Request,
-    timeout: float,
     max_bytes: int,
-    deadline: float,
     watchdog: _Watchdog,
 ) -> Fetched:
-    with opener.open(request, timeout=timeout) as response:
+    with opener.open(request, timeout=watchdog.timeout) as response:
         length = response.headers.get("Content-Length", "").strip()
         declared = int(length) if length.isdigit() else None
         if declared is not None and declared > max_bytes:
@@ -341,8 +318,8 @@ def _download(
         chunks: list[bytes] = []
         total = 0
         while True:
-            if watchdog.expired or time.monotonic() > deadline:
-                raise ClipClapInputError(_too_slow(timeout))
+            if watchdog.late():
+                raise ClipClapInputError(_too_slow(watchdog.timeout))
             chunk = response.read1(_CHUNK) if hasattr(response, "read1") else response.read(_CHUNK)
             if not chunk:
                 break
@@ -353,12 +330,12 @@ def _download(
                 )
             chunks.append(chunk)
         if watchdog.expired:  # the watchdog's shutdown reads as a clean end of stream
-            raise ClipClapInputError(_too_slow(timeout))
+            raise ClipClapInputError(_too_slow(watchdog.timeout))
         if declared is not None and total < declared:
             raise ClipClapInputError(
                 f"the download was cut short ({total:,} of {declared:,} bytes)"
             )
-        return Fetched(b"".join(chunks), response.headers.get("Content-Type"), response.geturl())
+        return Fetched(b"".join(chunks), response.headers.get("Content-Type"))
 
 
 def _too_slow(timeout: float) -> str:
@@ -381,6 +358,4 @@ def _describe_failure(exc: BaseException, timeout: float) -> str:
         return _too_slow(timeout)
     if isinstance(exc, http.client.IncompleteRead):
         return "the download was cut short"
-    if isinstance(exc, http.client.HTTPException | OSError):
-        return f"the download failed ({type(exc).__name__}: {exc})"
     return f"the download failed ({type(exc).__name__}: {exc})"

@@ -1,5 +1,5 @@
 """Strings and paths: a string is a ``data:`` URI, a ``file:`` URL, an http(s) URL, the path
-of an existing file, or text (the rules are listed in ``classify``). Only this module opens
+of an existing file, or text (the rules are the README's table). Only this module opens
 paths while classifying."""
 
 from __future__ import annotations
@@ -47,9 +47,10 @@ def string_item(text: str, forced: Modality | None, options: InputOptions) -> It
             raise ClipClapInputError("a malformed data: URI")
     elif head.startswith("file:/"):  # file:/x, file:///x, file://localhost/x
         file_path = file_url_path(stripped)
-        if not local and (single_token or forced is not None):
+        named = single_token or forced is not None  # not text that begins with "file:/"
+        if named and not local:
             raise ClipClapInputError(_NO_LOCAL_FILES)
-        if local and (single_token or forced is not None or _exists(str(file_path))):
+        if local and (named or _existing(str(file_path), regular=False)):
             return _file_media(file_path, forced)
     elif head.startswith(("http://", "https://")) and single_token:
         if not options.allow_remote:
@@ -66,11 +67,12 @@ def string_item(text: str, forced: Modality | None, options: InputOptions) -> It
         if forced is not None:
             raise ClipClapInputError(_NO_LOCAL_FILES)
     else:
-        path = _existing_file(text) or (_existing_file(stripped) if stripped != text else None)
+        path = _existing(text) or (_existing(stripped) if stripped != text else None)
     if forced is not None:  # Image("x.png") / Audio("x.wav"): must be media somewhere
         if path is None:
-            if _exists(text):  # a directory, a device, a FIFO: say which
-                return _file_media(Path(text).expanduser(), forced)
+            other = _existing(text, regular=False)
+            if other is not None:  # a directory, a device, a FIFO: say which
+                return _file_media(other, forced)
             raise ClipClapInputError(
                 f"no such file: {shorten(text, 200)!r} (an {forced.value} must be given as a "
                 "path, URL, data: URI, bytes, file object or decoded data)"
@@ -122,24 +124,16 @@ def _sniff_file(path: Path) -> tuple[Modality, str] | None:
         return sniff_bytes(f.read(HEAD_BYTES))
 
 
-def _existing_file(text: str) -> Path | None:
-    """``text`` as a path when it names an existing regular file, else None (never raises)."""
-    if not text or len(text) > _MAX_PATH_LENGTH or "\n" in text or "\0" in text:
+def _existing(text: str, *, regular: bool = True) -> Path | None:
+    """``text`` as a path when it names an existing regular file (with ``regular=False``:
+    anything that exists), else None (never raises)."""
+    if not text or len(text) > _MAX_PATH_LENGTH or "\0" in text or (regular and "\n" in text):
         return None
-    try:
+    try:  # bad encodings, unknown ~user, permission errors, ... are no file
         path = Path(text).expanduser()
-        return path if path.is_file() else None
-    except Exception:  # bad encodings, unknown ~user, permission errors, ...
-        return None
-
-
-def _exists(text: str) -> bool:
-    if not text or len(text) > _MAX_PATH_LENGTH or "\0" in text:
-        return False
-    try:
-        return Path(text).expanduser().exists()
+        return path if (path.is_file() if regular else path.exists()) else None
     except Exception:
-        return False
+        return None
 
 
 def _looks_like_media_name(text: str) -> bool:
@@ -164,10 +158,7 @@ def _file_media(path: Path, forced: Modality | None) -> Item:
         raise
     except (OSError, ValueError) as exc:
         raise ClipClapInputError(f"cannot read the file ({shorten(str(exc), 160)})") from None
-    by_ext = modality_of_extension(path.name)
-    if forced is Modality.TEXT:
-        raise ClipClapInputError("a file cannot be embedded as text (pass its text as a str)")
-    modality = forced or (sniffed[0] if sniffed else by_ext)
+    modality = forced or (sniffed[0] if sniffed else modality_of_extension(path.name))
     if modality is None:
         raise ClipClapInputError(
             "the file is neither an image nor audio that can be recognized (no known magic "

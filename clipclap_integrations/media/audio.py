@@ -26,9 +26,10 @@ from ..inputs.arrays import (
     is_supported_rate,
     numeric_array,
 )
-from ..inputs.sniff import HEAD_BYTES, mpeg_stream_problem, sniff_bytes
+from ..inputs.sniff import HEAD_BYTES, sniff_bytes
 from ..runtime.model import AudioSettings
 from ..types import Modality
+from .integrity import mpeg_stream_problem, reader
 
 LongAudioPolicy = Literal["mean", "first", "center"]
 LONG_AUDIO_POLICIES: tuple[str, ...] = ("mean", "first", "center")
@@ -70,13 +71,14 @@ def resample(mono: np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray
     import soxr
 
     out = soxr.resample(mono, sample_rate, target_rate, quality="soxr_hq")
-    ratio = float(target_rate) / sample_rate  # librosa's order of operations, for its rounding
-    n = int(np.ceil(mono.shape[-1] * ratio))
-    if out.shape[-1] > n:
-        out = out[:n]
-    elif out.shape[-1] < n:
-        out = np.pad(out, (0, n - out.shape[-1]))
-    return np.asarray(out, dtype=np.float32)
+    return _librosa_length(out, mono.shape[-1], sample_rate, target_rate)
+
+
+def _librosa_length(wave: np.ndarray, frames: int, rate: int, target_rate: int) -> np.ndarray:
+    """``wave`` cut or padded to librosa's length after resampling: ceil(frames * ratio)."""
+    n = int(np.ceil(frames * (float(target_rate) / rate)))  # librosa's order of operations
+    wave = wave[:n] if wave.shape[-1] >= n else np.pad(wave, (0, n - wave.shape[-1]))
+    return np.asarray(wave, dtype=np.float32)
 
 
 def check_waveform(mono: np.ndarray, sample_rate: int, max_seconds: float | None) -> None:
@@ -132,27 +134,12 @@ def decode_audio(
     in_memory = isinstance(source, bytes | bytearray | memoryview)
     encoded = cast(bytes, source)  # read only when in_memory
     try:
-        if in_memory:
-            data = memoryview(encoded)
-            kind = sniff_bytes(bytes(data[:HEAD_BYTES]))
+        with io.BytesIO(encoded) if in_memory else open(source, "rb") as raw:
+            kind = sniff_bytes(raw.read(HEAD_BYTES))
             if kind is not None and kind[1] == "audio/mpeg":
-                # Checked first: libmpg123 hunts through junk and resyncs over corrupt frames
-                # printing notes on stderr, or stops quietly partway through.
-                problem = mpeg_stream_problem(lambda at, n: bytes(data[at : at + n]), len(data))
+                problem = mpeg_stream_problem(*reader(raw))
                 if problem is not None:
                     raise ClipClapInputError(problem)
-        else:
-            with open(source, "rb") as raw:
-                kind = sniff_bytes(raw.read(HEAD_BYTES))
-                if kind is not None and kind[1] == "audio/mpeg":
-
-                    def read_at(at: int, n: int) -> bytes:
-                        raw.seek(at)
-                        return raw.read(n)
-
-                    problem = mpeg_stream_problem(read_at, os.fstat(raw.fileno()).st_size)
-                    if problem is not None:
-                        raise ClipClapInputError(problem)
     except OSError as exc:
         raise ClipClapInputError(f"cannot read the file ({exc})") from None
 
@@ -229,9 +216,8 @@ def decode_audio(
         )
     wave = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
     del pieces
-    if resampler is not None:  # librosa's length fix: ceil(n * ratio) samples
-        n = int(np.ceil(total * (float(out_rate) / rate)))
-        wave = wave[:n] if wave.shape[0] >= n else np.pad(wave, (0, n - wave.shape[0]))
+    if resampler is not None:
+        wave = _librosa_length(wave, total, rate, out_rate)
     return wave[None, :], out_rate
 
 

@@ -71,20 +71,20 @@ def chunk_text(
             pieces.append((a, b))
         else:
             pieces.extend(_split_words(text, a, b, count_tokens, max_tokens, token_offsets))
-    chunks: list[Chunk] = []
-    start = end = None
-    for a, b in pieces:
-        if start is None:
-            start, end = a, b
-            continue
-        if count_tokens([text[start:b]])[0] <= max_tokens:
-            end = b
+    return [Chunk(text[a:b], a, b) for a, b in _pack(text, pieces, count_tokens, max_tokens)]
+
+
+def _pack(
+    text: str, spans: list[tuple[int, int]], count_tokens: CountTokens, max_tokens: int
+) -> list[tuple[int, int]]:
+    """Consecutive ``spans`` merged greedily into spans of at most ``max_tokens`` tokens."""
+    out: list[tuple[int, int]] = []
+    for a, b in spans:
+        if out and count_tokens([text[out[-1][0] : b]])[0] <= max_tokens:
+            out[-1] = (out[-1][0], b)
         else:
-            chunks.append(Chunk(text[start:end], start, end))  # type: ignore[arg-type,index]
-            start, end = a, b
-    if start is not None:
-        chunks.append(Chunk(text[start:end], start, end))  # type: ignore[arg-type,index]
-    return chunks
+            out.append((a, b))
+    return out
 
 
 def _split_words(
@@ -103,19 +103,7 @@ def _split_words(
             words.append((wa, wb))
         else:
             words.extend(_cut_word(text, wa, wb, count_tokens, max_tokens, token_offsets))
-    out: list[tuple[int, int]] = []
-    start = end = None
-    for wa, wb in words:
-        if start is None:
-            start, end = wa, wb
-        elif count_tokens([text[start:wb]])[0] <= max_tokens:
-            end = wb
-        else:
-            out.append((start, end))  # type: ignore[arg-type]
-            start, end = wa, wb
-    if start is not None:
-        out.append((start, end))  # type: ignore[arg-type]
-    return out
+    return _pack(text, words, count_tokens, max_tokens)
 
 
 def _cut_word(

@@ -20,9 +20,10 @@ import numpy as np
 
 from ..errors import ClipClapInputError
 from ..inputs.arrays import audio_hint, check_image_values, image_array_layout, numeric_array
-from ..inputs.sniff import jpeg_data_problem, sniff_bytes
+from ..inputs.sniff import sniff_bytes
 from ..runtime.model import ImageSettings
 from ..types import Modality
+from .integrity import jpeg_data_problem, reader
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -53,20 +54,6 @@ def open_image(
     import struct
 
     from PIL import Image, ImageOps
-
-    def _reader(fp: Any) -> Any:
-        def read(at: int, n: int) -> bytes:
-            fp.seek(at)
-            return fp.read(n)
-
-        return read
-
-    def _stream_size(fp: Any) -> int:
-        here = fp.tell()
-        try:
-            return fp.seek(0, io.SEEK_END)
-        finally:
-            fp.seek(here)
 
     def identify(fp: Any) -> Any:
         # Image.open() without its global decompression-bomb check (which would warn, or
@@ -120,7 +107,7 @@ def open_image(
         width, height = image.size
         check_image_size(width, height, max_pixels, resize_to)
         if image.format in ("JPEG", "MPO"):
-            problem = jpeg_data_problem(_reader(stream), _stream_size(stream))
+            problem = jpeg_data_problem(*reader(stream))
             if problem is not None:
                 raise ClipClapInputError(problem)
         if draft is not None and image.format == "JPEG":

@@ -106,18 +106,5 @@ class AudioPipeline(ModalityPipeline):
             raise ValueError(f"window_s must be in (0, {limit:g}] seconds, got {window_s!r}")
 
     def run_windows(self, windows: list[np.ndarray]) -> np.ndarray:
-        out = np.empty((len(windows), self.folder.dim), dtype=np.float32)
-        size = self.options.batch_size
         pre = self.preprocessor
-
-        def load(r: int) -> np.ndarray:
-            return pre([windows[r]])[0]
-
-        with Prefetch(len(windows), load, budget=2 * size) as feed:
-            for start in range(0, len(windows), size):
-                rows = range(start, min(start + size, len(windows)))
-                features = np.stack([feed.get(r) for r in rows])
-                out[start : rows.stop] = self.encoders.project(
-                    Modality.AUDIO, {"input_features": features}
-                )
-        return out
+        return self.run_batches(len(windows), lambda r: pre([windows[r]])[0], "input_features")

@@ -3,7 +3,7 @@ runs with, and how a failure while loading one item is reported."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import ClassVar
 
@@ -14,6 +14,7 @@ from ..inputs import Item
 from ..options import EmbedderOptions
 from ..runtime.encoders import Encoders
 from ..runtime.model import ModelFolder
+from ..runtime.prefetch import Prefetch
 from ..types import Modality
 
 
@@ -33,6 +34,18 @@ class ModalityPipeline:
         """One L2-normalized float32 row per item; ``indices`` are the items' positions in the
         caller's list (for error messages)."""
         raise NotImplementedError
+
+    def run_batches(self, count: int, load: Callable[[int], np.ndarray], feed: str) -> np.ndarray:
+        """One vector per row ``0..count-1``: ``load(row)`` (the model input ``feed`` of one
+        row) runs in worker threads, the next batch while the model runs this one."""
+        out = np.empty((count, self.folder.dim), dtype=np.float32)
+        size = self.options.batch_size
+        with Prefetch(count, load, budget=2 * size) as loaded:
+            for start in range(0, count, size):
+                rows = range(start, min(start + size, count))
+                batch = np.stack([loaded.get(r) for r in rows])
+                out[start : rows.stop] = self.encoders.project(self.modality, {feed: batch})
+        return out
 
 
 @contextmanager

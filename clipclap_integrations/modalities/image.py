@@ -12,7 +12,6 @@ import numpy as np
 from ..errors import ClipClapInputError
 from ..inputs import Item, Media, RemoteURL, Waveform
 from ..media.image import ImagePreprocessor, check_image_size, image_from_array, open_image
-from ..runtime.prefetch import Prefetch
 from ..types import Modality
 from .base import ModalityPipeline, loading
 
@@ -43,21 +42,9 @@ class ImagePipeline(ModalityPipeline):
             return self.preprocessor.pixels(image)
 
     def embed(self, items: Sequence[Item], indices: Sequence[int]) -> np.ndarray:
-        out = np.empty((len(items), self.folder.dim), dtype=np.float32)
-        size = self.options.batch_size
-
-        def load(r: int) -> np.ndarray:
-            return self.load(items[r], indices[r])
-
-        # Images are decoded in the worker threads, the next batch while this one runs.
-        with Prefetch(len(items), load, budget=2 * size) as feed:
-            for start in range(0, len(items), size):
-                rows = range(start, min(start + size, len(items)))
-                pixels = np.stack([feed.get(r) for r in rows])
-                out[start : rows.stop] = self.encoders.project(
-                    Modality.IMAGE, {"pixel_values": pixels}
-                )
-        return out
+        return self.run_batches(
+            len(items), lambda r: self.load(items[r], indices[r]), "pixel_values"
+        )
 
 
 def upright(image: Any, max_pixels: int | None, resize_to: int | None = None) -> Any:
