@@ -97,8 +97,9 @@ class OptionInfo:
         return f"{name} must be {self.expected}, got {value!r}"
 
 
-def option(default: Any, info: OptionInfo) -> Any:
-    return field(default=default, metadata={"info": info})
+def option(default: Any, *args: Any, **kwargs: Any) -> Any:
+    """A dataclass field whose metadata is ``OptionInfo(*args, **kwargs)``."""
+    return field(default=default, metadata={"info": OptionInfo(*args, **kwargs)})
 
 
 @dataclass(frozen=True)
@@ -110,180 +111,141 @@ class EmbedderOptions:
 
     revision: str | None = option(
         None,
-        OptionInfo(
-            _optional(lambda v: isinstance(v, str) and v.strip() != ""),
-            "a non-empty string or None",
-            "Hub branch, tag or commit to use.",
-        ),
+        _optional(lambda v: isinstance(v, str) and v.strip() != ""),
+        "a non-empty string or None",
+        "Hub branch, tag or commit to use.",
     )
     cache_dir: PathLike | None = option(
         None,
-        OptionInfo(
-            _optional(_folder),
-            "a folder path or None",
-            "Where Hub downloads go (default: the Hugging Face cache).",
-            json_type=str | None,
-        ),
+        _optional(_folder),
+        "a folder path or None",
+        "Where Hub downloads go (default: the Hugging Face cache).",
+        json_type=str | None,
     )
     local_files_only: bool | None = option(
-        None,
-        OptionInfo(
-            _optional(_flag), "True, False or None", "Never contact the Hub; use the cache only."
-        ),
+        None, _optional(_flag), "True, False or None", "Never contact the Hub; use the cache only."
     )
     providers: Sequence[ProviderSpec] | str | None = option(
         None,
-        OptionInfo(
-            _optional(_providers),
-            "a provider name, or a list of names or [name, options] pairs",
-            "onnxruntime execution providers in order of preference (default: onnxruntime's "
-            "choice, normally CPU).",
-            json_type=list[str] | None,
-        ),
+        _optional(_providers),
+        "a provider name, or a list of names or [name, options] pairs",
+        "onnxruntime execution providers in order of preference (default: onnxruntime's "
+        "choice, normally CPU).",
+        json_type=list[str] | None,
     )
     threads: int | None = option(
         None,
-        OptionInfo(
-            _optional(lambda v: is_int(v) and 1 <= v <= 1024),
-            "an integer from 1 to 1024 or None",
-            "Intra-op threads per onnxruntime session (default: onnxruntime's choice).",
-        ),
+        _optional(lambda v: is_int(v) and 1 <= v <= 1024),
+        "an integer from 1 to 1024 or None",
+        "Intra-op threads per onnxruntime session (default: onnxruntime's choice).",
     )
     batch_size: int = option(
         32,
-        OptionInfo(
-            _positive_int,
-            "a positive integer",
-            "Items per model run (audio: 10 s windows per batch, run by the audio encoder at "
-            "most 8 at a time: the same speed, a fraction of the memory).",
-        ),
+        _positive_int,
+        "a positive integer",
+        "Items per model run (audio: 10 s windows per batch, run by the audio encoder at "
+        "most 8 at a time: the same speed, a fraction of the memory).",
     )
     long_audio: LongAudioPolicy = option(
         "mean",
-        OptionInfo(
-            _one_of(LONG_AUDIO_POLICIES),
-            _choices(LONG_AUDIO_POLICIES),
-            "Clips over 10 s: the mean of consecutive 10 s windows, or only the first or the "
-            "center 10 s.",
-            changes_vectors=True,
-        ),
+        _one_of(LONG_AUDIO_POLICIES),
+        _choices(LONG_AUDIO_POLICIES),
+        "Clips over 10 s: the mean of consecutive 10 s windows, or only the first or the "
+        "center 10 s.",
+        changes_vectors=True,
     )
     allow_remote: bool = option(
-        True,
-        OptionInfo(
-            _flag, "True or False", "Fetch http(s) URLs; set False for untrusted input."
-        ),
+        True, _flag, "True or False", "Fetch http(s) URLs; set False for untrusted input."
     )
     allow_private_urls: bool = option(
         True,
-        OptionInfo(
-            _flag,
-            "True or False",
-            "Fetch URLs whose host is a loopback, private or link-local address; set False for "
-            "untrusted input (a server would otherwise fetch from its own network for whoever "
-            "sends it a URL).",
-        ),
+        _flag,
+        "True or False",
+        "Fetch URLs whose host is a loopback, private or link-local address; set False for "
+        "untrusted input (a server would otherwise fetch from its own network for whoever "
+        "sends it a URL).",
     )
     allow_local_files: bool = option(
         True,
-        OptionInfo(
-            _flag,
-            "True or False",
-            "Read paths and file: URLs; set False for untrusted input (strings are then always "
-            "text, never looked up on disk).",
-        ),
+        _flag,
+        "True or False",
+        "Read paths and file: URLs; set False for untrusted input (strings are then always "
+        "text, never looked up on disk).",
     )
     strict_paths: bool = option(
         False,
-        OptionInfo(
-            _flag,
-            "True or False",
-            "Refuse strings that look like missing media files instead of embedding them as "
-            "text.",
-        ),
+        _flag,
+        "True or False",
+        "Refuse strings that look like missing media files instead of embedding them as text.",
     )
     max_remote_bytes: int = option(
         64 * 1024 * 1024,
-        OptionInfo(_positive_int, "a positive integer", "Size limit of each URL download (bytes)."),
+        _positive_int,
+        "a positive integer",
+        "Size limit of each URL download (bytes).",
     )
     remote_timeout: float = option(
         30.0,
-        OptionInfo(
-            _positive_number,
-            "a positive number of seconds",
-            "Time limit of each URL download (seconds, in all).",
-        ),
+        _positive_number,
+        "a positive number of seconds",
+        "Time limit of each URL download (seconds, in all).",
     )
     max_image_pixels: int | None = option(
         DEFAULT_MAX_PIXELS,
-        OptionInfo(
-            _optional(_positive_int),
-            "a positive integer or None",
-            "Refuse larger images (decompression bombs); None for no limit.",
-        ),
+        _optional(_positive_int),
+        "a positive integer or None",
+        "Refuse larger images (decompression bombs); None for no limit.",
     )
     max_audio_seconds: float | None = option(
         DEFAULT_MAX_SECONDS,
-        OptionInfo(
-            _optional(_positive_number),
-            "a positive number or None",
-            "Refuse longer audio (bounds memory); None for no limit.",
-        ),
+        _optional(_positive_number),
+        "a positive number or None",
+        "Refuse longer audio (bounds memory); None for no limit.",
     )
     fast_jpeg: bool = option(
         False,
-        OptionInfo(
-            _flag,
-            "True or False",
-            "Decode JPEGs at reduced size (Pillow draft mode): much faster on large photos, at "
-            "a small parity cost.",
-            changes_vectors=True,
-        ),
+        _flag,
+        "True or False",
+        "Decode JPEGs at reduced size (Pillow draft mode): much faster on large photos, at "
+        "a small parity cost.",
+        changes_vectors=True,
     )
     optimize: OptimizeOption | None = option(
         None,
-        OptionInfo(
-            _optional(_one_of(OPTIMIZE_CHOICES)),
-            " or ".join(f'"{c}"' for c in OPTIMIZE_CHOICES) + " or None",
-            "'fusions': run copies of the encoders with onnxruntime's transformer graph fusions "
-            "(built once, cached on disk). Opt-in: vectors move slightly.",
-            changes_vectors=True,
-        ),
+        _optional(_one_of(OPTIMIZE_CHOICES)),
+        " or ".join(f'"{c}"' for c in OPTIMIZE_CHOICES) + " or None",
+        "'fusions': run copies of the encoders with onnxruntime's transformer graph fusions "
+        "(built once, cached on disk). Opt-in: vectors move slightly.",
+        changes_vectors=True,
     )
     quantize: QuantizeOption | None = option(
         None,
-        OptionInfo(
-            _optional(_one_of(QUANTIZE_CHOICES)),
-            " or ".join(f'"{c}"' for c in QUANTIZE_CHOICES) + " or None",
-            "'int8': run dynamically int8-quantized copies of the encoders (built once, "
-            "cached): much faster on CPUs, at a small parity cost.",
-            changes_vectors=True,
-        ),
+        _optional(_one_of(QUANTIZE_CHOICES)),
+        " or ".join(f'"{c}"' for c in QUANTIZE_CHOICES) + " or None",
+        "'int8': run dynamically int8-quantized copies of the encoders (built once, "
+        "cached): much faster on CPUs, at a small parity cost.",
+        changes_vectors=True,
     )
     optimized_dir: PathLike | None = option(
         None,
-        OptionInfo(
-            _optional(_folder),
-            "a folder path or None",
-            "Where optimized copies are cached (default $CLIPCLAP_CACHE, else "
-            "~/.cache/clipclap-integrations).",
-            json_type=str | None,
-        ),
+        _optional(_folder),
+        "a folder path or None",
+        "Where optimized copies are cached (default $CLIPCLAP_CACHE, else "
+        "~/.cache/clipclap-integrations).",
+        json_type=str | None,
     )
 
     def __post_init__(self) -> None:
         problems = [p for n, info, v in self.items() if (p := info.problem(n, v)) is not None]
         if problems:
             raise ValueError("; ".join(problems))
-        # numpy integers and other Integrals become plain ints (sessions and JSON want them)
-        for name in ("threads", "batch_size", "max_remote_bytes", "max_image_pixels"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, int(value))
-        for name in ("remote_timeout", "max_audio_seconds"):
-            value = getattr(self, name)
-            if value is not None and is_int(value):
-                object.__setattr__(self, name, float(value))
+        # numpy and other integers become plain ints, or floats where the option is one
+        # (onnxruntime and JSON want plain values)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if is_int(value):
+                plain = float(value) if "float" in str(f.type) else int(value)
+                object.__setattr__(self, f.name, plain)
 
     def items(self) -> Iterator[tuple[str, OptionInfo, Any]]:
         """(name, info, value) of every option, in declaration order."""

@@ -30,6 +30,9 @@ def test_options_reach_the_embedder_and_read_back(tiny_model_dir: Path) -> None:
     assert e.options == dataclasses.replace(opts, batch_size=6)
     assert (e.batch_size, e.long_audio, e.max_image_pixels) == (6, "first", None)
     assert type(e.batch_size) is int
+    plain = EmbedderOptions(remote_timeout=np.int64(5), max_audio_seconds=7, threads=np.int32(2))
+    assert (type(plain.remote_timeout), type(plain.max_audio_seconds)) == (float, float)
+    assert type(plain.threads) is int and plain.threads == 2
     with pytest.raises(AttributeError):
         _ = e.no_such_option
     with pytest.raises(TypeError, match="colour"):
