@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ClipClapError
+from .runtime.model import CLAP_WINDOW_S
 
 DEFAULT_DB = "clipclap-db"
 DEFAULT_COLLECTION = "clipclap"
@@ -43,8 +44,10 @@ def _window_seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value <= 10:
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 10 s, got {text}")
+    if not 0 < value <= CLAP_WINDOW_S:
+        raise argparse.ArgumentTypeError(
+            f"must be more than 0 and at most {CLAP_WINDOW_S:g} s, got {text}"
+        )
     return value
 
 
@@ -109,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="Hub repo id (default: $CLIPCLAP_MODEL if it is a repo id, else antflydb/clipclap)",
     )
-    p.add_argument("--revision", default=None, help="branch, tag or commit (default main)")
-    p.add_argument("--cache-dir", default=None, help="Hub cache folder")
+    for name, parse in (("revision", str), ("cache_dir", str)):
+        _option_flag(p, name, parse)
     p.add_argument("--force", action="store_true", help="download again even if cached")
     p.add_argument(
         "--no-verify",
@@ -147,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--window",
         type=_window_seconds,
         default=None,
-        help="seconds per indexed window of long audio, at most 10 (default 10)",
+        help=f"seconds per indexed window of long audio, at most {CLAP_WINDOW_S:g} (default "
+        f"{CLAP_WINDOW_S:g})",
     )
     _db_args(p)
     _model_args(p)

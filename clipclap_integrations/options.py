@@ -256,16 +256,6 @@ class EmbedderOptions:
         """The values of the options that change the vectors (JSON values)."""
         return {n: json_value(v) for n, info, v in self.items() if info.changes_vectors}
 
-    def changed(self) -> dict[str, Any]:
-        """The options whose value is not the default (JSON values): what a stored
-        configuration records."""
-        default = EmbedderOptions()
-        return {
-            name: json_value(value)
-            for name, _, value in self.items()
-            if json_value(value) != json_value(getattr(default, name))
-        }
-
     def input_options(self) -> InputOptions:
         """The switches and limits that reading inputs applies."""
         return InputOptions(
@@ -279,7 +269,7 @@ class EmbedderOptions:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> EmbedderOptions:
-        """Options from a stored configuration (``changed()``'s output, or any subset)."""
+        """Options from a stored configuration (JSON values of any of them)."""
         unknown = [k for k in config if k not in OPTION_NAMES]
         if unknown:
             raise ValueError(f"unknown option {unknown[0]!r} (known: {', '.join(OPTION_NAMES)})")

@@ -9,6 +9,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+# CLAP's sample rate: the model's audio, and a bare waveform given without one
+CLAP_SAMPLE_RATE = 48_000
+
 
 class Modality(str, Enum):
     """What kind of content an input is; every modality maps into the same vector space."""

@@ -154,7 +154,8 @@ class ClipClapEmbeddingFunction(EmbeddingFunction[Embeddable]):
     def validate_config_update(
         self, old_config: dict[str, Any], new_config: dict[str, Any]
     ) -> None:
-        """Allow option changes; refuse another model or revision (``refuse_model_update``)."""
+        """Allow changes of options that leave the vectors alone; refuse another model,
+        revision or vector-changing option (``refuse_model_update``)."""
         self.validate_config(new_config)
         refuse_model_update(old_config, new_config)
 

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import ClipClapInputError
-from ..types import Modality
+from ..types import CLAP_SAMPLE_RATE, Modality
 from .items import Item, Waveform, check_modality, is_pil_image, shorten
 
-DEFAULT_SAMPLE_RATE = 48_000  # a bare waveform (no rate given) is taken to be 48 kHz
+DEFAULT_SAMPLE_RATE = CLAP_SAMPLE_RATE  # a bare waveform (no rate given): the model's rate
 MAX_SAMPLE_RATE = 1_000_000  # no real recording is sampled faster; bounds resampling work
 # Integer sample types whose scale is known (as soundfile reads them); any other integer type
 # (int64 above all, numpy's default for a list of ints) says nothing about its scale.

@@ -36,15 +36,27 @@ def kind_of(name: str, head: bytes) -> tuple[Modality, str | None] | None:
     is_text_name = Path(name).suffix.lower() in TEXT_EXTENSIONS
     if is_text_name and _reads_as_text(head):
         return Modality.TEXT, "text/plain"
+    media = media_kind(name, head)
+    if media is not None:
+        return media
+    if is_text_name:
+        return Modality.TEXT, "text/plain"
+    return None
+
+
+def media_kind(name: str, head: bytes) -> tuple[Modality, str | None] | None:
+    """Image or audio by content (with its MIME type), else by extension; None if neither."""
     sniffed = sniff_bytes(head)
     if sniffed:
         return sniffed
     by_ext = modality_of_extension(name)
-    if by_ext is not None:
-        return by_ext, None
-    if is_text_name:
-        return Modality.TEXT, "text/plain"
-    return None
+    return (by_ext, None) if by_ext is not None else None
+
+
+def media_file_kind(path: Path) -> tuple[Modality, str | None] | None:
+    """``media_kind`` of a file on disk (never text: for paths given as media)."""
+    with open(path, "rb") as f:
+        return media_kind(path.name, f.read(HEAD_BYTES))
 
 
 def file_kind(path: Path) -> tuple[Modality, str | None] | None:
@@ -55,9 +67,10 @@ def file_kind(path: Path) -> tuple[Modality, str | None] | None:
     return kind_of(path.name, head)
 
 
-def read_text_file(path: Path) -> str:
-    """A text file's text: UTF-16 or UTF-8 with a byte order mark, else UTF-8."""
+def read_text_file(path: Path, errors: str = "strict") -> str:
+    """A text file's text: UTF-16 or UTF-8 with a byte order mark, else UTF-8 (``errors``
+    as for ``bytes.decode``)."""
     data = path.read_bytes()
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
-    return data.decode("utf-8-sig")
+        return data.decode("utf-16", errors)
+    return data.decode("utf-8-sig", errors)

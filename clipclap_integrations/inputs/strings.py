@@ -12,9 +12,10 @@ from typing import Any
 
 from ..errors import ClipClapInputError
 from ..types import Modality
+from .files import media_file_kind
 from .items import InputOptions, Item, Media, RemoteURL, shorten, text_item
 from .parts import Link, data_uri_item, is_data_uri
-from .sniff import HEAD_BYTES, modality_of_extension, sniff_bytes
+from .sniff import modality_of_extension
 
 _MAX_PATH_LENGTH = 4096
 _NO_LOCAL_FILES = "reading local files is disabled (allow_local_files=False)"
@@ -80,12 +81,11 @@ def string_item(text: str, forced: Modality | None, options: InputOptions) -> It
         return _file_media(path, forced)
     if path is not None:
         try:
-            sniffed = _sniff_file(path)
+            kind = media_file_kind(path)
         except OSError:
-            sniffed = None
-        modality = sniffed[0] if sniffed else modality_of_extension(path.name)
-        if modality is not None:
-            return Item(modality, Media(path=path, mime=sniffed[1] if sniffed else None))
+            kind = None
+        if kind is not None:
+            return Item(kind[0], Media(path=path, mime=kind[1]))
     elif options.strict_paths and _looks_like_media_name(text):
         raise ClipClapInputError(
             "looks like a media file name but no such file exists (strict_paths=True; wrap "
@@ -119,9 +119,6 @@ def file_url_path(url: str) -> Path:
     return Path(urllib.request.url2pathname(parts.path))
 
 
-def _sniff_file(path: Path) -> tuple[Modality, str] | None:
-    with open(path, "rb") as f:
-        return sniff_bytes(f.read(HEAD_BYTES))
 
 
 def _existing(text: str, *, regular: bool = True) -> Path | None:
@@ -153,15 +150,15 @@ def _file_media(path: Path, forced: Modality | None) -> Item:
             raise ClipClapInputError(f"a directory, not a file: {shorten(str(path), 200)}")
         if not path.is_file():
             raise ClipClapInputError(f"not a regular file: {shorten(str(path), 200)}")
-        sniffed = _sniff_file(path)
+        kind = media_file_kind(path)
     except ClipClapInputError:
         raise
     except (OSError, ValueError) as exc:
         raise ClipClapInputError(f"cannot read the file ({shorten(str(exc), 160)})") from None
-    modality = forced or (sniffed[0] if sniffed else modality_of_extension(path.name))
+    modality = forced or (kind[0] if kind else None)
     if modality is None:
         raise ClipClapInputError(
             "the file is neither an image nor audio that can be recognized (no known magic "
             "number or extension; wrap it in Image(...) or Audio(...) to force one)"
         )
-    return Item(modality, Media(path=path, mime=sniffed[1] if sniffed else None))
+    return Item(modality, Media(path=path, mime=kind[1] if kind else None))

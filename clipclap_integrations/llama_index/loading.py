@@ -23,7 +23,7 @@ from llama_index.core.schema import (
 )
 
 from ..errors import ClipClapInputError
-from ..inputs.files import HEAD_BYTES, file_kind, kind_of
+from ..inputs.files import HEAD_BYTES, file_kind, kind_of, read_text_file
 from ..inputs.sniff import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
 from ..types import Modality
 from .audio_node import AudioNode
@@ -112,7 +112,8 @@ def load_media_nodes(
 ) -> list[BaseNode]:
     """Nodes for a folder (or list) of mixed media: ``ImageNode``, ``AudioNode``, ``TextNode``.
 
-    Images and sounds are recognized by content, then extension; ``.txt``/``.md`` files become
+    Images and sounds are recognized by content, then extension; text files (``.txt``, ``.md``,
+    ``.rst``...) become
     text nodes. In a folder, other files are skipped, and a file that cannot be read is logged
     (a warning) and left out, or raises with ``raise_on_error=True`` (as in
     ``SimpleDirectoryReader``); a listed path that is missing, unreadable or of another kind is
@@ -147,7 +148,9 @@ def load_media_nodes(
             nodes.append(node)
         elif listed:
             raise ClipClapInputError(
-                "neither an image, a sound nor a .txt/.md text file", index=i, item=repr(str(path))
+                "neither an image, a sound nor a text file (.txt, .md, .rst...)",
+                index=i,
+                item=repr(str(path)),
             )
     return nodes
 
@@ -167,7 +170,7 @@ def _file_node(path: Path) -> BaseNode | None:
         return ImageNode(image_path=str(resolved), **common)
     if modality is Modality.AUDIO:
         return AudioNode(audio_path=str(resolved), **common)
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = read_text_file(path, errors="replace")
     return TextNode(text=text, **common)
 
 

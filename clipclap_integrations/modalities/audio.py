@@ -90,8 +90,8 @@ class AudioPipeline(ModalityPipeline):
     def segments(
         self, item: Item, window_s: float = CLAP_WINDOW_S, hop_s: float | None = None
     ) -> AudioSegments:
-        """One vector per window of a recording, with start and end times in seconds."""
-        self.check_window(window_s)
+        """One vector per window of a recording, with start and end times in seconds
+        (``window_s`` checked by ``check_window`` first, before the clip is fetched)."""
         wave = self.load(item, 0)
         rate = self.folder.audio.sample_rate
         bounds = duration_windows(wave.shape[0], rate, window_s, hop_s)

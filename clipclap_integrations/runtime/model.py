@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelFolderError, OnnxFormatError
-from ..types import Modality
+from ..types import CLAP_SAMPLE_RATE, Modality
 from .digests import file_sha256
 from .onnx_signature import GraphSignature, read_signature
 
@@ -121,7 +121,7 @@ CLAP_WINDOW_S = 10.0  # CLAP hears 10 s at a time: the default window of everyth
 class AudioSettings:
     """CLAP feature settings. They are not stored in the folder; these are the model's."""
 
-    sample_rate: int = 48_000
+    sample_rate: int = CLAP_SAMPLE_RATE
     max_length_s: float = CLAP_WINDOW_S
     n_fft: int = 1024
     hop_length: int = 480
