@@ -458,3 +458,75 @@ def test_notes_that_begin_like_a_media_signature_are_text(
         "note16.md": ("text", text),
         "really-a-sound.txt": ("audio", None),
     }
+
+
+def test_a_fifo_or_a_socket_in_the_folder_is_skipped_and_never_opened(
+    embedder: ClipClapEmbedder, tmp_path: Path, media_dir: Path
+) -> None:
+    import socket
+    import threading
+
+    root = tmp_path / "lib"
+    root.mkdir()
+    shutil.copy(media_dir / "rgb_320x200.png", root / "boat.png")
+    os.mkfifo(root / "pipe.wav")
+    os.mkfifo(root / "pipe.txt")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(root / "talk.png"))
+    opened: list[str] = []
+    stop = threading.Event()
+
+    def writer(fifo: Path) -> None:  # open() returns only once a reader opens the FIFO
+        while not stop.is_set():  # a writer each time it is read: no run hangs on it
+            with open(fifo, "wb"):
+                opened.append(fifo.name)
+
+    names = ("pipe.wav", "pipe.txt")
+    threads = [threading.Thread(target=writer, args=(root / n,), name=n) for n in names]
+    for t in threads:
+        t.start()
+    try:
+        report = FolderIndexer(_collection(tmp_path), embedder).index([root])
+        opened_by_the_run = list(opened)
+    finally:
+        stop.set()
+        for t in threads:
+            while t.is_alive():  # release a writer waiting in open()
+                os.close(os.open(root / t.name, os.O_RDONLY | os.O_NONBLOCK))
+                t.join(0.01)
+        server.close()
+    assert opened_by_the_run == []  # never read: a FIFO without a writer blocks a reader forever
+    assert [Path(p).name for p in report.added] == ["boat.png"]
+    assert report.failed == []
+    assert sorted((Path(p).name, why.split(",")[0]) for p, why in report.skipped) == [
+        ("pipe.txt", "a FIFO"),
+        ("pipe.wav", "a FIFO"),
+        ("talk.png", "a socket"),
+    ]
+    assert "3 skipped" in report.summary()
+
+
+def test_symlink_loops_and_deep_folders_never_abort_the_run(
+    embedder: ClipClapEmbedder, tmp_path: Path, media_dir: Path
+) -> None:
+    root = tmp_path / "lib"
+    root.mkdir()
+    shutil.copy(media_dir / "rgb_320x200.png", root / "boat.png")
+    os.symlink("b", root / "a")
+    os.symlink("a", root / "b")
+    os.symlink("self", root / "self")
+    chain = [root / "deep"]
+    for _ in range(1000):  # ~2,000 characters of path: legal, and deeper than the recursion limit
+        chain.append(chain[-1] / "d")
+    for folder in chain:
+        folder.mkdir()
+    (chain[-1] / "bottom.txt").write_text("The bottom of a deep well.", encoding="utf-8")
+    try:
+        report = FolderIndexer(_collection(tmp_path), embedder).index([root])
+    finally:  # bottom up: pytest's (recursive) cleanup would not get through them
+        (chain[-1] / "bottom.txt").unlink()
+        for folder in reversed(chain):
+            folder.rmdir()
+    assert sorted(Path(p).name for p in report.added) == ["boat.png", "bottom.txt"], report
+    assert sorted(Path(p).name for p, _ in report.failed) == ["a", "b", "self"]
+    assert all("symbolic links" in why for _, why in report.failed), report.failed

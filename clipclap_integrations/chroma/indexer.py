@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -49,6 +50,7 @@ class IndexReport:
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # not regular files: (path, why)
     ignored: int = 0  # files that are neither media nor text
     records: int = 0  # records written
 
@@ -59,6 +61,7 @@ class IndexReport:
             f"{len(self.unchanged)} unchanged",
             f"{len(self.removed)} removed",
             f"{len(self.failed)} failed",
+            f"{len(self.skipped)} skipped",
             f"{self.ignored} ignored",
             f"{self.records} records written",
         ]
@@ -69,29 +72,74 @@ def walk(
     paths: Iterable[str | os.PathLike[str]],
     onerror: Callable[[Path, OSError], None] | None = None,
 ) -> Iterator[Path]:
-    """Files under ``paths`` (recursively, skipping hidden entries), in a stable order.
+    """Entries under ``paths`` that are not folders (recursively, skipping hidden entries and
+    links to folders), in a stable order: a folder's files, then its subfolders.
 
-    A folder that cannot be listed is skipped; ``onerror(folder, error)`` is told.
+    The walk keeps its own stack, so no depth of nesting exhausts Python's recursion limit. A
+    folder that cannot be listed is skipped; ``onerror(folder, error)`` is told. An entry whose
+    path cannot be resolved (a symlink loop) is yielded as it is: reading it fails, and the
+    caller reports it.
     """
     for root in paths:
         root = Path(root).expanduser()
-        if root.is_file():
-            yield root.resolve()
-            continue
         if not root.is_dir():
-            raise FileNotFoundError(f"no such file or folder: {root}")
+            if not os.path.lexists(root):
+                raise FileNotFoundError(f"no such file or folder: {root}")
+            yield _resolved(root)  # a file, a FIFO, a link loop: the caller sorts them out
+            continue
+        stack = [root]
+        while stack:
+            folder = stack.pop()
+            try:
+                with os.scandir(folder) as entries:
+                    listed = sorted((e.name, _kind(e)) for e in entries if e.name[0] != ".")
+            except OSError as exc:
+                if onerror is not None:
+                    onerror(folder, exc)
+                continue
+            for name, kind in listed:
+                if kind == "other":
+                    yield _resolved(folder / name)
+            stack += [folder / name for name, kind in reversed(listed) if kind == "folder"]
 
-        def unreadable(exc: OSError, root: Path = root) -> None:
-            if onerror is not None:  # no name: the folder is somewhere under this root
-                onerror(Path(os.fsdecode(exc.filename)) if exc.filename else root, exc)
 
-        for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                if not name.startswith("."):
-                    path = Path(dirpath) / name
-                    real = path.resolve()
-                    yield real if real.exists() else path.absolute()  # a dangling link: itself
+def _kind(entry: os.DirEntry[str]) -> str:
+    """"folder" (walked), "link to a folder" (not followed, as ``os.walk`` does), or "other"
+    (a file, a FIFO, a dangling link, a symlink loop: the caller sorts them out)."""
+    try:
+        if not entry.is_dir():
+            return "other"
+    except OSError:  # a symlink loop
+        return "other"
+    return "link to a folder" if entry.is_symlink() else "folder"
+
+
+def _resolved(path: Path) -> Path:
+    """The real path of an entry, or its absolute path when it has none (a dangling link, a
+    symlink loop)."""
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13)
+        return path.absolute()
+    return real if real.exists() else path.absolute()
+
+
+def _not_a_regular_file(path: Path) -> str | None:
+    """What ``path`` is when it is not a regular file (a FIFO, a socket, a device), or None.
+    Raises ``OSError`` when it cannot be looked at (a dangling link, a symlink loop)."""
+    mode = os.stat(path).st_mode
+    if stat.S_ISREG(mode):
+        return None
+    for test, what in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISDIR, "a folder"),
+    ):
+        if test(mode):
+            return f"{what}, not a regular file: not read"
+    return "not a regular file: not read"
 
 
 def _is_under(path: str, folder: str) -> bool:
@@ -198,6 +246,11 @@ class FolderIndexer:
         for path in walk(paths, onerror=folder_failed):
             source = str(path)
             try:
+                not_regular = _not_a_regular_file(path)
+                if not_regular is not None:  # never opened: a FIFO would block the run
+                    report.skipped.append((source, not_regular))
+                    self.progress(1)
+                    continue
                 kind = file_kind(path)
                 if kind is not None:
                     content_hash = content_sha256(path)
