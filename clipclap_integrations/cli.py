@@ -147,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="remove records of files that no longer exist under PATHS",
     )
     p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: added, replaced, unchanged, pruned, failed (with reasons)",
+    )
+    p.add_argument(
         "--window",
         type=_window_seconds,
         default=None,
@@ -374,16 +379,27 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+EXIT_FAILED = 1  # the run finished, but some files could not be indexed (or the database left)
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from .chroma.indexer import DatabaseGoneError, FolderIndexer, walk
 
     e, collection = _open(args, create=True)
     total = sum(1 for _ in walk(args.paths))
     bar = _progress(total, "indexing")
+    done = 0
+
+    def progress(n: int) -> None:
+        nonlocal done
+        done += n
+        if bar is not None:
+            bar.update(n)
+
     indexer = FolderIndexer(
         collection,
         e,
-        progress=(bar.update if bar is not None else None),
+        progress=progress,
         **({} if args.window is None else {"window_s": args.window}),
     )
     try:
@@ -397,13 +413,40 @@ def cmd_index(args: argparse.Namespace) -> int:
             bar.close()
     if gone is not None:
         print(f"clipclap index: {gone}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(_index_summary(args, report, collection.count())))
+        return EXIT_FAILED if report.failed else 0
     print(f"{args.collection}: {report.summary()}; {collection.count()} records in the collection")
     if report.failed:
         print(f"{len(report.failed)} file(s) could not be indexed:")
         for path, reason in report.failed:
             print(f"  {_printable(path)}: {reason}")
-    return 0
+    if report.skipped:
+        print(f"{len(report.skipped)} entries skipped:")
+        for path, reason in report.skipped:
+            print(f"  {_printable(path)}: {reason}")
+    return EXIT_FAILED if report.failed else 0
+
+
+def _index_summary(args: argparse.Namespace, report: Any, count: int) -> dict[str, Any]:
+    """What ``clipclap index --json`` prints: one JSON object."""
+
+    def reasons(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
+        return [{"path": _printable(p), "reason": r} for p, r in pairs]
+
+    return {
+        "collection": args.collection,
+        "added": [_printable(p) for p in report.added],
+        "replaced": [_printable(p) for p in report.replaced],
+        "unchanged": [_printable(p) for p in report.unchanged],
+        "pruned": [_printable(p) for p in report.removed],
+        "failed": reasons(report.failed),
+        "skipped": reasons(report.skipped),
+        "ignored": report.ignored,
+        "records_written": report.records,
+        "records_in_collection": count,
+    }
 
 
 def _printable(path: str) -> str:

@@ -23,9 +23,15 @@ pytest.importorskip("chromadb")
 
 
 def clipclap(
-    *args: str, model: Path | None, cwd: Path, check: bool = True, **env_vars: str
+    *args: str,
+    model: Path | None,
+    cwd: Path,
+    check: bool = True,
+    expect: int = 0,
+    **env_vars: str,
 ) -> subprocess.CompletedProcess:
-    """Run the command; ``model=None``: no $CLIPCLAP_MODEL, and an empty Hugging Face cache."""
+    """Run the command; ``model=None``: no $CLIPCLAP_MODEL, and an empty Hugging Face cache.
+    ``check``: its exit code must be ``expect`` (1: it ran, but some files failed)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **env_vars}
     if model is not None:
         env["CLIPCLAP_MODEL"] = str(model)
@@ -42,7 +48,7 @@ def clipclap(
         timeout=300,
     )
     if check:
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == expect, done.stderr
     return done
 
 
@@ -101,7 +107,7 @@ def test_info_tells_the_providers_in_use_from_the_available_ones(
 def test_index_then_search_with_a_sentence_an_image_and_a_sound(
     tiny_model_dir: Path, library: Path, tmp_path: Path
 ) -> None:
-    done = clipclap("index", str(library), model=tiny_model_dir, cwd=tmp_path)
+    done = clipclap("index", str(library), model=tiny_model_dir, cwd=tmp_path, expect=1)
     assert "7 added" in done.stdout and "2 failed" in done.stdout
     assert "broken.jpg" in done.stdout and "broken.wav" in done.stdout
     assert (tmp_path / "clipclap-db").is_dir()  # the default embedded database
@@ -135,7 +141,7 @@ def test_index_then_search_with_a_sentence_an_image_and_a_sound(
     assert len(lines) == 1 + 3 + 6 + 1  # header, 3 images, 6 audio records (long: 1 + 3), 1 text
     assert "10.0-20.0 s" in table  # a window of the long recording, with its times
 
-    again = clipclap("index", str(library), model=tiny_model_dir, cwd=tmp_path)
+    again = clipclap("index", str(library), model=tiny_model_dir, cwd=tmp_path, expect=1)
     assert "0 added" in again.stdout and "7 unchanged" in again.stdout
 
 
@@ -215,7 +221,7 @@ def test_another_model_is_refused_by_index_and_search(
         init.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(init), init.name))
     onnx.save(graph, str(other / "text_projection.onnx"))
 
-    clipclap("index", str(library / "photos"), model=tiny_model_dir, cwd=tmp_path)
+    clipclap("index", str(library / "photos"), model=tiny_model_dir, cwd=tmp_path, expect=1)
     notes = tmp_path / "more"
     notes.mkdir()
     (notes / "n.txt").write_text("A note about gulls.", encoding="utf-8")
@@ -233,13 +239,19 @@ def test_search_and_index_use_the_model_the_collection_was_built_with(
     # No --model and no $CLIPCLAP_MODEL, offline with an empty cache: the default Hub model
     # cannot be had, the one recorded in the collection can.
     clipclap(
-        "index", str(library / "photos"), "--model", str(tiny_model_dir), model=None, cwd=tmp_path
+        "index",
+        str(library / "photos"),
+        "--model",
+        str(tiny_model_dir),
+        model=None,
+        cwd=tmp_path,
+        expect=1,
     )
     photo = library / "photos" / "rgb_320x200.png"
     out = clipclap("search", str(photo), "-k", "1", "--json", model=None, cwd=tmp_path).stdout
     top = json.loads(out)
     assert top["source"] == str(photo.resolve()) and top["score"] == pytest.approx(1.0, abs=1e-4)
-    more = clipclap("index", str(library / "sounds"), model=None, cwd=tmp_path)
+    more = clipclap("index", str(library / "sounds"), model=None, cwd=tmp_path, expect=1)
     assert "3 added" in more.stdout and "1 failed" in more.stdout, more.stdout  # broken.wav
     # A missing collection is still said to be missing (before any model is looked for).
     done = clipclap(
@@ -320,7 +332,7 @@ def test_add_media_and_index_share_a_collection_and_search_shows_both(
     assert made.returncode == 0, made.stderr
     caption, picture, pixels = json.loads(made.stdout)
     assert pixels.startswith("image-")
-    done = clipclap("index", str(library / "photos"), model=tiny_model_dir, cwd=tmp_path)
+    done = clipclap("index", str(library / "photos"), model=tiny_model_dir, cwd=tmp_path, expect=1)
     assert "3 added" in done.stdout and "6 records in the collection" in done.stdout
 
     search = ("search", "a bird", "-k", "20")
@@ -341,7 +353,7 @@ def test_add_media_and_index_share_a_collection_and_search_shows_both(
 
     # The indexer's re-runs and --prune leave records that are not a file's alone.
     again = clipclap(
-        "index", str(library / "photos"), "--prune", model=tiny_model_dir, cwd=tmp_path
+        "index", str(library / "photos"), "--prune", model=tiny_model_dir, cwd=tmp_path, expect=1
     )
     assert "3 unchanged" in again.stdout and "0 removed" in again.stdout
     assert "6 records in the collection" in again.stdout
@@ -350,7 +362,7 @@ def test_add_media_and_index_share_a_collection_and_search_shows_both(
 def test_a_missing_media_file_as_query_is_an_error(
     tiny_model_dir: Path, library: Path, tmp_path: Path
 ) -> None:
-    clipclap("index", str(library / "photos"), model=tiny_model_dir, cwd=tmp_path)
+    clipclap("index", str(library / "photos"), model=tiny_model_dir, cwd=tmp_path, expect=1)
     typo = library / "sounds" / "sirne.flac"
     for query, words in [
         (str(typo), "no such file"),
@@ -390,7 +402,12 @@ def test_a_file_name_that_is_not_utf8_is_listed_as_failed(
         f.write(picture)
     (root / "boat.png").write_bytes(picture)
     done = clipclap(
-        "index", str(root), model=tiny_model_dir, cwd=tmp_path, PYTHONIOENCODING="utf-8:strict"
+        "index",
+        str(root),
+        model=tiny_model_dir,
+        cwd=tmp_path,
+        PYTHONIOENCODING="utf-8:strict",
+        expect=1,
     )  # what a UTF-8 terminal does
     assert "1 added" in done.stdout and "1 failed" in done.stdout
     assert f"{root}/caf\\xe9.png: the path is not valid UTF-8" in done.stdout
@@ -434,3 +451,19 @@ def test_embed_fetches_a_url_without_extension_once(
     assert [(r["input"], r["modality"]) for r in rows] == [(url, "image"), ("a red boat", "text")]
     expected = ClipClapEmbedder(tiny_model_dir).embed([media_dir / "rgb_320x200.png", "a red boat"])
     np.testing.assert_allclose([r["embedding"] for r in rows], expected, atol=1e-6)
+
+
+def test_index_exits_1_when_a_file_failed_and_json_summarizes_the_run(
+    tiny_model_dir: Path, library: Path, tmp_path: Path
+) -> None:
+    done = clipclap("index", str(library), "--json", model=tiny_model_dir, cwd=tmp_path, expect=1)
+    summary = json.loads(done.stdout)
+    assert len(summary["added"]) == 7 and summary["replaced"] == summary["pruned"] == []
+    assert sorted(Path(f["path"]).name for f in summary["failed"]) == ["broken.jpg", "broken.wav"]
+    assert all(f["reason"] for f in summary["failed"])
+    (library / "photos" / "broken.jpg").unlink()
+    (library / "sounds" / "broken.wav").unlink()
+    again = clipclap("index", str(library), "--json", "--prune", model=tiny_model_dir, cwd=tmp_path)
+    summary = json.loads(again.stdout)  # exit 0: nothing failed
+    assert len(summary["unchanged"]) == 7 and summary["failed"] == []
+

@@ -104,8 +104,9 @@ def walk(
 
 
 def _kind(entry: os.DirEntry[str]) -> str:
-    """"folder" (walked), "link to a folder" (not followed, as ``os.walk`` does), or "other"
-    (a file, a FIFO, a dangling link, a symlink loop: the caller sorts them out)."""
+    """Whether an entry is a "folder" (walked), a "link to a folder" (not followed, as
+    ``os.walk`` does), or "other" (a file, a FIFO, a dangling link, a symlink loop: the
+    caller sorts them out)."""
     try:
         if not entry.is_dir():
             return "other"
