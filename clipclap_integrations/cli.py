@@ -380,6 +380,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 EXIT_FAILED = 1  # the run finished, but some files could not be indexed (or the database left)
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -406,6 +407,14 @@ def cmd_index(args: argparse.Namespace) -> int:
         report = indexer.index(args.paths, prune=args.prune)
     except DatabaseGoneError as exc:
         gone: DatabaseGoneError | None = exc
+    except KeyboardInterrupt:  # each file's records are written whole or redone next run
+        if bar is not None:
+            bar.close()
+        print(
+            f"clipclap index: interrupted after {done} files; run again to resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     else:
         gone = None
     finally:

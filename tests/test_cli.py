@@ -467,3 +467,48 @@ def test_index_exits_1_when_a_file_failed_and_json_summarizes_the_run(
     summary = json.loads(again.stdout)  # exit 0: nothing failed
     assert len(summary["unchanged"]) == 7 and summary["failed"] == []
 
+
+def test_ctrl_c_during_index_prints_one_line_and_a_rerun_resumes(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import re
+    import signal
+
+    root = tmp_path / "notes"
+    root.mkdir()
+    for k in range(400):
+        (root / f"note-{k:03}.txt").write_text(f"Note number {k}: a short line.", encoding="utf-8")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CLIPCLAP_MODEL": str(tiny_model_dir)}
+    env["CLIPCLAP_PROGRESS"] = "1"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clipclap_integrations", "index", str(root)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    seen = b""
+    while not re.search(rb" ([1-9]\d*)/400 ", seen):  # the bar shows files done: interrupt now
+        chunk = os.read(proc.stderr.fileno(), 4096)
+        assert chunk, seen.decode(errors="replace")
+        seen += chunk
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, (seen + err).decode(errors="replace")
+    lines = [ln for ln in re.split(r"[\r\n]", err.decode()) if ln.strip()]
+    assert "Traceback" not in err.decode()
+    last = lines[-1]
+    match = re.fullmatch(
+        r"clipclap index: interrupted after (\d+) files; run again to resume", last
+    )
+    assert match, err.decode()
+    assert not any("interrupted" in ln for ln in lines[:-1])
+    done_before = int(match.group(1))
+    assert 0 < done_before < 400
+
+    again = clipclap("index", str(root), "--json", model=tiny_model_dir, cwd=tmp_path)
+    summary = json.loads(again.stdout)
+    assert len(summary["added"]) + len(summary["unchanged"]) == 400
+    assert len(summary["unchanged"]) >= done_before and summary["failed"] == []
+    assert summary["records_in_collection"] == 400  # one record per note: none twice
