@@ -131,10 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("embed", help="embed inputs; print JSON lines (or save --npy)")
     p.add_argument("inputs", nargs="+", help="sentences, file paths or URLs")
     p.add_argument(
+        "--as",
         "--modality",
+        dest="modality",
         choices=["text", "image", "audio"],
         default=None,
-        help="force one modality for every input",
+        help="treat every input as this modality (--as text: a path-like string as text)",
     )
     p.add_argument("--npy", default=None, help="write the vectors to this .npy file instead")
     _model_args(p)
@@ -355,6 +357,15 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
+    if args.modality is None:
+        for raw in args.inputs:
+            problem = _path_problem(raw)
+            if problem:
+                print(
+                    f"clipclap embed: {problem} (to embed this text itself, pass --as text)",
+                    file=sys.stderr,
+                )
+                return 2
     e = _embedder(args)
     # Classified once, so the modality printed is the one embedded (a URL whose content must
     # tell is fetched once, when embedded, and its item then knows).
@@ -466,9 +477,9 @@ def _printable(path: str) -> str:
     return path if valid_utf8(path) else os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def _query_problem(query: str) -> str | None:
-    """Why a query that looks like a path to a media file cannot be one (missing, a folder),
-    or None. Searching such a string as text would quietly rank against a typo."""
+def _path_problem(query: str) -> str | None:
+    """Why an input that looks like a path to a media file cannot be one (missing, a folder),
+    or None. Embedding or searching such a string as text would quietly use a typo."""
     from .inputs.sniff import modality_of_extension
 
     q = query.strip()
@@ -501,7 +512,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from .chroma.records import read_record
 
     if args.query_as is None:
-        problem = _query_problem(args.query)
+        problem = _path_problem(args.query)
         if problem:
             print(
                 f"clipclap search: {problem} (to search for this text itself, pass --as text)",

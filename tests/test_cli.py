@@ -512,3 +512,15 @@ def test_ctrl_c_during_index_prints_one_line_and_a_rerun_resumes(
     assert len(summary["added"]) + len(summary["unchanged"]) == 400
     assert len(summary["unchanged"]) >= done_before and summary["failed"] == []
     assert summary["records_in_collection"] == 400  # one record per note: none twice
+
+
+def test_embed_refuses_a_missing_file_unless_told_it_is_text(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    for args in (("missing.png",), ("a cat", "./photos/cat.jpg")):
+        done = clipclap("embed", *args, model=tiny_model_dir, cwd=tmp_path, check=False)
+        assert done.returncode == 2 and done.stdout == "", done.stderr
+        assert done.stderr.startswith("clipclap embed: no such file") and "--as text" in done.stderr
+    forced = clipclap("embed", "missing.png", "--as", "text", model=tiny_model_dir, cwd=tmp_path)
+    row = json.loads(forced.stdout)
+    assert row["modality"] == "text" and row["input"] == "missing.png"
