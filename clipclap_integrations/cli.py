@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -197,31 +198,61 @@ def _embedder(args: argparse.Namespace) -> Any:
     return ClipClapEmbedder(args.model, **_model_options(args))
 
 
+# The core's errors name its Python arguments; the command has flags for them.
+_FLAG_NAMES = "|".join(MODEL_OPTIONS)
+CLI_TERMS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(
+            r"Re-open the collection without embedding_function= \(its stored\s+"
+            r"configuration is used\)"
+        ),
+        "Run without --model and $CLIPCLAP_MODEL (the model and options stored with the "
+        "collection are used)",
+    ),
+    (re.compile(r"\bpass model=<"), "pass --model <"),
+    (re.compile(rf"\b({_FLAG_NAMES})=(?=[^\s.,;)])"), "--\\1 "),  # revision='v2'
+    (re.compile(rf"\b({_FLAG_NAMES})=(?=[\s.,;)]|$)"), "--\\1"),  # "as revision=."
+)
+
+
+def in_cli_terms(message: str) -> str:
+    """``message`` with the Python arguments it names (``model=``, ``revision=``,
+    ``embedding_function=``...) told as the command's flags."""
+    for pattern, replacement in CLI_TERMS:
+        message = pattern.sub(replacement, message)
+    return message.replace("--cache_dir", "--cache-dir")
+
+
+def _fail(args: argparse.Namespace, message: str) -> SystemExit:
+    """The error that ends a command: its message after ``clipclap <command>:``."""
+    return SystemExit(f"clipclap {args.command}: {in_cli_terms(message)}")
+
+
 def _client(args: argparse.Namespace, *, create: bool) -> Any:
     try:
         import chromadb
     except ImportError:
-        raise SystemExit(
-            'clipclap index/search need Chroma: pip install "clipclap-integrations[chroma]"'
+        raise _fail(
+            args, 'index and search need Chroma: pip install "clipclap-integrations[chroma]"'
         ) from None
 
     if args.host:
         try:
             client = chromadb.HttpClient(host=args.host, port=args.port)
         except Exception as exc:  # chromadb checks the server on connect
-            raise SystemExit(
-                f"cannot reach the Chroma server at {args.host}:{args.port} ({exc})"
+            raise _fail(
+                args, f"cannot reach the Chroma server at {args.host}:{args.port} ({exc})"
             ) from None
     else:
         path = Path(args.db or os.environ.get("CLIPCLAP_DB", DEFAULT_DB)).expanduser()
         if not create and not path.is_dir():  # do not leave an empty database behind
-            raise SystemExit(f"no index at {path}: run clipclap index first (or pass --db)")
+            raise _fail(args, f"no index at {path}: run clipclap index first (or pass --db)")
         client = chromadb.PersistentClient(path=str(path))
     return client
 
 
 def _no_collection(args: argparse.Namespace, exc: Exception) -> SystemExit:
-    return SystemExit(f"no collection {args.collection!r} there ({exc}); run clipclap index first")
+    return _fail(args, f"no collection {args.collection!r} there ({exc}); run clipclap index first")
 
 
 def _stored_model_config(
@@ -241,7 +272,7 @@ def _stored_model_config(
     try:
         return stored_config(existing)
     except ValueError as exc:  # another embedding function
-        raise SystemExit(f"clipclap {args.command}: {exc}") from None
+        raise _fail(args, str(exc)) from None
 
 
 def _open(args: argparse.Namespace, *, create: bool) -> tuple[Any, Any]:
@@ -261,7 +292,7 @@ def _open(args: argparse.Namespace, *, create: bool) -> tuple[Any, Any]:
             ef = ClipClapEmbeddingFunction.build_from_config(config)
             embedder = ef.embedder
         except ValueError as exc:  # an invalid stored config, or changed model files
-            raise SystemExit(f"clipclap {args.command}: {exc}") from None
+            raise _fail(args, str(exc)) from None
         except ClipClapError as exc:
             raise ClipClapError(
                 f"{exc} (the model collection {args.collection!r} was built with; "
@@ -286,7 +317,7 @@ def _collection(client: Any, args: argparse.Namespace, ef: Any, *, create: bool)
     try:
         ef.check_collection(collection)
     except ValueError as exc:  # ModelChangedError is one
-        raise SystemExit(f"clipclap {args.command}: {exc}") from None
+        raise _fail(args, str(exc)) from None
     return collection
 
 
@@ -309,10 +340,16 @@ def cmd_download(args: argparse.Namespace) -> int:
 
     model = args.model  # None: $CLIPCLAP_MODEL if that is a repo id, else antflydb/clipclap
     if model and Path(model).expanduser().is_dir():
-        print(f"{model} is a local folder, not a Hub repo id: nothing to download", file=sys.stderr)
+        print(
+            f"clipclap download: {model} is a local folder, not a Hub repo id: nothing to download",
+            file=sys.stderr,
+        )
         return 2
     if model and not is_repo_id(model):
-        print(f"{model!r} is not a Hub repo id (owner/name), nor a local folder", file=sys.stderr)
+        print(
+            f"clipclap download: {model!r} is not a Hub repo id (owner/name), nor a local folder",
+            file=sys.stderr,
+        )
         return 2
     result = download_model(
         model,
@@ -432,7 +469,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     if gone is not None:
-        print(f"clipclap index: {gone}", file=sys.stderr)
+        print(f"clipclap index: {in_cli_terms(str(gone))}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
         print(json.dumps(_index_summary(args, report, collection.count())))
@@ -511,6 +548,11 @@ def _path_problem(query: str) -> str | None:
 def cmd_search(args: argparse.Namespace) -> int:
     from .chroma.records import read_record
 
+    if not args.query.strip():
+        print(
+            "clipclap search: the query is empty: give a sentence, a file or a URL", file=sys.stderr
+        )
+        return 2
     if args.query_as is None:
         problem = _path_problem(args.query)
         if problem:
@@ -582,10 +624,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout
         return 1
     except ClipClapError as exc:
-        print(f"clipclap {args.command}: {exc}", file=sys.stderr)
+        print(f"clipclap {args.command}: {in_cli_terms(str(exc))}", file=sys.stderr)
         return 2
     except FileNotFoundError as exc:
-        print(f"clipclap {args.command}: {exc}", file=sys.stderr)
+        print(f"clipclap {args.command}: {in_cli_terms(str(exc))}", file=sys.stderr)
         return 2
 
 

@@ -229,6 +229,8 @@ def test_another_model_is_refused_by_index_and_search(
         done = clipclap(*args, model=other, cwd=tmp_path, check=False)
         assert done.returncode != 0 and "collection 'clipclap'" in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
+        assert done.stderr.startswith(f"clipclap {args[0]}: ") and "--model" in done.stderr
+        assert "embedding_function=" not in done.stderr  # the CLI's flags, not Python's
     listing = clipclap("search", "gulls", "-k", "20", "--json", model=tiny_model_dir, cwd=tmp_path)
     assert all("n.txt" not in line for line in listing.stdout.splitlines())  # nothing written
 
@@ -524,3 +526,24 @@ def test_embed_refuses_a_missing_file_unless_told_it_is_text(
     forced = clipclap("embed", "missing.png", "--as", "text", model=tiny_model_dir, cwd=tmp_path)
     row = json.loads(forced.stdout)
     assert row["modality"] == "text" and row["input"] == "missing.png"
+
+
+def test_cli_errors_carry_the_command_and_name_its_flags(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    for query in ("", "   "):
+        done = clipclap("search", query, model=tiny_model_dir, cwd=tmp_path, check=False)
+        assert done.returncode == 2 and done.stdout == ""
+        assert done.stderr.startswith("clipclap search: the query is empty"), done.stderr
+    cases = [
+        (("search", "gulls", "--db", str(tmp_path / "none")), "clipclap search: no index at"),
+        (("index", str(tmp_path), "--host", "127.0.0.1", "--port", "9"), "clipclap index: "),
+        (("download", str(tiny_model_dir)), "clipclap download: "),
+        (("download", "not-a-repo"), "clipclap download: "),
+    ]
+    for args, start in cases:
+        done = clipclap(*args, model=tiny_model_dir, cwd=tmp_path, check=False)
+        assert done.returncode != 0 and done.stderr.startswith(start), (args, done.stderr)
+    offline = clipclap("info", model=None, cwd=tmp_path, check=False)  # nothing cached
+    assert offline.returncode == 2 and offline.stderr.startswith("clipclap info: ")
+    assert "--model <" in offline.stderr and "model=<" not in offline.stderr, offline.stderr
