@@ -453,65 +453,24 @@ def cmd_index(args: argparse.Namespace) -> int:
     )
     try:
         report = indexer.index(args.paths, prune=args.prune)
-    except DatabaseGoneError as exc:
-        gone: DatabaseGoneError | None = exc
-    except KeyboardInterrupt:  # each file's records are written whole or redone next run
+    except (DatabaseGoneError, KeyboardInterrupt) as exc:
         if bar is not None:
             bar.close()
-        print(
-            f"clipclap index: interrupted after {done} files; run again to resume",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
-    else:
-        gone = None
-    finally:
-        if bar is not None:
-            bar.close()
-    if gone is not None:
-        print(f"clipclap index: {in_cli_terms(str(gone))}", file=sys.stderr)
-        return EXIT_FAILED
+        stopped = isinstance(exc, KeyboardInterrupt)  # each file's records are whole, or redone
+        why = f"interrupted after {done} files; run again to resume" if stopped else str(exc)
+        print(f"clipclap index: {in_cli_terms(why)}", file=sys.stderr)
+        return EXIT_INTERRUPTED if stopped else EXIT_FAILED
+    if bar is not None:
+        bar.close()
+    count = collection.count()
+    summary = {"collection": args.collection, **report.as_dict(), "records_in_collection": count}
     if args.json:
-        print(json.dumps(_index_summary(args, report, collection.count())))
-        return EXIT_FAILED if report.failed else 0
-    print(f"{args.collection}: {report.summary()}; {collection.count()} records in the collection")
-    if report.failed:
-        print(f"{len(report.failed)} file(s) could not be indexed:")
-        for path, reason in report.failed:
-            print(f"  {_printable(path)}: {reason}")
-    if report.skipped:
-        print(f"{len(report.skipped)} entries skipped:")
-        for path, reason in report.skipped:
-            print(f"  {_printable(path)}: {reason}")
+        print(json.dumps(summary))
+    else:
+        print(f"{args.collection}: {report.summary()}; {count} records in the collection")
+        for line in report.listing():
+            print(line)
     return EXIT_FAILED if report.failed else 0
-
-
-def _index_summary(args: argparse.Namespace, report: Any, count: int) -> dict[str, Any]:
-    """What ``clipclap index --json`` prints: one JSON object."""
-
-    def reasons(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
-        return [{"path": _printable(p), "reason": r} for p, r in pairs]
-
-    return {
-        "collection": args.collection,
-        "added": [_printable(p) for p in report.added],
-        "replaced": [_printable(p) for p in report.replaced],
-        "unchanged": [_printable(p) for p in report.unchanged],
-        "pruned": [_printable(p) for p in report.removed],
-        "failed": reasons(report.failed),
-        "skipped": reasons(report.skipped),
-        "ignored": report.ignored,
-        "records_written": report.records,
-        "records_in_collection": count,
-    }
-
-
-def _printable(path: str) -> str:
-    """A path as text any terminal takes: bytes of a name that is not valid UTF-8 (lone
-    surrogates in Python) shown as \\xNN escapes instead of failing to print."""
-    from .chroma.indexer import valid_utf8
-
-    return path if valid_utf8(path) else os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _path_problem(query: str) -> str | None:
@@ -623,6 +582,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout
         return 1
+    except KeyboardInterrupt:  # before index's own count of files done, or another command
+        print(f"clipclap {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except ClipClapError as exc:
         print(f"clipclap {args.command}: {in_cli_terms(str(exc))}", file=sys.stderr)
         return 2

@@ -67,6 +67,35 @@ class IndexReport:
         ]
         return ", ".join(parts)
 
+    def listing(self) -> list[str]:
+        """The failed and the skipped entries, one line each, with the reason."""
+        lines = []
+        for what, entries in (
+            ("file(s) could not be indexed", self.failed),
+            ("entries skipped", self.skipped),
+        ):
+            if entries:
+                lines.append(f"{len(entries)} {what}:")
+                lines += [f"  {printable(path)}: {reason}" for path, reason in entries]
+        return lines
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (paths as ``printable`` gives them)."""
+
+        def reasons(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
+            return [{"path": printable(p), "reason": r} for p, r in pairs]
+
+        return {
+            "added": [printable(p) for p in self.added],
+            "replaced": [printable(p) for p in self.replaced],
+            "unchanged": [printable(p) for p in self.unchanged],
+            "pruned": [printable(p) for p in self.removed],
+            "failed": reasons(self.failed),
+            "skipped": reasons(self.skipped),
+            "ignored": self.ignored,
+            "records_written": self.records,
+        }
+
 
 def walk(
     paths: Iterable[str | os.PathLike[str]],
@@ -155,6 +184,12 @@ def valid_utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def printable(path: str) -> str:
+    """A path as text any terminal takes: bytes of a name that is not valid UTF-8 (lone
+    surrogates in Python) shown as \\xNN escapes instead of failing to print."""
+    return path if valid_utf8(path) else os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _same_window(stored: set[float | None], window_s: float) -> bool:
@@ -400,6 +435,7 @@ def image_parts(embedder: ClipClapEmbedder, paths: Sequence[Path]) -> list[Outco
         return [parts(v) for v in embedder.embed_images(list(paths))]
     except ClipClapInputError:
         pass
+
     def alone(path: Path) -> Outcome:
         return parts(embedder.embed_images([path])[0])
 
