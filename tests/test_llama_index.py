@@ -185,6 +185,17 @@ def test_fields_are_described_and_configure_the_core(model_dir: Path, media_dir:
     assert ClipClapEmbedding.from_dict(limited.to_dict()).embedder.max_image_pixels == 10
 
 
+def test_model_is_another_name_for_model_name(model_dir: Path):
+    """Issue 15 item 14: ``model`` as in the core, as a keyword and as an attribute."""
+    embedding = ClipClapEmbedding(model=model_dir)
+    assert embedding.model == embedding.model_name == str(model_dir)
+    embedding.model = Path(model_dir)
+    assert embedding.model_name == str(model_dir)
+    assert ClipClapEmbedding(model_name=str(model_dir)).model == str(model_dir)
+    with pytest.raises(ValueError, match="name two models"):
+        ClipClapEmbedding(model=model_dir, model_name="elsewhere")
+
+
 def test_vectors_equal_the_core(embed_model: ClipClapEmbedding, core, media_dir: Path):
     images = [str(media_dir / n) for n in IMAGES]
     sounds = [str(media_dir / n) for n in SOUNDS]

@@ -78,6 +78,11 @@ class ClipClapEmbedding(MultiModalEmbedding):
         model: str | os.PathLike[str] | None = None,
         **kwargs: Any,
     ) -> None:
+        if model is not None and model_name is not None and model != model_name:
+            raise ValueError(
+                f"model={os.fspath(model)!r} and model_name={os.fspath(model_name)!r} "
+                "name two models: give one (model is model_name's other name)"
+            )
         name = model if model is not None else model_name
         if name is not None:
             kwargs["model_name"] = os.fspath(name)
@@ -97,6 +102,16 @@ class ClipClapEmbedding(MultiModalEmbedding):
     @classmethod
     def class_name(cls) -> str:
         return "ClipClapEmbedding"
+
+    @property
+    def model(self) -> str:
+        """The model folder or Hub repo id: ``model_name`` under the name the core and
+        ``ClipClapEmbedding(model=...)`` use."""
+        return self.model_name
+
+    @model.setter
+    def model(self, value: str | os.PathLike[str]) -> None:
+        self.model_name = os.fspath(value)
 
     @property
     def embedder(self) -> ClipClapEmbedder:
