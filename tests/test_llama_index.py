@@ -813,6 +813,46 @@ def test_load_media_nodes_and_filters(embed_model, media_dir: Path, tmp_path: Pa
         index.as_retriever(modalities=["video"])
 
 
+def test_unreadable_media_are_dropped_and_reported(
+    embed_model, media_dir: Path, tmp_path: Path, caplog
+):
+    """Issue 15 item 4: a truncated image is left out of load_media_nodes (reported); an
+    index given bad nodes reports them and indexes the rest, or raises with raise_on_error."""
+    for name in [IMAGES[0], SOUNDS[0]]:
+        (tmp_path / name).write_bytes((media_dir / name).read_bytes())
+    whole = (media_dir / IMAGES[1]).read_bytes()
+    (tmp_path / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    sound = (media_dir / SOUNDS[1]).read_bytes()
+    (tmp_path / "truncated.flac").write_bytes(sound[:200])
+    with caplog.at_level("WARNING"):
+        nodes = load_media_nodes(tmp_path)
+    assert sorted(n.metadata["file_name"] for n in nodes) == sorted([IMAGES[0], SOUNDS[0]])
+    assert "truncated.jpg" in caplog.text and "truncated.flac" in caplog.text
+    with pytest.raises(ClipClapInputError, match="truncated"):
+        load_media_nodes(tmp_path, raise_on_error=True)
+    with pytest.raises(ClipClapInputError, match=r"input 0 .*truncated\.jpg.*cannot be read"):
+        load_media_nodes([tmp_path / "truncated.jpg"])
+    unchecked = load_media_nodes(tmp_path, verify=False)
+    assert len(unchecked) == 4
+
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        index = ClipClapIndex(unchecked, embed_model=embed_model)
+    bad = {n.node_id for n in unchecked if n.metadata["file_name"].startswith("truncated")}
+    good = {n.node_id for n in unchecked} - bad
+    assert set(index.index_struct.nodes_dict) == good
+    for node_id in bad:
+        assert node_id in caplog.text
+    hits = index.as_retriever(similarity_top_k=5).text_to_image("x")
+    assert [h.node.metadata["file_name"] for h in hits] == [IMAGES[0]]
+    with pytest.raises(ClipClapInputError, match="truncated"):
+        ClipClapIndex(unchecked, embed_model=embed_model, raise_on_error=True)
+    nothing = AudioNode(text="")
+    index = ClipClapIndex([TextNode(text="kept")], embed_model=embed_model)
+    index.insert_nodes([nothing, TextNode(text="also kept")])
+    assert len(index.index_struct.nodes_dict) == 3 - 1
+
+
 def test_ingestion_pipeline_embeds_each_node_by_its_content(corpus, embed_model, tmp_path: Path):
     store = _chroma_store(tmp_path / "db", "clipclap-pipeline")
     fresh = [n.model_copy(deep=True) for n in corpus.nodes]
@@ -859,20 +899,23 @@ def test_errors_name_the_node_and_its_place(model_dir: Path, media_dir: Path):
     good = [ImageNode(image_path=str(media_dir / "rgb_320x200.png"), id_=f"g{i}") for i in range(4)]
     junk = base64.b64encode(b"garbage bytes here").decode()
     nodes = [TextNode(text="t"), *good, ImageNode(image=junk, id_="the-bad-node")]
+    # raise_on_error: the first bad node stops the build (by default it is skipped, reported)
     with pytest.raises(ClipClapInputError, match="not a recognizable image") as info:
-        ClipClapIndex(nodes, embed_model=model)
+        ClipClapIndex(nodes, embed_model=model, raise_on_error=True)
     assert info.value.index == 5 and "'the-bad-node'" in str(info.value)
     with pytest.raises(ClipClapInputError, match="not a recognizable image") as info:
-        asyncio.run(ClipClapIndex([], embed_model=model).ainsert_nodes(nodes))
+        index = ClipClapIndex([], embed_model=model, raise_on_error=True)
+        asyncio.run(index.ainsert_nodes(nodes))
     assert info.value.index == 5 and "'the-bad-node'" in str(info.value)
     texts = [TextNode(text=f"text {i}", id_=f"n{i}") for i in range(3)]
     texts.append(TextNode(text="bad \ud800", id_="n3"))  # an unpaired surrogate
     with pytest.raises(ClipClapInputError, match="not valid Unicode") as info:
-        ClipClapIndex(texts, embed_model=model)  # the 4th text, in the 2nd batch of 2
+        # the 4th text, in the 2nd batch of 2
+        ClipClapIndex(texts, embed_model=model, raise_on_error=True)
     assert info.value.index == 3 and "'n3'" in str(info.value)
     broken = ImageNode(image="@@not base64@", id_="bad-b64")
     with pytest.raises(ClipClapInputError, match="not valid base64") as info:
-        ClipClapIndex([*good[:1], broken], embed_model=model)
+        ClipClapIndex([*good[:1], broken], embed_model=model, raise_on_error=True)
     assert info.value.index == 1 and "'bad-b64'" in str(info.value)
     paths = [str(media_dir / "rgb_320x200.png")] * 3 + [str(media_dir / "no-such.png")]
     with pytest.raises(ClipClapInputError) as info:  # the 4th item, in the 2nd batch of 2

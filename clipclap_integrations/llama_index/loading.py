@@ -25,6 +25,8 @@ from llama_index.core.schema import (
 from ..errors import ClipClapInputError
 from ..inputs.files import HEAD_BYTES, file_kind, kind_of, read_text_file
 from ..inputs.sniff import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
+from ..media.audio import decode_audio
+from ..media.image import open_image
 from ..types import Modality
 from .audio_node import AudioNode
 from .nodes import node_modality
@@ -109,6 +111,7 @@ def load_media_nodes(
     *,
     recursive: bool = True,
     raise_on_error: bool = False,
+    verify: bool = True,
 ) -> list[BaseNode]:
     """Nodes for a folder (or list) of mixed media: ``ImageNode``, ``AudioNode``, ``TextNode``.
 
@@ -117,7 +120,9 @@ def load_media_nodes(
     text nodes. In a folder, other files are skipped, and a file that cannot be read is logged
     (a warning) and left out, or raises with ``raise_on_error=True`` (as in
     ``SimpleDirectoryReader``); a listed path that is missing, unreadable or of another kind is
-    always an error naming it. Node ids derive from the resolved path, so indexing the same
+    always an error naming it. With ``verify`` (the default) each image and sound is decoded
+    once, so that a truncated or corrupt file counts as unreadable here rather than failing
+    at indexing. Node ids derive from the resolved path, so indexing the same
     files again updates rather than duplicates. Metadata: ``file_name``, ``file_path``.
     """
     listed = not isinstance(folder, str | Path)
@@ -135,14 +140,16 @@ def load_media_nodes(
     nodes: list[BaseNode] = []
     for i, path in enumerate(paths):
         try:
-            node = _file_node(path)
-        except OSError as exc:
+            node = _file_node(path, verify)
+        except (OSError, ClipClapInputError) as exc:
+            reason = exc.reason if isinstance(exc, ClipClapInputError) else exc.strerror or exc
             if listed:
-                reason = f"cannot be read ({exc.strerror or exc})"
-                raise ClipClapInputError(reason, index=i, item=repr(str(path))) from None
+                raise ClipClapInputError(
+                    f"cannot be read ({reason})", index=i, item=repr(str(path))
+                ) from None
             if raise_on_error:
                 raise
-            logger.warning("load_media_nodes: skipped %s, which cannot be read (%s)", path, exc)
+            logger.warning("load_media_nodes: skipped %s, which cannot be read (%s)", path, reason)
             continue
         if node is not None:
             nodes.append(node)
@@ -155,10 +162,12 @@ def load_media_nodes(
     return nodes
 
 
-def _file_node(path: Path) -> BaseNode | None:
+def _file_node(path: Path, verify: bool) -> BaseNode | None:
     modality = file_modality(path)
     if modality is None:
         return None
+    if verify:
+        check_media_file(path, modality)
     resolved = path.resolve()
     common: dict[str, Any] = {
         "id_": str(uuid.uuid5(uuid.NAMESPACE_URL, resolved.as_uri())),
@@ -172,6 +181,16 @@ def _file_node(path: Path) -> BaseNode | None:
         return AudioNode(audio_path=str(resolved), **common)
     text = read_text_file(path, errors="replace")
     return TextNode(text=text, **common)
+
+
+def check_media_file(path: Path, modality: Modality) -> None:
+    """Decode the image or sound at ``path`` once; ``ClipClapInputError`` if it cannot be
+    (truncated, corrupt, empty, or over the default pixel limit: a decompression bomb is not
+    decoded here). The length of a sound is the embedder's to judge (``long_audio``)."""
+    if modality is Modality.IMAGE:
+        open_image(path, resize_to=None).close()
+    elif modality is Modality.AUDIO:
+        decode_audio(path, max_seconds=None)
 
 
 class MediaFileReader(BaseReader):
