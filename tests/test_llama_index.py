@@ -861,6 +861,84 @@ def test_ingestion_pipeline_embeds_each_node_by_its_content(corpus, embed_model,
     _check_clipclap_index(index, corpus, every_node=False)
 
 
+def test_media_documents_survive_text_splitters(embed_model, core, media_dir, tmp_path, caplog):
+    """Issue 15 item 3: a sound read by the media reader and sent through a text splitter
+    stays a sound: ClipTextSplitter passes it through, and what LlamaIndex's SentenceSplitter
+    makes of it (an empty TextNode) is repaired by the embedding, the index and the
+    retriever, with a warning; one whose file is gone is left out, with a warning."""
+    from llama_index.core import SimpleDirectoryReader
+    from llama_index.core.node_parser import SentenceSplitter
+
+    from clipclap_integrations.llama_index import ClipTextSplitter
+
+    (tmp_path / "caption.txt").write_text(TEXTS[0], encoding="utf-8")
+    for name in [IMAGES[0], SOUNDS[0]]:
+        (tmp_path / name).write_bytes((media_dir / name).read_bytes())
+    documents = SimpleDirectoryReader(
+        str(tmp_path), file_extractor=media_file_extractor()
+    ).load_data()
+    sound_vector = core.embed_audio([media_dir / SOUNDS[0]])[0]
+    image_vector = core.embed_images([media_dir / IMAGES[0]])[0]
+
+    def check(nodes: list[BaseNode]) -> None:
+        by_name = {n.metadata["file_name"]: n for n in nodes}
+        assert set(by_name) == {"caption.txt", IMAGES[0], SOUNDS[0]}
+        sound, image = by_name[SOUNDS[0]], by_name[IMAGES[0]]
+        assert isinstance(sound, AudioNode) and sound.metadata[MODALITY_KEY] == "audio"
+        assert isinstance(image, ImageNode) and image.metadata[MODALITY_KEY] == "image"
+        np.testing.assert_allclose(_vec(sound.embedding), sound_vector, atol=1e-6)
+        np.testing.assert_allclose(_vec(image.embedding), image_vector, atol=1e-6)
+        retriever = ClipClapIndex(nodes, embed_model=embed_model).as_retriever(similarity_top_k=3)
+        hits = retriever.audio_to_audio(str(media_dir / SOUNDS[0]))
+        assert [h.node.metadata["file_name"] for h in hits] == [SOUNDS[0]]
+        assert [h.node.metadata["file_name"] for h in retriever.text_to_text("x")] == [
+            "caption.txt"
+        ]
+
+    ours = ClipTextSplitter.from_embed_model(embed_model)
+    split = ours.get_nodes_from_documents(documents)
+    assert sorted(type(n).__name__ for n in split) == ["AudioNode", "ImageNode", "TextNode"]
+    with caplog.at_level("WARNING"):
+        check(IngestionPipeline(transformations=[ours, embed_model]).run(documents=documents))
+    assert "arrived as text nodes" not in caplog.text  # nothing to repair
+
+    theirs = SentenceSplitter().get_nodes_from_documents(documents)
+    empty = next(n for n in theirs if n.metadata["file_name"] == SOUNDS[0])
+    assert type(empty) is TextNode and empty.text == ""  # what LlamaIndex does
+    with caplog.at_level("WARNING"):
+        check(
+            IngestionPipeline(transformations=[SentenceSplitter(), embed_model]).run(
+                documents=documents
+            )
+        )
+    assert "arrived as text nodes with no text" in caplog.text and SOUNDS[0] in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        index = ClipClapIndex(theirs, embed_model=embed_model)
+    assert "ClipClapIndex" in caplog.text and empty.node_id in caplog.text
+    stored = index.docstore.get_node(empty.node_id)
+    assert stored.metadata[MODALITY_KEY] == "audio"  # the docstore gives back a TextNode
+    assert AudioNode.from_node(stored).audio_path == str(tmp_path / SOUNDS[0])
+    np.testing.assert_allclose(_vec(index.vector_store.get(empty.node_id)), sound_vector, atol=1e-6)
+    retriever = index.as_retriever(similarity_top_k=1)
+    assert retriever.any_to_any(empty, "audio")[0].node.node_id == empty.node_id
+    assert retriever.text_to_text("x")[0].node.metadata["file_name"] == "caption.txt"
+
+    # a sound whose file is gone cannot be repaired: left out (and named), never text
+    lost = empty.model_copy()
+    lost.id_ = "lost-sound"
+    lost.metadata = {**empty.metadata, "file_path": str(tmp_path / "gone.wav")}
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        index = ClipClapIndex([lost, TextNode(text="kept")], embed_model=embed_model)
+        assert len(embed_model([lost.model_copy()])) == 0
+    assert "lost-sound" not in index.index_struct.nodes_dict
+    assert len(index.index_struct.nodes_dict) == 1
+    assert "'lost-sound'" in caplog.text and "gone.wav" in caplog.text
+    with pytest.raises(ClipClapInputError, match="cannot be read again"):
+        index.as_retriever().any_to_any(lost)
+
+
 def test_indexes_refuse_what_cannot_work(embed_model, media_dir: Path):
     with pytest.raises(TypeError, match="ClipClapEmbedding"):
         ClipClapIndex([TextNode(text="x")], embed_model=MockEmbedding(embed_dim=8))

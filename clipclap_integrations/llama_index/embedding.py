@@ -24,6 +24,7 @@ from ..runtime.hub import default_model
 from ..types import Modality
 from .batching import aembed_in_batches, embed_in_batches
 from .fields import check_option, option_fields
+from .loading import repaired_media_nodes
 from .node_embedding import aembed_nodes, embed_nodes
 from .nodes import tag_node_in_place
 
@@ -248,11 +249,17 @@ class ClipClapEmbedding(MultiModalEmbedding):
 
     # -- nodes as a transformation (IngestionPipeline): embed each node by its own content --
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
-        """Set ``node.embedding`` from each node's text, image or audio (and tag its modality)."""
+        """Set ``node.embedding`` from each node's text, image or audio (and tag its modality).
+
+        An image or sound that a text splitter earlier in the pipeline turned into a text node
+        with no text is made a media node again, or left out if its file is gone (warned).
+        """
+        nodes = repaired_media_nodes(nodes, "ClipClapEmbedding")
         vectors = embed_nodes(nodes, self, show_progress=kwargs.get("show_progress", False))
         return _embedded_in_place(nodes, vectors)
 
     async def acall(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        nodes = repaired_media_nodes(nodes, "ClipClapEmbedding")
         vectors = await aembed_nodes(nodes, self, show_progress=kwargs.get("show_progress", False))
         return _embedded_in_place(nodes, vectors)
 

@@ -20,7 +20,7 @@ from llama_index.core.vector_stores.types import BasePydanticVectorStore
 
 from ..errors import ClipClapInputError
 from .embedding import ClipClapEmbedding
-from .loading import media_node_from_document
+from .loading import media_node_from_document, repaired_media_nodes
 from .node_embedding import aembed_nodes, embed_nodes
 from .nodes import has_content, tagged
 from .retriever import ClipClapRetriever
@@ -34,9 +34,10 @@ class ClipClapIndex(VectorStoreIndex):
 
     Text nodes are embedded as text, ``ImageNode``s by their image, ``AudioNode``s by their
     sound, and ``Node``/``Document``s by their ``image_resource`` or ``audio_resource``
-    (nodes without text are kept). Text is split by ``ClipTextSplitter`` (chunks that fit
-    CLIP's 77 tokens) unless transformations are given or set in ``Settings``. Each stored
-    node gets ``metadata["modality"]``, which
+    (nodes without text are kept; an image or sound that a text splitter turned into a
+    text node with no text is made a media node again, with a warning). Text is split by
+    ``ClipTextSplitter`` (chunks that fit CLIP's 77 tokens) unless transformations are given
+    or set in ``Settings``. Each stored node gets ``metadata["modality"]``, which
     ``ClipClapRetriever`` filters on, so any vector store with metadata filters works
     (``SimpleVectorStore``, ``ChromaVectorStore``, ...). ``from_documents`` sends documents
     that hold an image or a sound straight to nodes, and text documents through the usual
@@ -162,6 +163,7 @@ class ClipClapIndex(VectorStoreIndex):
 
     def build_index_from_nodes(self, nodes: Sequence[BaseNode], **insert_kwargs: Any) -> IndexDict:
         """Build from nodes, keeping image and audio nodes that have no text."""
+        nodes = repaired_media_nodes(nodes, "ClipClapIndex")
         kept = [node for node in nodes if has_content(node)]
         if len(kept) != len(nodes):
             logger.warning("skipped %d nodes with no text, image or audio", len(nodes) - len(kept))
@@ -174,7 +176,7 @@ class ClipClapIndex(VectorStoreIndex):
         show_progress: bool = False,
         **insert_kwargs: Any,
     ) -> None:
-        tagged_nodes = [tagged(node) for node in nodes]
+        tagged_nodes = [tagged(node) for node in repaired_media_nodes(nodes, "ClipClapIndex")]
         super()._add_nodes_to_index(index_struct, tagged_nodes, show_progress, **insert_kwargs)
 
     async def _async_add_nodes_to_index(
@@ -184,7 +186,7 @@ class ClipClapIndex(VectorStoreIndex):
         show_progress: bool = False,
         **insert_kwargs: Any,
     ) -> None:
-        tagged_nodes = [tagged(node) for node in nodes]
+        tagged_nodes = [tagged(node) for node in repaired_media_nodes(nodes, "ClipClapIndex")]
         await super()._async_add_nodes_to_index(
             index_struct, tagged_nodes, show_progress, **insert_kwargs
         )

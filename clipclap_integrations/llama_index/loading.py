@@ -80,6 +80,93 @@ def media_node_from_document(document: BaseNode) -> BaseNode | None:
     return ImageNode(image=data, image_path=path, image_url=url, image_mimetype=mimetype, **common)
 
 
+def media_node_for(node: BaseNode) -> BaseNode | None:
+    """The image or sound node ``node`` is or stands for, or None for a text node.
+
+    ``ImageNode`` / ``AudioNode``: itself. A document: ``media_node_from_document``. A plain
+    ``TextNode`` with no text that a splitter made of a media document (LlamaIndex's node
+    parsers turn every document but an ``ImageDocument`` into a ``TextNode``):
+    ``recovered_media_node``.
+    """
+    if isinstance(node, AudioNode | ImageNode):
+        return node
+    if isinstance(node, Node):
+        return media_node_from_document(node)
+    return recovered_media_node(node)
+
+
+def recovered_media_node(node: BaseNode) -> BaseNode | None:
+    """For a ``TextNode`` with no text whose metadata names an image or sound file
+    (``file_path``, as ``SimpleDirectoryReader`` sets, and ``file_type``): the ``ImageNode`` /
+    ``AudioNode`` it was before a splitter made text of it (same id, metadata, relationships).
+    None for any other node.
+
+    Raises ``ClipClapInputError`` naming the node when it stands for media that cannot be
+    found again (the file is gone, or was read from another filesystem): embedded as text it
+    would be a wrong record.
+    """
+    if type(node) is not TextNode or node.text.strip():
+        return None
+    file_path = node.metadata.get("file_path")
+    file_type = str(node.metadata.get("file_type") or "")
+    suffix = Path(file_path).suffix.lower() if isinstance(file_path, str) else ""
+    looks_like_media = file_type.startswith(("image/", "audio/")) or suffix in (
+        IMAGE_EXTENSIONS | AUDIO_EXTENSIONS
+    )
+    if not looks_like_media:
+        return None
+    modality = None
+    if isinstance(file_path, str) and Path(file_path).is_file():
+        try:
+            modality = file_modality(Path(file_path))
+        except OSError:
+            modality = None
+    if modality is None or modality is Modality.TEXT:
+        raise ClipClapInputError(
+            "an image or sound that a text splitter turned into a text node with no text, "
+            "and whose file cannot be read again: keep media documents out of text splitters",
+            item=f"node {node.node_id!r}, {file_path!r}",
+        )
+    common: dict[str, Any] = {
+        "id_": node.node_id,
+        "text": "",
+        "metadata": dict(node.metadata),
+        "excluded_embed_metadata_keys": list(node.excluded_embed_metadata_keys),
+        "excluded_llm_metadata_keys": list(node.excluded_llm_metadata_keys),
+        "relationships": dict(node.relationships),
+    }
+    if modality is Modality.AUDIO:
+        return AudioNode(audio_path=file_path, **common)
+    return ImageNode(image_path=file_path, **common)
+
+
+def repaired_media_nodes(nodes: Iterable[BaseNode], who: str) -> list[BaseNode]:
+    """``nodes`` with each text node a splitter made of an image or sound turned back into a
+    media node, and those that cannot be (``recovered_media_node``) left out; both warned
+    about, naming the nodes, as ``who``."""
+    out: list[BaseNode] = []
+    repaired: list[str] = []
+    for node in nodes:
+        try:
+            media = recovered_media_node(node)
+        except ClipClapInputError as exc:
+            logger.warning("%s: left out %s: %s", who, exc.item_description, exc.reason)
+            continue
+        if media is not None:
+            repaired.append(f"{node.node_id!r} ({node.metadata.get('file_path')})")
+        out.append(node if media is None else media)
+    if repaired:
+        logger.warning(
+            "%s: %d image/sound node(s) arrived as text nodes with no text (a text splitter "
+            "made them; keep media documents out of it, or use ClipTextSplitter, which passes "
+            "them through): embedded as media again: %s",
+            who,
+            len(repaired),
+            ", ".join(repaired[:5]) + (" ..." if len(repaired) > 5 else ""),
+        )
+    return out
+
+
 def _is_file_read_as_text(text: str, path: Path) -> bool:
     """Whether ``text`` is the file itself decoded as text (what a reader without a media
     parser stores: ``SimpleDirectoryReader`` decodes UTF-8, ignoring errors), or empty."""
