@@ -448,6 +448,49 @@ def test_multimodal_index_from_image_documents(embed_model, core, media_dir: Pat
 
 
 # -- AudioNode -----------------------------------------------------------------------------------
+def test_multimodal_index_warns_once_that_it_drops_sounds(
+    embed_model, media_dir: Path, tmp_path: Path, caplog
+):
+    """Issue 15 item 5: MultiModalVectorStoreIndex indexes no audio; with our embedding it
+    says so, once per index, and names ClipClapIndex."""
+    from llama_index.core import SimpleDirectoryReader
+    from llama_index.core.embeddings import MockMultiModalEmbedding
+
+    for name in [IMAGES[0], *SOUNDS]:
+        (tmp_path / name).write_bytes((media_dir / name).read_bytes())
+    documents = SimpleDirectoryReader(
+        str(tmp_path), file_extractor=media_file_extractor()
+    ).load_data()
+    with caplog.at_level("WARNING"):
+        MultiModalVectorStoreIndex.from_documents(
+            documents, embed_model=embed_model, image_embed_model=embed_model
+        )
+    warnings = [r for r in caplog.records if "ClipClapIndex" in r.getMessage()]
+    assert len(warnings) == 1 and "3 node(s) holding a sound" in warnings[0].getMessage()
+
+    sounds = [AudioNode(audio_path=str(media_dir / n)) for n in SOUNDS]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        index = MultiModalVectorStoreIndex(
+            [TextNode(text="t"), *sounds[:2]],
+            embed_model=embed_model,
+            image_embed_model=embed_model,
+        )
+        index.insert_nodes(sounds[2:])  # the same index: warned already
+        other = MultiModalVectorStoreIndex(
+            [TextNode(text="t")], embed_model=embed_model, image_embed_model=embed_model
+        )
+        asyncio.run(other.ainsert_nodes(sounds[2:]))
+    warnings = [r.getMessage() for r in caplog.records if "ClipClapIndex" in r.getMessage()]
+    assert len(warnings) == 2 and "2 node(s)" in warnings[0] and "1 node(s)" in warnings[1]
+
+    caplog.clear()
+    mock = MockMultiModalEmbedding(embed_dim=8)
+    with caplog.at_level("WARNING"):  # other models: none of our business
+        MultiModalVectorStoreIndex(sounds, embed_model=mock, image_embed_model=mock)
+    assert "ClipClapIndex" not in caplog.text
+
+
 def test_audio_node_fields_resolve_and_survive_serialization(media_dir: Path):
     path = media_dir / SOUNDS[0]
     by_path = AudioNode(audio_path=str(path), text="a chirp", metadata={"take": 2})

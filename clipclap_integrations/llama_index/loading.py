@@ -17,6 +17,7 @@ from llama_index.core.schema import (
     ImageDocument,
     ImageNode,
     MediaResource,
+    MetadataMode,
     Node,
     NodeRelationship,
     TextNode,
@@ -138,6 +139,22 @@ def recovered_media_node(node: BaseNode) -> BaseNode | None:
     if modality is Modality.AUDIO:
         return AudioNode(audio_path=file_path, **common)
     return ImageNode(image_path=file_path, **common)
+
+
+def stands_for_audio(node: BaseNode) -> bool:
+    """Whether ``node`` holds a sound (``AudioNode``, ``audio_resource``), or is the empty
+    text node a text splitter made of one (metadata ``file_type`` / ``file_path``)."""
+    try:
+        if node_modality(node) is Modality.AUDIO:
+            return True
+    except ValueError:  # both an image and a sound
+        return True
+    if node.get_content(metadata_mode=MetadataMode.NONE).strip():
+        return False
+    file_path = node.metadata.get("file_path")
+    suffix = Path(file_path).suffix.lower() if isinstance(file_path, str) else ""
+    file_type = str(node.metadata.get("file_type") or "")
+    return file_type.startswith("audio/") or suffix in AUDIO_EXTENSIONS
 
 
 def repaired_media_nodes(nodes: Iterable[BaseNode], who: str) -> list[BaseNode]:
