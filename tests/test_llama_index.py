@@ -14,6 +14,7 @@ import base64
 import io
 import json
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
@@ -489,6 +490,22 @@ def test_multimodal_index_warns_once_that_it_drops_sounds(
     with caplog.at_level("WARNING"):  # other models: none of our business
         MultiModalVectorStoreIndex(sounds, embed_model=mock, image_embed_model=mock)
     assert "ClipClapIndex" not in caplog.text
+
+
+def test_readme_leads_with_clipclap_index_and_says_image_embed_model(embed_model):
+    """Issue 15 item 15: ClipClapIndex is the first route shown; the MultiModalVectorStoreIndex
+    snippet passes image_embed_model= and the README says why (LlamaIndex's default image
+    model, whose ImportError is checked to be still what users meet)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## LlamaIndex\n", 1)[1].split("\n## ", 1)[0]
+    snippets = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert "ClipClapIndex(" in snippets[0] and "MultiModalVectorStoreIndex" not in snippets[0]
+    multimodal = next(code for code in snippets if "MultiModalVectorStoreIndex(" in code)
+    assert "image_embed_model=embed_model" in multimodal
+    assert "**Pass it\ntwice, as `embed_model=` AND `image_embed_model=`**" in section
+    assert "llama-index-embeddings-clip package not found" in section
+    with pytest.raises(ImportError, match="llama-index-embeddings-clip"):
+        MultiModalVectorStoreIndex([TextNode(text="t")], embed_model=embed_model)
 
 
 def test_audio_node_fields_resolve_and_survive_serialization(media_dir: Path):

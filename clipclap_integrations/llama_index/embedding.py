@@ -38,10 +38,12 @@ bytes, ``BytesIO``, a ``(samples, sample_rate)`` tuple, a 1-D 48 kHz array or ``
 class ClipClapEmbedding(MultiModalEmbedding):
     """CLIPCLAP for LlamaIndex: text, images and audio in one 512-d, L2-normalized space.
 
-    Runs locally with onnxruntime; no API key. Use it as ``embed_model`` and
-    ``image_embed_model`` of ``MultiModalVectorStoreIndex``, or with ``ClipClapIndex`` to
-    index and retrieve audio as well. Images may be anything the core accepts (paths, URLs,
-    ``BytesIO``, bytes, PIL images, arrays); audio likewise (see ``AudioType``).
+    Runs locally with onnxruntime; no API key. Use it with ``ClipClapIndex`` to index and
+    retrieve text, images and audio in one store; or as BOTH ``embed_model=`` and
+    ``image_embed_model=`` of ``MultiModalVectorStoreIndex`` (text and images only; without
+    ``image_embed_model=`` that index loads LlamaIndex's own CLIP package). Images may be
+    anything the core accepts (paths, URLs, ``BytesIO``, bytes, PIL images, arrays); audio
+    likewise (see ``AudioType``).
 
     Example:
         embed_model = ClipClapEmbedding("antflydb/clipclap")
