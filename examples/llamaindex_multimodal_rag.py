@@ -54,7 +54,9 @@ def build_or_update(db: str, media: Path, embed_model: ClipClapEmbedding) -> Cli
     index = ClipClapIndex.from_vector_store(
         ChromaVectorStore(chroma_collection=collection), embed_model=embed_model
     )
-    nodes = load_media_nodes(media)
+    # verify=False: broken files are kept here, to be reported by embed_or_report and to have
+    # their old vectors removed when they changed
+    nodes = load_media_nodes(media, verify=False)
     for node in nodes:  # what tells a changed file: its size and modification time
         st = os.stat(node.metadata["file_path"])
         node.metadata[SIGNATURE] = f"{st.st_size}:{st.st_mtime_ns}"

@@ -14,6 +14,7 @@ import base64
 import io
 import json
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
@@ -183,6 +184,17 @@ def test_fields_are_described_and_configure_the_core(model_dir: Path, media_dir:
     with pytest.raises(ClipClapInputError, match="over the limit of 10"):
         limited.get_image_embedding(str(media_dir / "rgb_320x200.png"))
     assert ClipClapEmbedding.from_dict(limited.to_dict()).embedder.max_image_pixels == 10
+
+
+def test_model_is_another_name_for_model_name(model_dir: Path):
+    """Issue 15 item 14: ``model`` as in the core, as a keyword and as an attribute."""
+    embedding = ClipClapEmbedding(model=model_dir)
+    assert embedding.model == embedding.model_name == str(model_dir)
+    embedding.model = Path(model_dir)
+    assert embedding.model_name == str(model_dir)
+    assert ClipClapEmbedding(model_name=str(model_dir)).model == str(model_dir)
+    with pytest.raises(ValueError, match="name two models"):
+        ClipClapEmbedding(model=model_dir, model_name="elsewhere")
 
 
 def test_vectors_equal_the_core(embed_model: ClipClapEmbedding, core, media_dir: Path):
@@ -437,6 +449,65 @@ def test_multimodal_index_from_image_documents(embed_model, core, media_dir: Pat
 
 
 # -- AudioNode -----------------------------------------------------------------------------------
+def test_multimodal_index_warns_once_that_it_drops_sounds(
+    embed_model, media_dir: Path, tmp_path: Path, caplog
+):
+    """Issue 15 item 5: MultiModalVectorStoreIndex indexes no audio; with our embedding it
+    says so, once per index, and names ClipClapIndex."""
+    from llama_index.core import SimpleDirectoryReader
+    from llama_index.core.embeddings import MockMultiModalEmbedding
+
+    for name in [IMAGES[0], *SOUNDS]:
+        (tmp_path / name).write_bytes((media_dir / name).read_bytes())
+    documents = SimpleDirectoryReader(
+        str(tmp_path), file_extractor=media_file_extractor()
+    ).load_data()
+    with caplog.at_level("WARNING"):
+        MultiModalVectorStoreIndex.from_documents(
+            documents, embed_model=embed_model, image_embed_model=embed_model
+        )
+    warnings = [r for r in caplog.records if "ClipClapIndex" in r.getMessage()]
+    assert len(warnings) == 1 and "3 node(s) holding a sound" in warnings[0].getMessage()
+
+    sounds = [AudioNode(audio_path=str(media_dir / n)) for n in SOUNDS]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        index = MultiModalVectorStoreIndex(
+            [TextNode(text="t"), *sounds[:2]],
+            embed_model=embed_model,
+            image_embed_model=embed_model,
+        )
+        index.insert_nodes(sounds[2:])  # the same index: warned already
+        other = MultiModalVectorStoreIndex(
+            [TextNode(text="t")], embed_model=embed_model, image_embed_model=embed_model
+        )
+        asyncio.run(other.ainsert_nodes(sounds[2:]))
+    warnings = [r.getMessage() for r in caplog.records if "ClipClapIndex" in r.getMessage()]
+    assert len(warnings) == 2 and "2 node(s)" in warnings[0] and "1 node(s)" in warnings[1]
+
+    caplog.clear()
+    mock = MockMultiModalEmbedding(embed_dim=8)
+    with caplog.at_level("WARNING"):  # other models: none of our business
+        MultiModalVectorStoreIndex(sounds, embed_model=mock, image_embed_model=mock)
+    assert "ClipClapIndex" not in caplog.text
+
+
+def test_readme_leads_with_clipclap_index_and_says_image_embed_model(embed_model):
+    """Issue 15 item 15: ClipClapIndex is the first route shown; the MultiModalVectorStoreIndex
+    snippet passes image_embed_model= and the README says why (LlamaIndex's default image
+    model, whose ImportError is checked to be still what users meet)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## LlamaIndex\n", 1)[1].split("\n## ", 1)[0]
+    snippets = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert "ClipClapIndex(" in snippets[0] and "MultiModalVectorStoreIndex" not in snippets[0]
+    multimodal = next(code for code in snippets if "MultiModalVectorStoreIndex(" in code)
+    assert "image_embed_model=embed_model" in multimodal
+    assert "**Pass it\ntwice, as `embed_model=` AND `image_embed_model=`**" in section
+    assert "llama-index-embeddings-clip package not found" in section
+    with pytest.raises(ImportError, match="llama-index-embeddings-clip"):
+        MultiModalVectorStoreIndex([TextNode(text="t")], embed_model=embed_model)
+
+
 def test_audio_node_fields_resolve_and_survive_serialization(media_dir: Path):
     path = media_dir / SOUNDS[0]
     by_path = AudioNode(audio_path=str(path), text="a chirp", metadata={"take": 2})
@@ -802,12 +873,130 @@ def test_load_media_nodes_and_filters(embed_model, media_dir: Path, tmp_path: Pa
         index.as_retriever(modalities=["video"])
 
 
+def test_unreadable_media_are_dropped_and_reported(
+    embed_model, media_dir: Path, tmp_path: Path, caplog
+):
+    """Issue 15 item 4: a truncated image is left out of load_media_nodes (reported); an
+    index given bad nodes reports them and indexes the rest, or raises with raise_on_error."""
+    for name in [IMAGES[0], SOUNDS[0]]:
+        (tmp_path / name).write_bytes((media_dir / name).read_bytes())
+    whole = (media_dir / IMAGES[1]).read_bytes()
+    (tmp_path / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    sound = (media_dir / SOUNDS[1]).read_bytes()
+    (tmp_path / "truncated.flac").write_bytes(sound[:200])
+    with caplog.at_level("WARNING"):
+        nodes = load_media_nodes(tmp_path)
+    assert sorted(n.metadata["file_name"] for n in nodes) == sorted([IMAGES[0], SOUNDS[0]])
+    assert "truncated.jpg" in caplog.text and "truncated.flac" in caplog.text
+    with pytest.raises(ClipClapInputError, match="truncated"):
+        load_media_nodes(tmp_path, raise_on_error=True)
+    with pytest.raises(ClipClapInputError, match=r"input 0 .*truncated\.jpg.*cannot be read"):
+        load_media_nodes([tmp_path / "truncated.jpg"])
+    unchecked = load_media_nodes(tmp_path, verify=False)
+    assert len(unchecked) == 4
+
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        index = ClipClapIndex(unchecked, embed_model=embed_model)
+    bad = {n.node_id for n in unchecked if n.metadata["file_name"].startswith("truncated")}
+    good = {n.node_id for n in unchecked} - bad
+    assert set(index.index_struct.nodes_dict) == good
+    for node_id in bad:
+        assert node_id in caplog.text
+    hits = index.as_retriever(similarity_top_k=5).text_to_image("x")
+    assert [h.node.metadata["file_name"] for h in hits] == [IMAGES[0]]
+    with pytest.raises(ClipClapInputError, match="truncated"):
+        ClipClapIndex(unchecked, embed_model=embed_model, raise_on_error=True)
+    nothing = AudioNode(text="")
+    index = ClipClapIndex([TextNode(text="kept")], embed_model=embed_model)
+    index.insert_nodes([nothing, TextNode(text="also kept")])
+    assert len(index.index_struct.nodes_dict) == 3 - 1
+
+
 def test_ingestion_pipeline_embeds_each_node_by_its_content(corpus, embed_model, tmp_path: Path):
     store = _chroma_store(tmp_path / "db", "clipclap-pipeline")
     fresh = [n.model_copy(deep=True) for n in corpus.nodes]
     IngestionPipeline(transformations=[embed_model], vector_store=store).run(nodes=fresh)
     index = ClipClapIndex.from_vector_store(store, embed_model=embed_model)
     _check_clipclap_index(index, corpus, every_node=False)
+
+
+def test_media_documents_survive_text_splitters(embed_model, core, media_dir, tmp_path, caplog):
+    """Issue 15 item 3: a sound read by the media reader and sent through a text splitter
+    stays a sound: ClipTextSplitter passes it through, and what LlamaIndex's SentenceSplitter
+    makes of it (an empty TextNode) is repaired by the embedding, the index and the
+    retriever, with a warning; one whose file is gone is left out, with a warning."""
+    from llama_index.core import SimpleDirectoryReader
+    from llama_index.core.node_parser import SentenceSplitter
+
+    from clipclap_integrations.llama_index import ClipTextSplitter
+
+    (tmp_path / "caption.txt").write_text(TEXTS[0], encoding="utf-8")
+    for name in [IMAGES[0], SOUNDS[0]]:
+        (tmp_path / name).write_bytes((media_dir / name).read_bytes())
+    documents = SimpleDirectoryReader(
+        str(tmp_path), file_extractor=media_file_extractor()
+    ).load_data()
+    sound_vector = core.embed_audio([media_dir / SOUNDS[0]])[0]
+    image_vector = core.embed_images([media_dir / IMAGES[0]])[0]
+
+    def check(nodes: list[BaseNode]) -> None:
+        by_name = {n.metadata["file_name"]: n for n in nodes}
+        assert set(by_name) == {"caption.txt", IMAGES[0], SOUNDS[0]}
+        sound, image = by_name[SOUNDS[0]], by_name[IMAGES[0]]
+        assert isinstance(sound, AudioNode) and sound.metadata[MODALITY_KEY] == "audio"
+        assert isinstance(image, ImageNode) and image.metadata[MODALITY_KEY] == "image"
+        np.testing.assert_allclose(_vec(sound.embedding), sound_vector, atol=1e-6)
+        np.testing.assert_allclose(_vec(image.embedding), image_vector, atol=1e-6)
+        retriever = ClipClapIndex(nodes, embed_model=embed_model).as_retriever(similarity_top_k=3)
+        hits = retriever.audio_to_audio(str(media_dir / SOUNDS[0]))
+        assert [h.node.metadata["file_name"] for h in hits] == [SOUNDS[0]]
+        assert [h.node.metadata["file_name"] for h in retriever.text_to_text("x")] == [
+            "caption.txt"
+        ]
+
+    ours = ClipTextSplitter.from_embed_model(embed_model)
+    split = ours.get_nodes_from_documents(documents)
+    assert sorted(type(n).__name__ for n in split) == ["AudioNode", "ImageNode", "TextNode"]
+    with caplog.at_level("WARNING"):
+        check(IngestionPipeline(transformations=[ours, embed_model]).run(documents=documents))
+    assert "arrived as text nodes" not in caplog.text  # nothing to repair
+
+    theirs = SentenceSplitter().get_nodes_from_documents(documents)
+    empty = next(n for n in theirs if n.metadata["file_name"] == SOUNDS[0])
+    assert type(empty) is TextNode and empty.text == ""  # what LlamaIndex does
+    with caplog.at_level("WARNING"):
+        check(
+            IngestionPipeline(transformations=[SentenceSplitter(), embed_model]).run(
+                documents=documents
+            )
+        )
+    assert "arrived as text nodes with no text" in caplog.text and SOUNDS[0] in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        index = ClipClapIndex(theirs, embed_model=embed_model)
+    assert "ClipClapIndex" in caplog.text and empty.node_id in caplog.text
+    stored = index.docstore.get_node(empty.node_id)
+    assert stored.metadata[MODALITY_KEY] == "audio"  # the docstore gives back a TextNode
+    assert AudioNode.from_node(stored).audio_path == str(tmp_path / SOUNDS[0])
+    np.testing.assert_allclose(_vec(index.vector_store.get(empty.node_id)), sound_vector, atol=1e-6)
+    retriever = index.as_retriever(similarity_top_k=1)
+    assert retriever.any_to_any(empty, "audio")[0].node.node_id == empty.node_id
+    assert retriever.text_to_text("x")[0].node.metadata["file_name"] == "caption.txt"
+
+    # a sound whose file is gone cannot be repaired: left out (and named), never text
+    lost = empty.model_copy()
+    lost.id_ = "lost-sound"
+    lost.metadata = {**empty.metadata, "file_path": str(tmp_path / "gone.wav")}
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        index = ClipClapIndex([lost, TextNode(text="kept")], embed_model=embed_model)
+        assert len(embed_model([lost.model_copy()])) == 0
+    assert "lost-sound" not in index.index_struct.nodes_dict
+    assert len(index.index_struct.nodes_dict) == 1
+    assert "'lost-sound'" in caplog.text and "gone.wav" in caplog.text
+    with pytest.raises(ClipClapInputError, match="cannot be read again"):
+        index.as_retriever().any_to_any(lost)
 
 
 def test_indexes_refuse_what_cannot_work(embed_model, media_dir: Path):
@@ -848,20 +1037,23 @@ def test_errors_name_the_node_and_its_place(model_dir: Path, media_dir: Path):
     good = [ImageNode(image_path=str(media_dir / "rgb_320x200.png"), id_=f"g{i}") for i in range(4)]
     junk = base64.b64encode(b"garbage bytes here").decode()
     nodes = [TextNode(text="t"), *good, ImageNode(image=junk, id_="the-bad-node")]
+    # raise_on_error: the first bad node stops the build (by default it is skipped, reported)
     with pytest.raises(ClipClapInputError, match="not a recognizable image") as info:
-        ClipClapIndex(nodes, embed_model=model)
+        ClipClapIndex(nodes, embed_model=model, raise_on_error=True)
     assert info.value.index == 5 and "'the-bad-node'" in str(info.value)
     with pytest.raises(ClipClapInputError, match="not a recognizable image") as info:
-        asyncio.run(ClipClapIndex([], embed_model=model).ainsert_nodes(nodes))
+        index = ClipClapIndex([], embed_model=model, raise_on_error=True)
+        asyncio.run(index.ainsert_nodes(nodes))
     assert info.value.index == 5 and "'the-bad-node'" in str(info.value)
     texts = [TextNode(text=f"text {i}", id_=f"n{i}") for i in range(3)]
     texts.append(TextNode(text="bad \ud800", id_="n3"))  # an unpaired surrogate
     with pytest.raises(ClipClapInputError, match="not valid Unicode") as info:
-        ClipClapIndex(texts, embed_model=model)  # the 4th text, in the 2nd batch of 2
+        # the 4th text, in the 2nd batch of 2
+        ClipClapIndex(texts, embed_model=model, raise_on_error=True)
     assert info.value.index == 3 and "'n3'" in str(info.value)
     broken = ImageNode(image="@@not base64@", id_="bad-b64")
     with pytest.raises(ClipClapInputError, match="not valid base64") as info:
-        ClipClapIndex([*good[:1], broken], embed_model=model)
+        ClipClapIndex([*good[:1], broken], embed_model=model, raise_on_error=True)
     assert info.value.index == 1 and "'bad-b64'" in str(info.value)
     paths = [str(media_dir / "rgb_320x200.png")] * 3 + [str(media_dir / "no-such.png")]
     with pytest.raises(ClipClapInputError) as info:  # the 4th item, in the 2nd batch of 2

@@ -8,6 +8,8 @@ Install with ``pip install "clipclap-integrations[llama-index]"``.
   of mixed media into nodes; ``MediaFileReader`` gives ``SimpleDirectoryReader`` media documents.
 - ``ClipClapIndex`` / ``ClipClapRetriever``: text, image and audio nodes in one vector store,
   searched from a query of any modality (``text_to_audio``, ``audio_to_image``, ...).
+- ``MultiModalVectorStoreIndex`` with ``ClipClapEmbedding`` warns (once per index) when
+  given sounds, which it does not index.
 - ``ClipTextSplitter``: text chunks that fit CLIP's 77-token window (``ClipClapIndex``'s
   default for text documents).
 """
@@ -30,6 +32,7 @@ from .loading import (
     media_file_extractor,
     media_node_from_document,
 )
+from .multimodal_warning import install as _install_multimodal_warning
 from .node_embedding import embed_nodes
 from .nodes import (
     MODALITY_KEY,
@@ -40,6 +43,8 @@ from .nodes import (
 )
 from .retriever import ClipClapRetriever, parse_modalities
 from .splitter import ClipTextSplitter, ClipTokenCounter
+
+_install_multimodal_warning()  # MultiModalVectorStoreIndex drops sounds: say so
 
 __all__ = [
     "MODALITY_KEY",

@@ -24,6 +24,7 @@ from ..runtime.hub import default_model
 from ..types import Modality
 from .batching import aembed_in_batches, embed_in_batches
 from .fields import check_option, option_fields
+from .loading import repaired_media_nodes
 from .node_embedding import aembed_nodes, embed_nodes
 from .nodes import tag_node_in_place
 
@@ -37,10 +38,12 @@ bytes, ``BytesIO``, a ``(samples, sample_rate)`` tuple, a 1-D 48 kHz array or ``
 class ClipClapEmbedding(MultiModalEmbedding):
     """CLIPCLAP for LlamaIndex: text, images and audio in one 512-d, L2-normalized space.
 
-    Runs locally with onnxruntime; no API key. Use it as ``embed_model`` and
-    ``image_embed_model`` of ``MultiModalVectorStoreIndex``, or with ``ClipClapIndex`` to
-    index and retrieve audio as well. Images may be anything the core accepts (paths, URLs,
-    ``BytesIO``, bytes, PIL images, arrays); audio likewise (see ``AudioType``).
+    Runs locally with onnxruntime; no API key. Use it with ``ClipClapIndex`` to index and
+    retrieve text, images and audio in one store; or as BOTH ``embed_model=`` and
+    ``image_embed_model=`` of ``MultiModalVectorStoreIndex`` (text and images only; without
+    ``image_embed_model=`` that index loads LlamaIndex's own CLIP package). Images may be
+    anything the core accepts (paths, URLs, ``BytesIO``, bytes, PIL images, arrays); audio
+    likewise (see ``AudioType``).
 
     Example:
         embed_model = ClipClapEmbedding("antflydb/clipclap")
@@ -78,6 +81,11 @@ class ClipClapEmbedding(MultiModalEmbedding):
         model: str | os.PathLike[str] | None = None,
         **kwargs: Any,
     ) -> None:
+        if model is not None and model_name is not None and model != model_name:
+            raise ValueError(
+                f"model={os.fspath(model)!r} and model_name={os.fspath(model_name)!r} "
+                "name two models: give one (model is model_name's other name)"
+            )
         name = model if model is not None else model_name
         if name is not None:
             kwargs["model_name"] = os.fspath(name)
@@ -97,6 +105,16 @@ class ClipClapEmbedding(MultiModalEmbedding):
     @classmethod
     def class_name(cls) -> str:
         return "ClipClapEmbedding"
+
+    @property
+    def model(self) -> str:
+        """The model folder or Hub repo id: ``model_name`` under the name the core and
+        ``ClipClapEmbedding(model=...)`` use."""
+        return self.model_name
+
+    @model.setter
+    def model(self, value: str | os.PathLike[str]) -> None:
+        self.model_name = os.fspath(value)
 
     @property
     def embedder(self) -> ClipClapEmbedder:
@@ -233,11 +251,17 @@ class ClipClapEmbedding(MultiModalEmbedding):
 
     # -- nodes as a transformation (IngestionPipeline): embed each node by its own content --
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
-        """Set ``node.embedding`` from each node's text, image or audio (and tag its modality)."""
+        """Set ``node.embedding`` from each node's text, image or audio (and tag its modality).
+
+        An image or sound that a text splitter earlier in the pipeline turned into a text node
+        with no text is made a media node again, or left out if its file is gone (warned).
+        """
+        nodes = repaired_media_nodes(nodes, "ClipClapEmbedding")
         vectors = embed_nodes(nodes, self, show_progress=kwargs.get("show_progress", False))
         return _embedded_in_place(nodes, vectors)
 
     async def acall(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        nodes = repaired_media_nodes(nodes, "ClipClapEmbedding")
         vectors = await aembed_nodes(nodes, self, show_progress=kwargs.get("show_progress", False))
         return _embedded_in_place(nodes, vectors)
 

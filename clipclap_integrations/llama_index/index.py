@@ -18,8 +18,9 @@ from llama_index.core.settings import Settings
 from llama_index.core.storage.storage_context import StorageContext
 from llama_index.core.vector_stores.types import BasePydanticVectorStore
 
+from ..errors import ClipClapInputError
 from .embedding import ClipClapEmbedding
-from .loading import media_node_from_document
+from .loading import media_node_from_document, repaired_media_nodes
 from .node_embedding import aembed_nodes, embed_nodes
 from .nodes import has_content, tagged
 from .retriever import ClipClapRetriever
@@ -33,13 +34,19 @@ class ClipClapIndex(VectorStoreIndex):
 
     Text nodes are embedded as text, ``ImageNode``s by their image, ``AudioNode``s by their
     sound, and ``Node``/``Document``s by their ``image_resource`` or ``audio_resource``
-    (nodes without text are kept). Text is split by ``ClipTextSplitter`` (chunks that fit
-    CLIP's 77 tokens) unless transformations are given or set in ``Settings``. Each stored
-    node gets ``metadata["modality"]``, which
+    (nodes without text are kept; an image or sound that a text splitter turned into a
+    text node with no text is made a media node again, with a warning). Text is split by
+    ``ClipTextSplitter`` (chunks that fit CLIP's 77 tokens) unless transformations are given
+    or set in ``Settings``. Each stored node gets ``metadata["modality"]``, which
     ``ClipClapRetriever`` filters on, so any vector store with metadata filters works
     (``SimpleVectorStore``, ``ChromaVectorStore``, ...). ``from_documents`` sends documents
     that hold an image or a sound straight to nodes, and text documents through the usual
     transformations.
+
+    A node that cannot be embedded (a truncated image, a sound that does not decode) is
+    reported (a warning naming it and why) and left out, and the rest is indexed, as the
+    ``clipclap index`` command does; ``raise_on_error=True`` raises ``ClipClapInputError``
+    on the first such node instead.
 
     Example:
         embed_model = ClipClapEmbedding("antflydb/clipclap")
@@ -51,8 +58,11 @@ class ClipClapIndex(VectorStoreIndex):
         self,
         nodes: Sequence[BaseNode] | None = None,
         embed_model: ClipClapEmbedding | None = None,
+        *,
+        raise_on_error: bool = False,
         **kwargs: Any,
     ) -> None:
+        self.raise_on_error = raise_on_error
         model = embed_model if embed_model is not None else _default_embed_model()
         if not isinstance(model, ClipClapEmbedding):
             raise TypeError(f"ClipClapIndex needs a ClipClapEmbedding, got {type(model).__name__}")
@@ -153,6 +163,7 @@ class ClipClapIndex(VectorStoreIndex):
 
     def build_index_from_nodes(self, nodes: Sequence[BaseNode], **insert_kwargs: Any) -> IndexDict:
         """Build from nodes, keeping image and audio nodes that have no text."""
+        nodes = repaired_media_nodes(nodes, "ClipClapIndex")
         kept = [node for node in nodes if has_content(node)]
         if len(kept) != len(nodes):
             logger.warning("skipped %d nodes with no text, image or audio", len(nodes) - len(kept))
@@ -165,7 +176,7 @@ class ClipClapIndex(VectorStoreIndex):
         show_progress: bool = False,
         **insert_kwargs: Any,
     ) -> None:
-        tagged_nodes = [tagged(node) for node in nodes]
+        tagged_nodes = [tagged(node) for node in repaired_media_nodes(nodes, "ClipClapIndex")]
         super()._add_nodes_to_index(index_struct, tagged_nodes, show_progress, **insert_kwargs)
 
     async def _async_add_nodes_to_index(
@@ -175,7 +186,7 @@ class ClipClapIndex(VectorStoreIndex):
         show_progress: bool = False,
         **insert_kwargs: Any,
     ) -> None:
-        tagged_nodes = [tagged(node) for node in nodes]
+        tagged_nodes = [tagged(node) for node in repaired_media_nodes(nodes, "ClipClapIndex")]
         await super()._async_add_nodes_to_index(
             index_struct, tagged_nodes, show_progress, **insert_kwargs
         )
@@ -183,14 +194,38 @@ class ClipClapIndex(VectorStoreIndex):
     def _get_node_with_embedding(
         self, nodes: Sequence[BaseNode], show_progress: bool = False
     ) -> list[BaseNode]:
-        vectors = embed_nodes(nodes, self.embed_model, show_progress=show_progress)
-        return [_with_embedding(node, vector) for node, vector in zip(nodes, vectors, strict=True)]
+        left = list(nodes)
+        while True:
+            try:
+                vectors = embed_nodes(left, self.embed_model, show_progress=show_progress)
+            except ClipClapInputError as exc:
+                left = self._without_bad_node(left, exc)
+                continue
+            return [_with_embedding(node, v) for node, v in zip(left, vectors, strict=True)]
 
     async def _aget_node_with_embedding(
         self, nodes: Sequence[BaseNode], show_progress: bool = False
     ) -> list[BaseNode]:
-        vectors = await aembed_nodes(nodes, self.embed_model, show_progress=show_progress)
-        return [_with_embedding(node, vector) for node, vector in zip(nodes, vectors, strict=True)]
+        left = list(nodes)
+        while True:
+            try:
+                vectors = await aembed_nodes(left, self.embed_model, show_progress=show_progress)
+            except ClipClapInputError as exc:
+                left = self._without_bad_node(left, exc)
+                continue
+            return [_with_embedding(node, v) for node, v in zip(left, vectors, strict=True)]
+
+    def _without_bad_node(self, nodes: list[BaseNode], exc: ClipClapInputError) -> list[BaseNode]:
+        """``nodes`` less the one ``exc`` names, reported; ``exc`` itself if it must stop."""
+        if self.raise_on_error or exc.index is None or not 0 <= exc.index < len(nodes):
+            raise exc
+        logger.warning(
+            "ClipClapIndex: skipped %s: %s (the other nodes are indexed; "
+            "raise_on_error=True stops at the first bad node)",
+            exc.item_description or f"node {nodes[exc.index].node_id!r}",
+            exc.reason,
+        )
+        return nodes[: exc.index] + nodes[exc.index + 1 :]
 
 
 def _with_embedding(node: BaseNode, vector: list[float]) -> BaseNode:

@@ -17,6 +17,7 @@ from llama_index.core.schema import (
     ImageDocument,
     ImageNode,
     MediaResource,
+    MetadataMode,
     Node,
     NodeRelationship,
     TextNode,
@@ -25,6 +26,8 @@ from llama_index.core.schema import (
 from ..errors import ClipClapInputError
 from ..inputs.files import HEAD_BYTES, file_kind, kind_of, read_text_file
 from ..inputs.sniff import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
+from ..media.audio import decode_audio
+from ..media.image import open_image
 from ..types import Modality
 from .audio_node import AudioNode
 from .nodes import node_modality
@@ -78,6 +81,109 @@ def media_node_from_document(document: BaseNode) -> BaseNode | None:
     return ImageNode(image=data, image_path=path, image_url=url, image_mimetype=mimetype, **common)
 
 
+def media_node_for(node: BaseNode) -> BaseNode | None:
+    """The image or sound node ``node`` is or stands for, or None for a text node.
+
+    ``ImageNode`` / ``AudioNode``: itself. A document: ``media_node_from_document``. A plain
+    ``TextNode`` with no text that a splitter made of a media document (LlamaIndex's node
+    parsers turn every document but an ``ImageDocument`` into a ``TextNode``):
+    ``recovered_media_node``.
+    """
+    if isinstance(node, AudioNode | ImageNode):
+        return node
+    if isinstance(node, Node):
+        return media_node_from_document(node)
+    return recovered_media_node(node)
+
+
+def recovered_media_node(node: BaseNode) -> BaseNode | None:
+    """For a ``TextNode`` with no text whose metadata names an image or sound file
+    (``file_path``, as ``SimpleDirectoryReader`` sets, and ``file_type``): the ``ImageNode`` /
+    ``AudioNode`` it was before a splitter made text of it (same id, metadata, relationships).
+    None for any other node.
+
+    Raises ``ClipClapInputError`` naming the node when it stands for media that cannot be
+    found again (the file is gone, or was read from another filesystem): embedded as text it
+    would be a wrong record.
+    """
+    if type(node) is not TextNode or node.text.strip():
+        return None
+    file_path = node.metadata.get("file_path")
+    file_type = str(node.metadata.get("file_type") or "")
+    suffix = Path(file_path).suffix.lower() if isinstance(file_path, str) else ""
+    looks_like_media = file_type.startswith(("image/", "audio/")) or suffix in (
+        IMAGE_EXTENSIONS | AUDIO_EXTENSIONS
+    )
+    if not looks_like_media:
+        return None
+    modality = None
+    if isinstance(file_path, str) and Path(file_path).is_file():
+        try:
+            modality = file_modality(Path(file_path))
+        except OSError:
+            modality = None
+    if modality is None or modality is Modality.TEXT:
+        raise ClipClapInputError(
+            "an image or sound that a text splitter turned into a text node with no text, "
+            "and whose file cannot be read again: keep media documents out of text splitters",
+            item=f"node {node.node_id!r}, {file_path!r}",
+        )
+    common: dict[str, Any] = {
+        "id_": node.node_id,
+        "text": "",
+        "metadata": dict(node.metadata),
+        "excluded_embed_metadata_keys": list(node.excluded_embed_metadata_keys),
+        "excluded_llm_metadata_keys": list(node.excluded_llm_metadata_keys),
+        "relationships": dict(node.relationships),
+    }
+    if modality is Modality.AUDIO:
+        return AudioNode(audio_path=file_path, **common)
+    return ImageNode(image_path=file_path, **common)
+
+
+def stands_for_audio(node: BaseNode) -> bool:
+    """Whether ``node`` holds a sound (``AudioNode``, ``audio_resource``), or is the empty
+    text node a text splitter made of one (metadata ``file_type`` / ``file_path``)."""
+    try:
+        if node_modality(node) is Modality.AUDIO:
+            return True
+    except ValueError:  # both an image and a sound
+        return True
+    if node.get_content(metadata_mode=MetadataMode.NONE).strip():
+        return False
+    file_path = node.metadata.get("file_path")
+    suffix = Path(file_path).suffix.lower() if isinstance(file_path, str) else ""
+    file_type = str(node.metadata.get("file_type") or "")
+    return file_type.startswith("audio/") or suffix in AUDIO_EXTENSIONS
+
+
+def repaired_media_nodes(nodes: Iterable[BaseNode], who: str) -> list[BaseNode]:
+    """``nodes`` with each text node a splitter made of an image or sound turned back into a
+    media node, and those that cannot be (``recovered_media_node``) left out; both warned
+    about, naming the nodes, as ``who``."""
+    out: list[BaseNode] = []
+    repaired: list[str] = []
+    for node in nodes:
+        try:
+            media = recovered_media_node(node)
+        except ClipClapInputError as exc:
+            logger.warning("%s: left out %s: %s", who, exc.item_description, exc.reason)
+            continue
+        if media is not None:
+            repaired.append(f"{node.node_id!r} ({node.metadata.get('file_path')})")
+        out.append(node if media is None else media)
+    if repaired:
+        logger.warning(
+            "%s: %d image/sound node(s) arrived as text nodes with no text (a text splitter "
+            "made them; keep media documents out of it, or use ClipTextSplitter, which passes "
+            "them through): embedded as media again: %s",
+            who,
+            len(repaired),
+            ", ".join(repaired[:5]) + (" ..." if len(repaired) > 5 else ""),
+        )
+    return out
+
+
 def _is_file_read_as_text(text: str, path: Path) -> bool:
     """Whether ``text`` is the file itself decoded as text (what a reader without a media
     parser stores: ``SimpleDirectoryReader`` decodes UTF-8, ignoring errors), or empty."""
@@ -109,6 +215,7 @@ def load_media_nodes(
     *,
     recursive: bool = True,
     raise_on_error: bool = False,
+    verify: bool = True,
 ) -> list[BaseNode]:
     """Nodes for a folder (or list) of mixed media: ``ImageNode``, ``AudioNode``, ``TextNode``.
 
@@ -117,7 +224,9 @@ def load_media_nodes(
     text nodes. In a folder, other files are skipped, and a file that cannot be read is logged
     (a warning) and left out, or raises with ``raise_on_error=True`` (as in
     ``SimpleDirectoryReader``); a listed path that is missing, unreadable or of another kind is
-    always an error naming it. Node ids derive from the resolved path, so indexing the same
+    always an error naming it. With ``verify`` (the default) each image and sound is decoded
+    once, so that a truncated or corrupt file counts as unreadable here rather than failing
+    at indexing. Node ids derive from the resolved path, so indexing the same
     files again updates rather than duplicates. Metadata: ``file_name``, ``file_path``.
     """
     listed = not isinstance(folder, str | Path)
@@ -135,14 +244,16 @@ def load_media_nodes(
     nodes: list[BaseNode] = []
     for i, path in enumerate(paths):
         try:
-            node = _file_node(path)
-        except OSError as exc:
+            node = _file_node(path, verify)
+        except (OSError, ClipClapInputError) as exc:
+            reason = exc.reason if isinstance(exc, ClipClapInputError) else exc.strerror or exc
             if listed:
-                reason = f"cannot be read ({exc.strerror or exc})"
-                raise ClipClapInputError(reason, index=i, item=repr(str(path))) from None
+                raise ClipClapInputError(
+                    f"cannot be read ({reason})", index=i, item=repr(str(path))
+                ) from None
             if raise_on_error:
                 raise
-            logger.warning("load_media_nodes: skipped %s, which cannot be read (%s)", path, exc)
+            logger.warning("load_media_nodes: skipped %s, which cannot be read (%s)", path, reason)
             continue
         if node is not None:
             nodes.append(node)
@@ -155,10 +266,12 @@ def load_media_nodes(
     return nodes
 
 
-def _file_node(path: Path) -> BaseNode | None:
+def _file_node(path: Path, verify: bool) -> BaseNode | None:
     modality = file_modality(path)
     if modality is None:
         return None
+    if verify:
+        check_media_file(path, modality)
     resolved = path.resolve()
     common: dict[str, Any] = {
         "id_": str(uuid.uuid5(uuid.NAMESPACE_URL, resolved.as_uri())),
@@ -172,6 +285,16 @@ def _file_node(path: Path) -> BaseNode | None:
         return AudioNode(audio_path=str(resolved), **common)
     text = read_text_file(path, errors="replace")
     return TextNode(text=text, **common)
+
+
+def check_media_file(path: Path, modality: Modality) -> None:
+    """Decode the image or sound at ``path`` once; ``ClipClapInputError`` if it cannot be
+    (truncated, corrupt, empty, or over the default pixel limit: a decompression bomb is not
+    decoded here). The length of a sound is the embedder's to judge (``long_audio``)."""
+    if modality is Modality.IMAGE:
+        open_image(path, resize_to=None).close()
+    elif modality is Modality.AUDIO:
+        decode_audio(path, max_seconds=None)
 
 
 class MediaFileReader(BaseReader):

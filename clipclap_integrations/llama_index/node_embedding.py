@@ -41,10 +41,9 @@ def _contents(nodes: Sequence[BaseNode], rows: list[int]) -> list[Any]:
     for i in rows:
         try:
             out.append(node_content(nodes[i]))
-        except ClipClapInputError as exc:
-            raise ClipClapInputError(
-                exc.reason, index=i, item=f"node {nodes[i].node_id!r}"
-            ) from None
+        except ValueError as exc:  # ClipClapInputError, or a media node with no source
+            reason = exc.reason if isinstance(exc, ClipClapInputError) else str(exc)
+            raise ClipClapInputError(reason, index=i, item=f"node {nodes[i].node_id!r}") from None
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -25,7 +26,10 @@ from llama_index.core.vector_stores.types import (
 
 from ..types import Audio, Image, Modality, Text
 from .embedding import ClipClapEmbedding
+from .loading import recovered_media_node
 from .nodes import MODALITY_KEY, node_content, node_modality, restore_audio_nodes
+
+logger = logging.getLogger(__name__)
 
 ModalitiesArg = Modality | str | Iterable[Modality | str] | None
 ALL_MODALITIES: tuple[Modality, ...] = tuple(Modality)
@@ -249,6 +253,14 @@ class ClipClapRetriever(VectorIndexRetriever):
         if isinstance(query, QueryBundle):
             return _bundle_plan(query, forced)
         if isinstance(query, BaseNode):
+            media = recovered_media_node(query)  # raises if its file is gone
+            if media is not None:
+                logger.warning(
+                    "ClipClapRetriever: the query node %r is an image or sound that a text "
+                    "splitter made an empty text node of: searched by its media",
+                    query.node_id,
+                )
+                query = media
             modality, item = node_modality(query), node_content(query)
         elif isinstance(query, Text):
             modality, item = Modality.TEXT, query.text

@@ -8,6 +8,7 @@ splitter when no transformations are configured.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,11 +19,15 @@ from llama_index.core.node_parser.node_utils import build_nodes_from_splits
 from llama_index.core.schema import BaseNode, MetadataMode
 from llama_index.core.utils import get_tqdm_iterable
 
+from ..errors import ClipClapInputError
 from ..media.text import load_tokenizer
 from ..runtime.model import TOKENIZER
+from .loading import media_node_for
 
 if TYPE_CHECKING:
     from .embedding import ClipClapEmbedding
+
+logger = logging.getLogger(__name__)
 
 READER_METADATA_KEYS: tuple[str, ...] = (
     "file_path",
@@ -60,7 +65,9 @@ class ClipTextSplitter(SentenceSplitter):
     only the metadata that is embedded counts against the window (the LLM's view of the node
     does not reach CLIP); the reader's bookkeeping keys (``file_path``, dates, sizes) are
     excluded from embedding, as they would take a third of the window; and metadata that leaves
-    fewer than 16 tokens for the text is an error naming the node.
+    fewer than 16 tokens for the text is an error naming the node. Image and sound nodes and
+    documents pass through whole, as ``ImageNode`` / ``AudioNode`` (LlamaIndex's splitters
+    turn a sound document into an empty text node).
 
     Example:
         splitter = ClipTextSplitter.from_embed_model(embed_model)
@@ -115,6 +122,16 @@ class ClipTextSplitter(SentenceSplitter):
     ) -> list[BaseNode]:
         out: list[BaseNode] = []
         for node in get_tqdm_iterable(nodes, show_progress, "Parsing nodes"):
+            try:
+                media = media_node_for(node)
+            except ClipClapInputError as exc:
+                logger.warning(
+                    "ClipTextSplitter: left out %s: %s", exc.item_description, exc.reason
+                )
+                continue
+            if media is not None:  # an image or a sound is not text to split: passed on whole
+                out.append(media)
+                continue
             source = _without_reader_keys(node) if self.exclude_reader_metadata else node
             metadata_str = source.get_metadata_str(mode=MetadataMode.EMBED)  # only it reaches CLIP
             try:
