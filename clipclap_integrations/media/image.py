@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import ClipClapInputError
 from ..inputs.arrays import audio_hint, check_image_values, image_array_layout, numeric_array
 from ..inputs.sniff import sniff_bytes
-from ..runtime.model import ImageSettings
+from ..runtime.image_settings import ImageSettings
 from ..types import Modality
 from .integrity import jpeg_data_problem, reader
 

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..runtime.model import EOS_ID, MAX_TOKENS, TOKENIZER, TOKENIZER_CONFIG
+from ..errors import ModelFolderError
+from ..runtime.model import EOS_ID, MAX_TOKENS, TOKENIZER, TOKENIZER_CONFIG, check_tokenizer
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -27,7 +28,11 @@ def load_tokenizer(path: Path, max_length: int | None) -> Tokenizer:
         if tok is None:
             from tokenizers import Tokenizer
 
-            tok = Tokenizer.from_file(str(path))
+            try:
+                tok = Tokenizer.from_file(str(path))
+            except Exception:  # the file changed since its folder was validated
+                problem = check_tokenizer(path) or f"{path.name} cannot be loaded as a tokenizer"
+                raise ModelFolderError(path.parent, [problem]) from None
             tok.no_padding()
             if max_length is None:
                 tok.no_truncation()
