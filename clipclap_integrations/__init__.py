@@ -16,6 +16,7 @@ from .errors import (
     ModelChangedError,
     ModelFolderError,
     ModelNotAvailableError,
+    NonFiniteVectorError,
     OnnxFormatError,
 )
 from .options import EmbedderOptions
@@ -39,6 +40,7 @@ __all__ = [
     "ModelChangedError",
     "ModelFolderError",
     "ModelNotAvailableError",
+    "NonFiniteVectorError",
     "OnnxFormatError",
     "Text",
     "__version__",

@@ -45,6 +45,14 @@ class ClipClapInputError(ClipClapError, ValueError):
         return ClipClapInputError(self.reason, index=index, item=self.item_description)
 
 
+class NonFiniteVectorError(ClipClapInputError):
+    """The model gave a vector with NaN or infinite values for an input.
+
+    Never returned as a vector: the call raises, naming the input. It points at the model
+    (broken weights or preprocessing settings) more often than at the input itself.
+    """
+
+
 class ModelFolderError(ClipClapError, FileNotFoundError):
     """A model folder is missing files or holds files that do not fit CLIPCLAP.
 

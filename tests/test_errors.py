@@ -17,6 +17,7 @@ from clipclap_integrations.errors import (
     ModelChangedError,
     ModelFolderError,
     ModelNotAvailableError,
+    NonFiniteVectorError,
     OnnxFormatError,
 )
 
@@ -33,6 +34,7 @@ CASES = [
         ModelFolderError(Path("/models/x"), ("missing text_model.onnx",)),
         "the model folder /models/x is not a usable CLIPCLAP model:\n  - missing text_model.onnx",
     ),
+    (NonFiniteVectorError("nan", index=2, item="'a'"), "input 2 ('a'): nan"),
     (ModelNotAvailableError("antflydb/clipclap is not cached"), "antflydb/clipclap is not cached"),
     (ClipClapError("something"), "something"),
     (OnnxFormatError("truncated varint"), "truncated varint"),

@@ -262,7 +262,8 @@ class ImagePreprocessor:
         else:
             out = levels.astype(np.float32)
         if s.do_normalize:
-            out = (out - self._mean) / self._std
+            with np.errstate(over="ignore"):  # a vector gone infinite is refused at the exit
+                out = (out - self._mean) / self._std
         return np.ascontiguousarray(out.T)
 
     def __call__(self, images: Sequence[PILImage.Image]) -> np.ndarray:
