@@ -7,8 +7,9 @@ from functools import cached_property
 
 import numpy as np
 
+from ..errors import ClipClapInputError
 from ..inputs import Item, describe
-from ..media.text import TextPreprocessor
+from ..media.text import TextPreprocessor, check_text_length
 from ..runtime.model import GRAPHS
 from ..types import Modality
 from .base import ModalityPipeline, blaming
@@ -35,6 +36,12 @@ class TextPipeline(ModalityPipeline):
         out = np.empty((len(texts), self.folder.dim), dtype=np.float32)
         if not texts:
             return out
+        for row, text in enumerate(texts):
+            try:
+                check_text_length(text, self.options.max_text_chars)
+            except ClipClapInputError as exc:
+                index = row if indices is None else indices[row]
+                raise ClipClapInputError(exc.reason, index=index, item=describe(text)) from None
         pre = self.preprocessor
         ids = pre.token_ids(list(texts))
         size = self.options.batch_size
