@@ -14,6 +14,7 @@ from clipclap_integrations.errors import (
     ClipClapInputError,
     DatabaseGoneError,
     HubUnreachableWarning,
+    IncompleteWriteError,
     ModelChangedError,
     ModelFolderError,
     ModelNotAvailableError,
@@ -40,9 +41,13 @@ CASES = [
     (OnnxFormatError("truncated varint"), "truncated varint"),
     (ModelChangedError("other files"), "other files"),
     (DatabaseGoneError("gone"), "gone"),
+    (IncompleteWriteError("2 of 5", written=2, total=5), "2 of 5"),
     (HubUnreachableWarning("offline"), "offline"),
 ]
-ATTRIBUTES = ("reason", "index", "item_description", "folder", "problems", "args", "errno")
+ATTRIBUTES = (
+    *("reason", "index", "item_description", "folder", "problems", "args", "errno"),
+    *("written", "total"),
+)
 
 
 @pytest.mark.parametrize(("error", "message"), CASES, ids=lambda x: type(x).__name__)
