@@ -75,7 +75,7 @@ class AudioPipeline(ModalityPipeline):
                     owners.extend([following] * len(features))
                     following += 1
                 take = min(size, len(pending))
-                with blaming(lambda w: (indices[owners[w]], items[owners[w]].description)):
+                with blaming(lambda r: (indices[r], items[r].description), owners[:take]):
                     vectors = self.encoders.project(
                         Modality.AUDIO, {"input_features": np.stack(pending[:take])}
                     )

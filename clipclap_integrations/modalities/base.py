@@ -47,7 +47,7 @@ class ModalityPipeline:
             for start in range(0, count, size):
                 rows = range(start, min(start + size, count))
                 batch = np.stack([loaded.get(r) for r in rows])
-                with blaming(lambda r, first=start: name(first + r)):
+                with blaming(name, rows):
                     out[start : rows.stop] = self.encoders.project(self.modality, {feed: batch})
         return out
 
@@ -57,13 +57,13 @@ Namer = Callable[[int], tuple[int, str]]
 
 
 @contextmanager
-def blaming(name: Namer) -> Iterator[None]:
+def blaming(name: Namer, rows: Sequence[int]) -> Iterator[None]:
     """A ``NonFiniteVectorError`` of a model run (``index``: the row of the run) names the
-    input that row is, as ``name(row)`` tells."""
+    input that row is: ``name(rows[row])``."""
     try:
         yield
     except NonFiniteVectorError as exc:
-        index, item = name(exc.index or 0)
+        index, item = name(rows[exc.index or 0])
         raise NonFiniteVectorError(exc.reason, index=index, item=item) from None
 
 

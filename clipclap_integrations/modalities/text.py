@@ -51,14 +51,13 @@ class TextPipeline(ModalityPipeline):
         else:
             order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
             runs = [order[s : s + size] for s in range(0, len(order), size)]
+
+        def name(row: int) -> tuple[int, str]:
+            return (row if indices is None else indices[row]), describe(texts[row])
+
         for rows in runs:
             feeds = pre.pad([ids[i] for i in rows], pad_to=static_len)
-            with blaming(
-                lambda r, rows=rows: (
-                    rows[r] if indices is None else indices[rows[r]],
-                    describe(texts[rows[r]]),
-                )
-            ):
+            with blaming(name, rows):
                 out[rows] = self.encoders.project(Modality.TEXT, feeds)
         return out
 
