@@ -45,6 +45,14 @@ class ClipClapInputError(ClipClapError, ValueError):
         return ClipClapInputError(self.reason, index=index, item=self.item_description)
 
 
+class NonFiniteVectorError(ClipClapInputError):
+    """The model gave a vector with NaN or infinite values for an input.
+
+    Never returned as a vector: the call raises, naming the input. It points at the model
+    (broken weights or preprocessing settings) more often than at the input itself.
+    """
+
+
 class ModelFolderError(ClipClapError, FileNotFoundError):
     """A model folder is missing files or holds files that do not fit CLIPCLAP.
 
@@ -77,6 +85,24 @@ class ModelChangedError(ClipClapError, ValueError):
 
 class DatabaseGoneError(ClipClapError, RuntimeError):
     """The database stopped answering during a run (files written before it are kept)."""
+
+
+class IncompleteWriteError(ClipClapError, RuntimeError):
+    """A write sent in several batches stopped part way (the database failed or went away).
+
+    ``written`` records of ``total`` were written before it (at least: the batch being sent
+    may be in part). Running the same call again completes it: the records are written
+    under the same ids, so nothing is duplicated.
+    """
+
+    def __init__(self, message: str, *, written: int, total: int) -> None:
+        self.written = written
+        self.total = total
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kwargs = {"written": self.written, "total": self.total}
+        return _rebuild, (type(self), self.args, kwargs), self.__dict__
 
 
 class OnnxFormatError(ClipClapError, ValueError):

@@ -20,6 +20,7 @@ import numpy as np
 from .inputs import InputOptions
 from .media.audio import DEFAULT_MAX_SECONDS, LONG_AUDIO_POLICIES, LongAudioPolicy
 from .media.image import DEFAULT_MAX_PIXELS
+from .media.text import DEFAULT_MAX_TEXT_CHARS
 from .runtime.optimize import OPTIMIZE_CHOICES, QUANTIZE_CHOICES, OptimizeOption, QuantizeOption
 from .runtime.sessions import ProviderSpec, normalize_providers
 
@@ -201,6 +202,13 @@ class EmbedderOptions:
         _optional(_positive_number),
         "a positive number or None",
         "Refuse longer audio (bounds memory); None for no limit.",
+    )
+    max_text_chars: int | None = option(
+        DEFAULT_MAX_TEXT_CHARS,
+        _optional(_positive_int),
+        "a positive integer or None",
+        "Refuse longer texts (only their first 77 tokens count, and only those are "
+        "tokenized; a text this long is a mistake); None for no limit.",
     )
     fast_jpeg: bool = option(
         False,

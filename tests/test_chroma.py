@@ -1020,3 +1020,54 @@ def test_the_data_loader_takes_the_cores_input_options_and_no_others():
         ClipClapDataLoader(batch_size=3)
     with pytest.raises(ValueError, match="max_remote_bytes must be a positive integer"):
         ClipClapDataLoader(max_remote_bytes=0)
+
+
+class _ServerDied(Exception):
+    """What the HTTP client raises when the server dies mid-call (httpx.RemoteProtocolError)."""
+
+
+@pytest.mark.parametrize("helper", [add_media, upsert_media])
+def test_a_write_cut_short_says_how_far_it_got_and_a_rerun_heals_it(
+    target: Target, model_dir: Path, monkeypatch: pytest.MonkeyPatch, helper: Any
+):
+    from clipclap_integrations import IncompleteWriteError
+
+    col = _new_collection(target, model_dir, "cut-short")
+    monkeypatch.setattr(col._client, "get_max_batch_size", lambda: 2)  # 3 batches of 2
+    method = "add" if helper is add_media else "upsert"
+    real = getattr(type(col), method)
+    calls = []
+
+    def dies_on_the_third(self: Any, **kwargs: Any) -> Any:
+        calls.append(len(kwargs["ids"]))
+        if len(calls) == 3:
+            raise _ServerDied("Server disconnected without sending a response.")
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(type(col), method, dies_on_the_third)
+    texts = [f"caption {i}" for i in range(6)]
+    with pytest.raises(IncompleteWriteError) as caught:
+        helper(col, texts)
+    error = caught.value
+    assert (error.written, error.total) == (4, 6) and col.count() == 4
+    assert f"{helper.__name__} wrote 4 of 6 records" in str(error)
+    assert "_ServerDied: Server disconnected" in str(error)
+    assert "Run the same call again" in str(error)
+    assert isinstance(error.__cause__, _ServerDied)
+    monkeypatch.setattr(type(col), method, real)
+    ids = helper(col, texts)
+    assert col.count() == 6 and sorted(col.get()["ids"]) == sorted(ids)
+
+
+def test_a_first_batch_that_fails_raises_the_database_error(
+    target: Target, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Nothing written: the collection is unchanged and the database's own error stands."""
+    col = _new_collection(target, model_dir, "first-fails")
+
+    def dies(self: Any, **kwargs: Any) -> Any:
+        raise _ServerDied("refused")
+
+    monkeypatch.setattr(type(col), "add", dies)
+    with pytest.raises(_ServerDied):
+        add_media(col, ["a caption"])

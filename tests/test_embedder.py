@@ -446,3 +446,86 @@ def test_public_types_are_annotated() -> None:
     hints = typing.get_type_hints(AudioSegments)
     assert hints["vectors"] == NDArray[np.float32]
     assert hints["starts"] == hints["ends"] == NDArray[np.float64]
+
+
+def _poison(monkeypatch: pytest.MonkeyPatch, modality: Modality) -> None:
+    """Every vector of ``modality`` leaves the model with a NaN in it."""
+    from clipclap_integrations.runtime.encoders import Encoders
+
+    real = Encoders.run
+
+    def run(self: Encoders, m: Modality, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        out = real(self, m, feeds)
+        if m is modality:
+            out[:, 3] = np.nan
+        return out
+
+    monkeypatch.setattr(Encoders, "run", run)
+
+
+@pytest.mark.parametrize(
+    ("modality", "position"), [(Modality.TEXT, 1), (Modality.IMAGE, 2), (Modality.AUDIO, 3)]
+)
+def test_a_non_finite_vector_is_an_error_naming_the_input(
+    tiny_model_dir: Path,
+    media_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    modality: Modality,
+    position: int,
+) -> None:
+    """No NaN or infinite vector is ever returned: the call raises, naming the input."""
+    from clipclap_integrations.errors import NonFiniteVectorError
+
+    e = ClipClapEmbedder(tiny_model_dir)
+    image, sound = str(media_dir / "rgb_320x200.png"), str(media_dir / "tone_0p5s_48k.wav")
+    # one input of the poisoned modality, at ``position``
+    inputs = [image, "a poisoned caption", image, sound]
+    if modality is not Modality.TEXT:
+        inputs = ["a red boat", "a dog", image, sound]
+    _poison(monkeypatch, modality)
+    with pytest.raises(NonFiniteVectorError) as caught:
+        e.embed(inputs)
+    assert caught.value.index == position
+    assert isinstance(caught.value, ClipClapInputError)
+    assert "NaN or infinite" in str(caught.value)
+    if modality is Modality.TEXT:
+        assert "a poisoned caption" in str(caught.value)
+
+
+def test_non_finite_audio_segments_name_the_window(
+    tiny_model_dir: Path, media_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clipclap_integrations.errors import NonFiniteVectorError
+
+    _poison(monkeypatch, Modality.AUDIO)
+    with pytest.raises(NonFiniteVectorError, match="window 0"):
+        ClipClapEmbedder(tiny_model_dir).embed_audio_segments(media_dir / "long_25s_16k.flac")
+
+
+def test_preprocessing_that_overflows_gives_an_error_not_nan(
+    tiny_model_dir: Path, media_dir: Path, tmp_path: Path
+) -> None:
+    """A denormal image_std passes the config check (it is positive) but overflows to
+    infinity: the vector is refused at the model's exit, naming the image."""
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    path = folder / "preprocessor_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["image_std"] = [1e-45, 1e-45, 1e-45]
+    path.write_text(json.dumps(config), encoding="utf-8")
+    e = ClipClapEmbedder(folder)
+    with pytest.raises(ClipClapInputError, match=r"input 1 .*rgb_320x200.*NaN or infinite"):
+        e.embed(["a boat", str(media_dir / "rgb_320x200.png")])
+    assert np.isfinite(e.embed(["a boat"])).all()
+
+
+def test_checked_names_the_first_bad_row_of_a_run() -> None:
+    from clipclap_integrations.errors import NonFiniteVectorError
+    from clipclap_integrations.runtime.encoders import checked
+
+    rows = np.ones((4, 8), dtype=np.float32)
+    assert checked(rows) is rows
+    rows[2, 5], rows[3, 0] = np.inf, np.nan
+    with pytest.raises(NonFiniteVectorError) as caught:
+        checked(rows)
+    assert caught.value.index == 2

@@ -14,9 +14,11 @@ from clipclap_integrations.errors import (
     ClipClapInputError,
     DatabaseGoneError,
     HubUnreachableWarning,
+    IncompleteWriteError,
     ModelChangedError,
     ModelFolderError,
     ModelNotAvailableError,
+    NonFiniteVectorError,
     OnnxFormatError,
 )
 
@@ -33,14 +35,19 @@ CASES = [
         ModelFolderError(Path("/models/x"), ("missing text_model.onnx",)),
         "the model folder /models/x is not a usable CLIPCLAP model:\n  - missing text_model.onnx",
     ),
+    (NonFiniteVectorError("nan", index=2, item="'a'"), "input 2 ('a'): nan"),
     (ModelNotAvailableError("antflydb/clipclap is not cached"), "antflydb/clipclap is not cached"),
     (ClipClapError("something"), "something"),
     (OnnxFormatError("truncated varint"), "truncated varint"),
     (ModelChangedError("other files"), "other files"),
     (DatabaseGoneError("gone"), "gone"),
+    (IncompleteWriteError("2 of 5", written=2, total=5), "2 of 5"),
     (HubUnreachableWarning("offline"), "offline"),
 ]
-ATTRIBUTES = ("reason", "index", "item_description", "folder", "problems", "args", "errno")
+ATTRIBUTES = (
+    *("reason", "index", "item_description", "folder", "problems", "args", "errno"),
+    *("written", "total"),
+)
 
 
 @pytest.mark.parametrize(("error", "message"), CASES, ids=lambda x: type(x).__name__)

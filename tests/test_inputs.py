@@ -573,3 +573,88 @@ def test_image_array_rules_are_the_same_when_classified_and_loaded() -> None:
         with pytest.raises(ClipClapInputError) as loaded:
             image_from_array(bad)
         assert loaded.value.reason == classified.value.reason
+
+
+@pytest.mark.parametrize("encoding", ["base64", "wrapped base64", "percent"])
+def test_data_uris_are_capped_by_max_remote_bytes(encoding: str) -> None:
+    """A data: URI is a download that came inline: over ``max_remote_bytes`` it is refused
+    (before decoding), at the limit it is read."""
+    import base64 as b64module
+
+    data = bytes(range(256)) * 40
+    if encoding == "percent":
+        uri = "data:application/octet-stream," + "".join(f"%{b:02X}" for b in data)
+    else:
+        text = b64module.b64encode(data).decode()
+        if encoding == "wrapped base64":
+            text = "\n".join(text[i : i + 76] for i in range(0, len(text), 76))
+        uri = "data:application/octet-stream;base64," + text
+    assert parse_data_uri(uri, len(data))[2] == data
+    with pytest.raises(ClipClapInputError, match=r"over the limit of 10,239 \(max_remote_bytes"):
+        parse_data_uri(uri, len(data) - 1)
+    opts = EmbedderOptions(max_remote_bytes=len(data) - 1).input_options()
+    image_uri = data_uri(image_bytes("PNG"), "image/png")
+    big = EmbedderOptions(max_remote_bytes=len(image_uri)).input_options()
+    assert classify(image_uri, big).modality is Modality.IMAGE
+    with pytest.raises(ClipClapInputError, match="max_remote_bytes"):
+        classify("data:image/png;base64," + "A" * 20_000, opts)
+
+
+def test_max_text_chars_refuses_absurd_texts_naming_them(tiny_model_dir: Path) -> None:
+    e = ClipClapEmbedder(tiny_model_dir, max_text_chars=1000)
+    for call in (e.embed, e.embed_text):
+        with pytest.raises(ClipClapInputError) as caught:
+            call(["a boat", "a dog " * 200])
+        assert caught.value.index == 1
+        assert "1,200 characters, over the limit of 1,000 (max_text_chars)" in str(caught.value)
+        assert "a dog a dog" in str(caught.value)
+    assert e.embed_text(["x" * 1000]).shape == (1, e.dim)
+    unlimited = ClipClapEmbedder(tiny_model_dir, max_text_chars=None)
+    assert unlimited.embed_text(["a dog " * 200_000]).shape == (1, e.dim)
+    with pytest.raises(ValueError, match="max_text_chars must be a positive integer or None"):
+        ClipClapEmbedder(tiny_model_dir, max_text_chars=0)
+
+
+LONG_TEXTS = [
+    "a dog " * 2000,
+    "word\n" * 500 + "end",
+    " " * 5000 + "a dog in the snow",
+    "naïve café 東京 🙂 don't " * 300,
+    "a" * 10_000,
+    "🙂" * 3000,
+    ("x" * 3000 + " ") * 5,
+    "one two three " * 200,
+]
+
+
+def test_long_text_is_tokenized_only_as_far_as_77_tokens_reach(tiny_model_dir: Path) -> None:
+    """Only a leading part of a long text is tokenized, and its ids (hence its vector) are
+    exactly the whole text's, cut to 77 tokens."""
+    from clipclap_integrations.media.text import TextPreprocessor, load_tokenizer
+
+    whole = load_tokenizer(tiny_model_dir / "tokenizer.json", 77)
+    pre = TextPreprocessor(tiny_model_dir)
+    assert pre.token_ids(LONG_TEXTS) == [whole.encode(t).ids for t in LONG_TEXTS]
+
+    seen: list[int] = []
+
+    class Spy:
+        def __init__(self, tok: Any) -> None:
+            self.tok = tok
+
+        def encode(self, text: str, *args: Any, **kwargs: Any) -> Any:
+            seen.append(len(text))
+            return self.tok.encode(text, *args, **kwargs)
+
+        def encode_batch(self, texts: list[str], *args: Any, **kwargs: Any) -> Any:
+            seen.extend(len(t) for t in texts)
+            return self.tok.encode_batch(texts, *args, **kwargs)
+
+    class Spied(TextPreprocessor):
+        @property
+        def tokenizer(self) -> Any:
+            return Spy(load_tokenizer(self.folder / "tokenizer.json", self.max_length))
+
+    huge = "a dog in the snow " * 500_000  # 9 MB
+    assert Spied(tiny_model_dir).token_ids([huge]) == [whole.encode(huge).ids]
+    assert max(seen) < 10_000

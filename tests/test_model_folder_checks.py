@@ -145,3 +145,115 @@ def test_usable_clip_config_values(tiny_model_dir: Path, tmp_path: Path) -> None
     described = load_model_folder(folder)
     assert (described.audio.sample_rate, described.audio.max_length_s) == (44100, 5.0)
     assert described.text.max_length == 64
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b'{"version": "1.0", "model": {"type": "BPE", "vocab": {', b"", b'{"a": 1}', b"\xff\xfe"],
+)
+def test_corrupt_tokenizer_is_found_when_the_folder_is_validated(
+    tiny_model_dir: Path, tmp_path: Path, content: bytes
+) -> None:
+    """A cut-short or foreign tokenizer.json is a ModelFolderError naming the file, raised
+    when the folder is validated (not a bare Exception on the first text embedded)."""
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "tokenizer.json").write_bytes(content)
+    with pytest.raises(ModelFolderError) as caught:
+        load_model_folder(folder)
+    assert any(p.startswith("tokenizer.json cannot be loaded") for p in caught.value.problems)
+
+
+def test_tokenizer_damaged_after_validation_is_a_model_folder_error(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from clipclap_integrations.media.text import load_tokenizer
+
+    path = tmp_path / "tokenizer.json"
+    path.write_text('{"version": "1.0", "model": {', encoding="utf-8")
+    with pytest.raises(ModelFolderError, match=r"tokenizer\.json cannot be loaded"):
+        load_tokenizer(path, 77)
+
+
+def _with_processor_value(tiny_model_dir: Path, folder: Path, key: str, value: Any) -> None:
+    shutil.copytree(tiny_model_dir, folder)
+    path = folder / "preprocessor_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    outer, _, inner = key.partition(".")
+    if inner:
+        config[outer] = {**config[outer], inner: value}
+    else:
+        config[outer] = value
+    path.write_text(json.dumps(config), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("image_std", [0, 0, 0]),
+        ("image_std", [0.3, -0.2, 0.3]),
+        ("image_std", "0.27"),
+        ("image_mean", [0.5, 0.5]),
+        ("image_mean", [0.5, None, 0.5]),
+        ("crop_size.height", -5),
+        ("crop_size", 0),
+        ("crop_size", 100000),
+        ("size", 100000),
+        ("size.shortest_edge", 2.5),
+        ("size.shortest_edge", True),
+        ("resample", 99),
+        ("resample", "bicubic"),
+        ("rescale_factor", 0),
+        ("do_normalize", "yes"),
+        ("do_center_crop", False),
+    ],
+)
+def test_unusable_preprocessor_values(
+    tiny_model_dir: Path, tmp_path: Path, key: str, value: Any
+) -> None:
+    """Each unusable image setting is reported when the folder is validated, by name; not
+    NaN vectors, a raw onnxruntime error or an input error blaming a good image later."""
+    folder = tmp_path / "model"
+    _with_processor_value(tiny_model_dir, folder, key, value)
+    with pytest.raises(ModelFolderError) as caught:
+        load_model_folder(folder)
+    assert any(p.startswith("preprocessor_config.json ") for p in caught.value.problems)
+    assert key.split(".")[0] in str(caught.value)
+
+
+def test_every_unusable_preprocessor_value_is_listed(tiny_model_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    path = folder / "preprocessor_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config.update(image_std=[0, 0, 0], image_mean=[0.5, 0.5], resample=99)
+    path.write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(ModelFolderError) as caught:
+        load_model_folder(folder)
+    shown = str(caught.value)
+    assert all(key in shown for key in ("image_std", "image_mean", "resample"))
+
+
+def test_crop_must_fit_a_visual_model_of_fixed_size(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A crop of another size than the visual graph's fixed pixel input is caught up front
+    (onnxruntime would otherwise fail on the first image)."""
+    folder = tmp_path / "model"
+    _with_processor_value(tiny_model_dir, folder, "crop_size", {"height": 200, "width": 224})
+    sig = read_signature(folder / "visual_model.onnx")
+    if not all(isinstance(d, int) for d in sig.input("pixel_values").shape[2:]):
+        pytest.skip("the tiny visual model takes any size")
+    with pytest.raises(ModelFolderError, match="crops images to 200x224"):
+        load_model_folder(folder)
+
+
+def test_usable_preprocessor_values(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Both saved forms, ints for sizes and one number for all channels are accepted."""
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    path = folder / "preprocessor_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config.update(size=224, crop_size=224, image_mean=0.5, resample=2)
+    path.write_text(json.dumps({"image_processor": config}), encoding="utf-8")
+    image = load_model_folder(folder).image
+    assert (image.shortest_edge, image.crop_height, image.crop_width) == (224, 224, 224)
+    assert image.mean == (0.5, 0.5, 0.5) and image.resample == 2

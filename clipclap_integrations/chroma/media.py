@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from chromadb.api.types import validate_ids, validate_metadatas
 
+from ..errors import IncompleteWriteError
 from ..types import Modality
 from .compat import amax_batch_size, attached_embedding_function, max_batch_size, stored_config
 from .data_loader import as_core_input
@@ -136,8 +137,15 @@ def _write_media(
     all_ids, batches = _plan_media_write(
         collection, sources, ids, metadatas, embedding_function, max_batch_size(collection)
     )
+    written = 0
     for batch in batches:
-        getattr(collection, method)(**batch)
+        try:
+            getattr(collection, method)(**batch)
+        except Exception as exc:
+            if not written:  # nothing written: the database's own error, collection unchanged
+                raise
+            raise incomplete(f"{method}_media", written, len(all_ids), exc) from exc
+        written += len(batch["ids"])
     return all_ids
 
 
@@ -154,9 +162,29 @@ async def _awrite_media(
     all_ids, batches = await asyncio.to_thread(  # embedding is CPU work: off the event loop
         _plan_media_write, collection, sources, ids, metadatas, embedding_function, max_batch
     )
+    written = 0
     for batch in batches:
-        await getattr(collection, method)(**batch)
+        try:
+            await getattr(collection, method)(**batch)
+        except Exception as exc:
+            if not written:
+                raise
+            raise incomplete(f"a{method}_media", written, len(all_ids), exc) from exc
+        written += len(batch["ids"])
     return all_ids
+
+
+def incomplete(helper: str, written: int, total: int, exc: Exception) -> IncompleteWriteError:
+    """The error of a write whose batch failed after ``written`` records were written: how
+    far it got, and that running the same call again completes it."""
+    return IncompleteWriteError(
+        f"{helper} wrote {written} of {total} records, then the database failed "
+        f"({type(exc).__name__}: {exc}); the other {total - written} may be missing. Run the "
+        "same call again: it writes the records under the same ids (content hashes unless "
+        "you gave ids), so it completes the collection without duplicates",
+        written=written,
+        total=total,
+    )
 
 
 def add_media(
@@ -176,8 +204,10 @@ def add_media(
     (``"<modality>-<hash>"``), so adding the same content twice keeps one record.
     Everything is embedded and checked (ids, metadata) before anything is written: a bad item
     raises ``ClipClapInputError`` (a bad id or metadata Chroma's own error) and the
-    collection is unchanged. Returns the ids, in input order. For an ``AsyncCollection``
-    use ``await aadd_media(...)``.
+    collection is unchanged. If the database fails after some batches were written, the
+    call raises ``IncompleteWriteError`` saying how many; running it again completes the
+    collection (same ids, no duplicates). Returns the ids, in input order. For an
+    ``AsyncCollection`` use ``await aadd_media(...)``.
     """
     return _write_media("add", collection, sources, ids, metadatas, embedding_function)
 

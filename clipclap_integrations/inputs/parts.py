@@ -59,8 +59,12 @@ def is_data_uri(text: str) -> bool:
     return _DATA_URI.match(text) is not None
 
 
-def parse_data_uri(uri: str) -> tuple[str | None, dict[str, str], bytes]:
-    """(MIME type, parameters, decoded bytes) of a ``data:`` URI."""
+def parse_data_uri(
+    uri: str, max_bytes: int | None = None
+) -> tuple[str | None, dict[str, str], bytes]:
+    """(MIME type, parameters, decoded bytes) of a ``data:`` URI; refused before it is
+    decoded when its payload would decode to more than ``max_bytes`` (a URL's own limit,
+    ``max_remote_bytes``: a data: URI is a download that came inline)."""
     match = _DATA_URI.match(uri)
     if match is None:
         raise ClipClapInputError("a malformed data: URI")
@@ -74,13 +78,30 @@ def parse_data_uri(uri: str) -> tuple[str | None, dict[str, str], bytes]:
         elif key:
             params[key.strip().lower()] = urllib.parse.unquote(value.strip())
     payload = uri[match.end() :]
+    if max_bytes is not None:  # counted without a copy, before decoding anything
+        chars = len(payload) - 2 * payload.count("%")  # a %XX escape is one character
+        if base64_encoded:
+            chars -= sum(payload.count(c) for c in " \t\r\n=")
+            chars = chars * 3 // 4
+        _check_data_size(chars, max_bytes)
     data = _b64decode(payload) if base64_encoded else urllib.parse.unquote_to_bytes(payload)
+    if max_bytes is not None:
+        _check_data_size(len(data), max_bytes)
     return (mime.lower() if mime else None), params, data
 
 
-def data_uri_item(uri: str, forced: Modality | None) -> Item:
-    """A ``data:`` URI by its MIME type, then its content; no MIME type or ``text/*`` is text."""
-    mime, params, data = parse_data_uri(uri)
+def _check_data_size(size: int, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise ClipClapInputError(
+            f"the data: URI holds {size:,} bytes, over the limit of {max_bytes:,} "
+            "(max_remote_bytes, which applies to inline data as to downloads)"
+        )
+
+
+def data_uri_item(uri: str, forced: Modality | None, max_bytes: int | None = None) -> Item:
+    """A ``data:`` URI by its MIME type, then its content; no MIME type or ``text/*`` is text.
+    ``max_bytes``: see ``parse_data_uri``."""
+    mime, params, data = parse_data_uri(uri, max_bytes)
     declared = modality_of_mime(mime)
     textual = declared is Modality.TEXT or (mime is None and not sniff_bytes(data[:HEAD_BYTES]))
     if forced is None and textual:

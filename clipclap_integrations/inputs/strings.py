@@ -43,7 +43,7 @@ def string_item(text: str, forced: Modality | None, options: InputOptions) -> It
     single_token = bool(stripped) and not any(c.isspace() for c in stripped)
     if head.startswith("data:"):
         if is_data_uri(stripped):
-            return data_uri_item(stripped, forced)
+            return data_uri_item(stripped, forced, options.max_remote_bytes)
         if forced is not None:
             raise ClipClapInputError("a malformed data: URI")
     elif head.startswith("file:/"):  # file:/x, file:///x, file://localhost/x

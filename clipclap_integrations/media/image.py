@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import ClipClapInputError
 from ..inputs.arrays import audio_hint, check_image_values, image_array_layout, numeric_array
 from ..inputs.sniff import sniff_bytes
-from ..runtime.model import ImageSettings
+from ..runtime.image_settings import ImageSettings
 from ..types import Modality
 from .integrity import jpeg_data_problem, reader
 
@@ -262,7 +262,8 @@ class ImagePreprocessor:
         else:
             out = levels.astype(np.float32)
         if s.do_normalize:
-            out = (out - self._mean) / self._std
+            with np.errstate(over="ignore"):  # a vector gone infinite is refused at the exit
+                out = (out - self._mean) / self._std
         return np.ascontiguousarray(out.T)
 
     def __call__(self, images: Sequence[PILImage.Image]) -> np.ndarray:

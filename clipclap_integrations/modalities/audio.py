@@ -21,7 +21,7 @@ from ..runtime.encoders import normalize
 from ..runtime.model import CLAP_WINDOW_S
 from ..runtime.prefetch import Prefetch
 from ..types import AudioSegments, Modality
-from .base import ModalityPipeline, loading
+from .base import ModalityPipeline, blaming, loading
 
 
 class AudioPipeline(ModalityPipeline):
@@ -75,9 +75,10 @@ class AudioPipeline(ModalityPipeline):
                     owners.extend([following] * len(features))
                     following += 1
                 take = min(size, len(pending))
-                vectors = self.encoders.project(
-                    Modality.AUDIO, {"input_features": np.stack(pending[:take])}
-                )
+                with blaming(lambda r: (indices[r], items[r].description), owners[:take]):
+                    vectors = self.encoders.project(
+                        Modality.AUDIO, {"input_features": np.stack(pending[:take])}
+                    )
                 for r, vector in zip(owners[:take], vectors, strict=True):
                     mine = done.setdefault(r, [])
                     mine.append(vector)
@@ -95,7 +96,7 @@ class AudioPipeline(ModalityPipeline):
         wave = self.load(item, 0)
         rate = self.folder.audio.sample_rate
         bounds = duration_windows(wave.shape[0], rate, window_s, hop_s)
-        vectors = self.run_windows([wave[a:b] for a, b in bounds])
+        vectors = self.run_windows([wave[a:b] for a, b in bounds], item.description)
         starts = np.array([a / rate for a, _ in bounds], dtype=np.float64)
         ends = np.array([b / rate for _, b in bounds], dtype=np.float64)
         return AudioSegments(vectors, starts, ends)
@@ -105,6 +106,12 @@ class AudioPipeline(ModalityPipeline):
         if not 0 < window_s <= limit:
             raise ValueError(f"window_s must be in (0, {limit:g}] seconds, got {window_s!r}")
 
-    def run_windows(self, windows: list[np.ndarray]) -> np.ndarray:
+    def run_windows(self, windows: list[np.ndarray], description: str = "") -> np.ndarray:
+        """One vector per window of one recording (``description``, for messages)."""
         pre = self.preprocessor
-        return self.run_batches(len(windows), lambda r: pre([windows[r]])[0], "input_features")
+        return self.run_batches(
+            len(windows),
+            lambda r: pre([windows[r]])[0],
+            "input_features",
+            lambda r: (0, f"{description}, window {r}" if description else f"window {r}"),
+        )

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..errors import ClipClapInputError
+from ..errors import ClipClapInputError, NonFiniteVectorError
 from ..inputs import Item
 from ..options import EmbedderOptions
 from ..runtime.encoders import Encoders
@@ -35,17 +35,36 @@ class ModalityPipeline:
         caller's list (for error messages)."""
         raise NotImplementedError
 
-    def run_batches(self, count: int, load: Callable[[int], np.ndarray], feed: str) -> np.ndarray:
+    def run_batches(
+        self, count: int, load: Callable[[int], np.ndarray], feed: str, name: Namer
+    ) -> np.ndarray:
         """One vector per row ``0..count-1``: ``load(row)`` (the model input ``feed`` of one
-        row) runs in worker threads, the next batch while the model runs this one."""
+        row) runs in worker threads, the next batch while the model runs this one; ``name``
+        says which input a row is, should the model give it a non-finite vector."""
         out = np.empty((count, self.folder.dim), dtype=np.float32)
         size = self.options.batch_size
         with Prefetch(count, load, budget=2 * size) as loaded:
             for start in range(0, count, size):
                 rows = range(start, min(start + size, count))
                 batch = np.stack([loaded.get(r) for r in rows])
-                out[start : rows.stop] = self.encoders.project(self.modality, {feed: batch})
+                with blaming(name, rows):
+                    out[start : rows.stop] = self.encoders.project(self.modality, {feed: batch})
         return out
+
+
+# Which input row ``r`` of a run is: (its position in the caller's list, its description).
+Namer = Callable[[int], tuple[int, str]]
+
+
+@contextmanager
+def blaming(name: Namer, rows: Sequence[int]) -> Iterator[None]:
+    """A ``NonFiniteVectorError`` of a model run (``index``: the row of the run) names the
+    input that row is: ``name(rows[row])``."""
+    try:
+        yield
+    except NonFiniteVectorError as exc:
+        index, item = name(rows[exc.index or 0])
+        raise NonFiniteVectorError(exc.reason, index=index, item=item) from None
 
 
 @contextmanager

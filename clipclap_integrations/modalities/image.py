@@ -43,7 +43,10 @@ class ImagePipeline(ModalityPipeline):
 
     def embed(self, items: Sequence[Item], indices: Sequence[int]) -> np.ndarray:
         return self.run_batches(
-            len(items), lambda r: self.load(items[r], indices[r]), "pixel_values"
+            len(items),
+            lambda r: self.load(items[r], indices[r]),
+            "pixel_values",
+            lambda r: (indices[r], items[r].description),
         )
 
 

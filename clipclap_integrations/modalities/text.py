@@ -7,11 +7,12 @@ from functools import cached_property
 
 import numpy as np
 
-from ..inputs import Item
-from ..media.text import TextPreprocessor
+from ..errors import ClipClapInputError
+from ..inputs import Item, describe
+from ..media.text import TextPreprocessor, check_text_length
 from ..runtime.model import GRAPHS
 from ..types import Modality
-from .base import ModalityPipeline
+from .base import ModalityPipeline, blaming
 
 # A text model run costs about as much as this many padded tokens: measured on the full model
 # (2 cores, calls of 32 captions of 5-60 tokens), throughput is flat from 48 to 256 and drops
@@ -27,12 +28,20 @@ class TextPipeline(ModalityPipeline):
         return TextPreprocessor(self.folder.path, self.folder.text.max_length)
 
     def embed(self, items: Sequence[Item], indices: Sequence[int]) -> np.ndarray:
-        return self.embed_texts([it.payload for it in items])
+        return self.embed_texts([it.payload for it in items], indices)
 
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+    def embed_texts(self, texts: Sequence[str], indices: Sequence[int] | None = None) -> np.ndarray:
+        """One vector per text; ``indices``: the texts' positions in the caller's list (for
+        messages; default their positions in ``texts``)."""
         out = np.empty((len(texts), self.folder.dim), dtype=np.float32)
         if not texts:
             return out
+        for row, text in enumerate(texts):
+            try:
+                check_text_length(text, self.options.max_text_chars)
+            except ClipClapInputError as exc:
+                index = row if indices is None else indices[row]
+                raise ClipClapInputError(exc.reason, index=index, item=describe(text)) from None
         pre = self.preprocessor
         ids = pre.token_ids(list(texts))
         size = self.options.batch_size
@@ -42,9 +51,14 @@ class TextPipeline(ModalityPipeline):
         else:
             order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
             runs = [order[s : s + size] for s in range(0, len(order), size)]
+
+        def name(row: int) -> tuple[int, str]:
+            return (row if indices is None else indices[row]), describe(texts[row])
+
         for rows in runs:
             feeds = pre.pad([ids[i] for i in rows], pad_to=static_len)
-            out[rows] = self.encoders.project(Modality.TEXT, feeds)
+            with blaming(name, rows):
+                out[rows] = self.encoders.project(Modality.TEXT, feeds)
         return out
 
 

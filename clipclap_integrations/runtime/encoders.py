@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import NonFiniteVectorError
 from ..types import Modality
 from .model import GRAPHS, ModelFolder
 from .optimize import OptimizeOption, QuantizeOption, applies_to, load_derived
@@ -94,13 +95,18 @@ class Encoders:
         return None
 
     def project(self, modality: Modality, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        """Encoder, then projection, then L2 normalization, for one prepared batch."""
+        """Encoder, then projection, then L2 normalization, for one prepared batch; a row
+        with NaN or infinite values raises ``NonFiniteVectorError`` (see ``checked``)."""
+        return checked(self.run(modality, feeds))
+
+    def run(self, modality: Modality, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """``project`` without the check of the values."""
         n = next(iter(feeds.values())).shape[0]
         cap = MAX_RUN.get(modality)
         if cap is not None and n > cap:
             return np.concatenate(
                 [
-                    self.project(modality, {k: v[s : s + cap] for k, v in feeds.items()})
+                    self.run(modality, {k: v[s : s + cap] for k, v in feeds.items()})
                     for s in range(0, n, cap)
                 ]
             )
@@ -112,6 +118,22 @@ class Encoders:
         )
         proj_input = projection.get_inputs()[0].name
         return normalize(run_output(projection, {proj_input: pooled}, "output"))
+
+
+NON_FINITE = (
+    "the model gave a vector with NaN or infinite values for it (broken model weights or "
+    "preprocessing settings?)"
+)
+
+
+def checked(vectors: np.ndarray) -> np.ndarray:
+    """``vectors`` when every value is finite; else ``NonFiniteVectorError`` whose ``index``
+    is the first bad row of this batch (the caller names the input). Every vector leaves
+    the model through here."""
+    bad = ~np.isfinite(vectors).all(axis=-1)
+    if bad.any():
+        raise NonFiniteVectorError(NON_FINITE, index=int(np.argmax(bad)))
+    return vectors
 
 
 def run_output(session: Any, feeds: dict[str, np.ndarray], prefer: str) -> np.ndarray:

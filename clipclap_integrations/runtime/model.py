@@ -20,12 +20,9 @@ from typing import Any
 from ..errors import ModelFolderError, OnnxFormatError
 from ..types import CLAP_SAMPLE_RATE, Modality
 from .digests import file_sha256
+from .image_settings import PREPROCESSOR_CONFIG, ImageSettings
 from .onnx_signature import GraphSignature, read_signature
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-CLIP_IMAGE_SIZE = 224  # the short side after resizing, and the square crop
-BICUBIC = 3  # PIL.Image.BICUBIC, CLIP's resampling filter
 MAX_TOKENS = 77  # CLIP's context: <|startoftext|>, 75 tokens, <|endoftext|>
 EOS_ID = 49407  # CLIP's <|endoftext|>, which also pads
 PROJECTION_DIM = 512  # the shared space, when no graph says otherwise
@@ -33,7 +30,6 @@ PROJECTION_DIM = 512  # the shared space, when no graph says otherwise
 CLIP_CONFIG = "clip_config.json"
 TOKENIZER = "tokenizer.json"
 TOKENIZER_CONFIG = "tokenizer_config.json"
-PREPROCESSOR_CONFIG = "preprocessor_config.json"
 TRAINING_METADATA = "projection_training_metadata.json"
 
 
@@ -66,52 +62,6 @@ ENCODER_INPUTS: dict[Modality, dict[str, tuple[str, int]]] = {
 class TextSettings:
     max_length: int = MAX_TOKENS
     pad_id: int = EOS_ID
-
-
-@dataclass(frozen=True)
-class ImageSettings:
-    """CLIP image processor settings, read from ``preprocessor_config.json``."""
-
-    shortest_edge: int = CLIP_IMAGE_SIZE
-    crop_height: int = CLIP_IMAGE_SIZE
-    crop_width: int = CLIP_IMAGE_SIZE
-    mean: tuple[float, float, float] = CLIP_MEAN
-    std: tuple[float, float, float] = CLIP_STD
-    rescale_factor: float = 1 / 255
-    resample: int = BICUBIC
-    do_resize: bool = True
-    do_center_crop: bool = True
-    do_rescale: bool = True
-    do_normalize: bool = True
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> ImageSettings:
-        """Settings from either saved form of a CLIP processor config (flat or nested)."""
-        if isinstance(config.get("image_processor"), dict):
-            config = config["image_processor"]
-        edge = CLIP_IMAGE_SIZE
-        size = config.get("size", edge)
-        if isinstance(size, dict):
-            size = size.get("shortest_edge", min(size.get("height", edge), size.get("width", edge)))
-        crop = config.get("crop_size", edge)
-        crop_h, crop_w = (
-            (crop, crop)
-            if isinstance(crop, int)
-            else (crop.get("height", edge), crop.get("width", edge))
-        )
-        return cls(
-            shortest_edge=int(size),
-            crop_height=int(crop_h),
-            crop_width=int(crop_w),
-            mean=tuple(float(v) for v in config.get("image_mean", CLIP_MEAN)),  # type: ignore[arg-type]
-            std=tuple(float(v) for v in config.get("image_std", CLIP_STD)),  # type: ignore[arg-type]
-            rescale_factor=float(config.get("rescale_factor", cls.rescale_factor)),
-            resample=int(config.get("resample", BICUBIC)),
-            do_resize=bool(config.get("do_resize", True)),
-            do_center_crop=bool(config.get("do_center_crop", True)),
-            do_rescale=bool(config.get("do_rescale", True)),
-            do_normalize=bool(config.get("do_normalize", True)),
-        )
 
 
 CLAP_WINDOW_S = 10.0  # CLAP hears 10 s at a time: the default window of everything long
@@ -245,6 +195,21 @@ def _read_json(path: Path, problems: list[str]) -> dict[str, Any]:
     return data
 
 
+def check_tokenizer(path: Path) -> str | None:
+    """Why the tokenizer file at ``path`` cannot be used (missing, or not a tokenizer the
+    ``tokenizers`` library loads), or None: found with the folder, not on the first text."""
+    if not path.is_file():
+        return f"missing file {path.name}"
+    from tokenizers import Tokenizer
+
+    try:
+        Tokenizer.from_file(str(path))
+    except Exception as exc:  # the library raises a bare Exception for bad JSON
+        detail = str(exc).strip() or type(exc).__name__
+        return f"{path.name} cannot be loaded as a tokenizer ({detail[:200]})"
+    return None
+
+
 def _check_graph(folder: Path, name: str, problems: list[str]) -> GraphSignature | None:
     path = folder / name
     if not path.is_file():
@@ -351,13 +316,20 @@ def _validate(folder: Path, *, revision: str | None, source: str) -> ModelFolder
     tokenizer_config: dict[str, Any] = {}
     if (folder / TOKENIZER_CONFIG).exists():
         tokenizer_config = _read_json(folder / TOKENIZER_CONFIG, problems)
-    if not (folder / TOKENIZER).is_file():
-        problems.append(f"missing file {TOKENIZER}")
-    image = ImageSettings()
-    try:
-        image = ImageSettings.from_config(processor_config)
-    except (TypeError, ValueError, AttributeError) as exc:
-        problems.append(f"{PREPROCESSOR_CONFIG} has unusable image settings ({exc})")
+    tokenizer_problem = check_tokenizer(folder / TOKENIZER)
+    if tokenizer_problem is not None:
+        problems.append(tokenizer_problem)
+    image = ImageSettings.from_config(processor_config, problems)
+    visual = signatures.get(GRAPHS[Modality.IMAGE].encoder)
+    pixels = visual.input("pixel_values") if visual is not None else None
+    if pixels is not None and len(pixels.shape) == 4:
+        takes = tuple(pixels.shape[2:])
+        crop = (image.crop_height, image.crop_width)
+        if all(isinstance(d, int) and d > 0 for d in takes) and takes != crop:
+            problems.append(
+                f"{PREPROCESSOR_CONFIG} crops images to {crop[0]}x{crop[1]}, but "
+                f"{GRAPHS[Modality.IMAGE].encoder} takes {takes[0]}x{takes[1]} pixels"
+            )
     audio = AudioSettings()
     audio_config = clip_config.get("audio_config") or {}
     if isinstance(audio_config, dict):

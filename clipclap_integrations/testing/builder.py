@@ -16,20 +16,22 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..runtime.digests import content_sha256
-from ..runtime.model import (
+from ..runtime.image_settings import (
     BICUBIC,
-    CLIP_CONFIG,
     CLIP_IMAGE_SIZE,
     CLIP_MEAN,
     CLIP_STD,
-    MAX_TOKENS,
     PREPROCESSOR_CONFIG,
+    ImageSettings,
+)
+from ..runtime.model import (
+    CLIP_CONFIG,
+    MAX_TOKENS,
     PROJECTION_DIM,
     TOKENIZER,
     TOKENIZER_CONFIG,
     TRAINING_METADATA,
     AudioSettings,
-    ImageSettings,
 )
 from .clip_tokenizer import BOS_TOKEN, EOS_TOKEN, clip_tokenizer_json
 from .export import check_graph_names, export_graphs

@@ -15,7 +15,8 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..runtime.model import CLIP_IMAGE_SIZE, EOS_ID, GRAPHS, AudioSettings
+from ..runtime.image_settings import CLIP_IMAGE_SIZE
+from ..runtime.model import EOS_ID, GRAPHS, AudioSettings
 from .clip_tokenizer import BOS_ID, VOCAB_SIZE
 from .torch_models import SyntheticTorchModels, require_extra
 

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ..runtime.model import CLIP_IMAGE_SIZE, MAX_TOKENS, PROJECTION_DIM, AudioSettings
+from ..runtime.image_settings import CLIP_IMAGE_SIZE
+from ..runtime.model import MAX_TOKENS, PROJECTION_DIM, AudioSettings
 from .clip_tokenizer import VOCAB_SIZE
 
 if TYPE_CHECKING:

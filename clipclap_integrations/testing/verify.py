@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.model import CLIP_IMAGE_SIZE, EOS_ID, AudioSettings
+from ..runtime.image_settings import CLIP_IMAGE_SIZE
+from ..runtime.model import EOS_ID, AudioSettings
 from .clip_tokenizer import BOS_ID
 from .torch_models import SyntheticTorchModels, require_extra, torch_reference_vectors
 
