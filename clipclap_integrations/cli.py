@@ -546,6 +546,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                 "where": record.where,
                 "text": record.document,
                 "id": rid,
+                "metadata": meta or {},
             }
         )
     if args.json:

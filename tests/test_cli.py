@@ -118,6 +118,7 @@ def test_index_then_search_with_a_sentence_an_image_and_a_sound(
     ).stdout
     top = json.loads(out.splitlines()[0])
     assert top["source"] == str(photo.resolve()) and top["score"] == pytest.approx(1.0, abs=1e-4)
+    assert top["metadata"]["source"] == top["source"] and top["metadata"]["modality"] == "image"
 
     sound = library / "sounds" / "chirp_3p3s_48k.flac"
     out = clipclap(
@@ -253,6 +254,7 @@ def test_search_and_index_use_the_model_the_collection_was_built_with(
     out = clipclap("search", str(photo), "-k", "1", "--json", model=None, cwd=tmp_path).stdout
     top = json.loads(out)
     assert top["source"] == str(photo.resolve()) and top["score"] == pytest.approx(1.0, abs=1e-4)
+    assert top["metadata"]["source"] == top["source"] and top["metadata"]["modality"] == "image"
     more = clipclap("index", str(library / "sounds"), model=None, cwd=tmp_path, expect=1)
     assert "3 added" in more.stdout and "1 failed" in more.stdout, more.stdout  # broken.wav
     # A missing collection is still said to be missing (before any model is looked for).
