@@ -600,6 +600,29 @@ def test_data_uris_are_capped_by_max_remote_bytes(encoding: str) -> None:
         classify("data:image/png;base64," + "A" * 20_000, opts)
 
 
+def test_inline_data_of_chat_parts_is_capped_by_max_remote_bytes() -> None:
+    """Base64 in image/audio/input_audio/media parts is inline data too, like a data: URI."""
+    import base64 as b64module
+
+    png = image_bytes("PNG")
+    text = b64module.b64encode(png).decode()
+    fits = EmbedderOptions(max_remote_bytes=len(png)).input_options()
+    small = EmbedderOptions(max_remote_bytes=len(png) - 1).input_options()
+    parts = [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": text}},
+        {"type": "image", "base64": text, "mime_type": "image/png"},
+        {"type": "media", "mime_type": "image/png", "data": text},
+        {"type": "media", "mime_type": "image/png", "data": png},
+    ]
+    for part in parts:
+        assert classify(part, fits).modality is Modality.IMAGE
+        with pytest.raises(ClipClapInputError, match=r"part holds .* \(max_remote_bytes"):
+            classify(part, small)
+    sound = {"type": "input_audio", "input_audio": {"data": "A" * 40_000, "format": "wav"}}
+    with pytest.raises(ClipClapInputError, match="input_audio part holds 30,000 bytes"):
+        classify(sound, EmbedderOptions(max_remote_bytes=1000).input_options())
+
+
 def test_max_text_chars_refuses_absurd_texts_naming_them(tiny_model_dir: Path) -> None:
     e = ClipClapEmbedder(tiny_model_dir, max_text_chars=1000)
     for call in (e.embed, e.embed_text):

@@ -160,7 +160,7 @@ def _classify(item: Any, options: InputOptions, forced: Modality | None = None) 
     if isinstance(item, bytes | bytearray | memoryview):
         return bytes_item(bytes(item), forced)
     if isinstance(item, dict):
-        part = part_item(item, forced)
+        part = part_item(item, forced, options.max_remote_bytes)
         return link_item(part, options) if isinstance(part, Link) else part
     if is_pil_image(item):
         check_modality(Modality.IMAGE, forced, "a PIL image")

@@ -79,21 +79,25 @@ def parse_data_uri(
             params[key.strip().lower()] = urllib.parse.unquote(value.strip())
     payload = uri[match.end() :]
     if max_bytes is not None:  # counted without a copy, before decoding anything
-        chars = len(payload) - 2 * payload.count("%")  # a %XX escape is one character
-        if base64_encoded:
-            chars -= sum(payload.count(c) for c in " \t\r\n=")
-            chars = chars * 3 // 4
-        _check_data_size(chars, max_bytes)
+        size = _base64_size(payload) if base64_encoded else len(payload) - 2 * payload.count("%")
+        _check_data_size(size, max_bytes)
     data = _b64decode(payload) if base64_encoded else urllib.parse.unquote_to_bytes(payload)
     if max_bytes is not None:
         _check_data_size(len(data), max_bytes)
     return (mime.lower() if mime else None), params, data
 
 
-def _check_data_size(size: int, max_bytes: int) -> None:
+def _base64_size(text: str) -> int:
+    """The size ``text`` decodes to as base64 (a %XX escape is one character), counted
+    without a copy."""
+    chars = len(text) - 2 * text.count("%") - sum(text.count(c) for c in " \t\r\n=")
+    return chars * 3 // 4
+
+
+def _check_data_size(size: int, max_bytes: int, what: str = "the data: URI") -> None:
     if size > max_bytes:
         raise ClipClapInputError(
-            f"the data: URI holds {size:,} bytes, over the limit of {max_bytes:,} "
+            f"{what} holds {size:,} bytes, over the limit of {max_bytes:,} "
             "(max_remote_bytes, which applies to inline data as to downloads)"
         )
 
@@ -153,21 +157,30 @@ def _part_url(value: Any, kind: str) -> str:
     return url
 
 
-def _part_data(data: Any, kind: str) -> bytes:
-    if isinstance(data, bytes | bytearray | memoryview):
-        return bytes(data)
+def _part_data(data: Any, kind: str, max_bytes: int | None) -> bytes:
+    """A part's inline data, capped like a data: URI (before decoding, then exactly)."""
     if isinstance(data, str):
-        return _b64decode(data)
-    raise ClipClapInputError(f"the {kind} part needs base64 'data'")
+        if max_bytes is not None:
+            _check_data_size(_base64_size(data), max_bytes, f"the {kind} part")
+        data = _b64decode(data)
+    elif isinstance(data, bytes | bytearray | memoryview):
+        data = bytes(data)
+    else:
+        raise ClipClapInputError(f"the {kind} part needs base64 'data'")
+    if max_bytes is not None:
+        _check_data_size(len(data), max_bytes, f"the {kind} part")
+    return data
 
 
-def _media_part(part: dict[str, Any], target: Modality, kind: str) -> Item | Link:
+def _media_part(
+    part: dict[str, Any], target: Modality, kind: str, max_bytes: int | None
+) -> Item | Link:
     """``image`` / ``audio`` parts: Anthropic ``source`` blocks and LangChain content blocks."""
     source = part.get("source")
     if isinstance(source, dict):  # {"type": "base64", "media_type", "data"} | {"type": "url"}
         if source.get("type") == "url" or "url" in source:
             return Link(_part_url(source, kind), target)
-        data = _part_data(source.get("data"), kind)
+        data = _part_data(source.get("data"), kind, max_bytes)
         mime = source.get("media_type") or source.get("mime_type")
         return bytes_item(data, target, mime if isinstance(mime, str) else None)
     mime = part.get("mime_type") or part.get("media_type")
@@ -180,9 +193,9 @@ def _media_part(part: dict[str, Any], target: Modality, kind: str) -> Item | Lin
         value = part["base64"]
         if isinstance(value, bytes | bytearray):
             value = bytes(value).decode("ascii", "replace")
-        return bytes_item(_part_data(value, kind), target, mime)
+        return bytes_item(_part_data(value, kind, max_bytes), target, mime)
     if "data" in part:
-        return bytes_item(_part_data(part["data"], kind), target, mime)
+        return bytes_item(_part_data(part["data"], kind, max_bytes), target, mime)
     raise ClipClapInputError(f"the {kind} part needs 'url', 'base64', 'data' or 'source'")
 
 
@@ -196,8 +209,11 @@ def _pcm16(data: bytes) -> Item:
     return waveform_item(np.frombuffer(data, dtype="<i2").astype(np.int16), PCM16_SAMPLE_RATE)
 
 
-def part_item(part: dict[Any, Any], forced: Modality | None) -> Item | Link:
-    """A dict part as an item, or as the ``Link`` it names its media by."""
+def part_item(
+    part: dict[Any, Any], forced: Modality | None, max_bytes: int | None = None
+) -> Item | Link:
+    """A dict part as an item, or as the ``Link`` it names its media by; inline data over
+    ``max_bytes`` is refused."""
     kind = part.get("type")
     if kind is None:  # untyped parts: infer the type from the one key that says it
         for key in ("image_url", "audio_url", "input_audio", "text"):
@@ -227,7 +243,7 @@ def part_item(part: dict[Any, Any], forced: Modality | None) -> Item | Link:
         if not isinstance(value, dict):
             raise ClipClapInputError("an input_audio part needs {'data': <base64>, 'format': ...}")
         fmt = value.get("format")
-        data = _part_data(value.get("data"), kind)
+        data = _part_data(value.get("data"), kind, max_bytes)
         if isinstance(fmt, str) and fmt.lower() == "pcm16":
             return _pcm16(data)
         mime = _FORMAT_MIME.get(fmt.lower(), f"audio/{fmt}") if isinstance(fmt, str) else None
@@ -235,19 +251,20 @@ def part_item(part: dict[Any, Any], forced: Modality | None) -> Item | Link:
     if kind in ("image", "audio"):
         target = Modality(kind)
         check_modality(target, forced, f"an {kind} part")
-        return _media_part(part, target, kind)
+        return _media_part(part, target, kind, max_bytes)
     if kind == "media":
         mime = part.get("mime_type", part.get("mimeType"))
         mime = mime if isinstance(mime, str) else None
         declared = modality_of_mime(mime)
         if forced is None and declared is Modality.TEXT:
-            return text_item(_decode_text(_part_data(part.get("data"), kind), None))
+            return text_item(_decode_text(_part_data(part.get("data"), kind, max_bytes), None))
         if declared in (Modality.IMAGE, Modality.AUDIO):
             check_modality(declared, forced, f"a media part of type {mime}")
         url = part.get("file_uri", part.get("url"))
         if "data" not in part and isinstance(url, str):
             return Link(url, forced or declared)
-        return bytes_item(_part_data(part.get("data"), kind), forced, mime, declared=True)
+        data = _part_data(part.get("data"), kind, max_bytes)
+        return bytes_item(data, forced, mime, declared=True)
     raise ClipClapInputError(
         f"unsupported part type {shorten(kind, 40)!r} (expected text, image_url, audio_url, "
         "input_audio, media, image or audio)"
