@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..inputs import Item, Media, Waveform
+from ..runtime.digests import feed_file
 from ..types import Audio, Image, Modality
 
 
@@ -128,10 +129,8 @@ def content_digest(item: Item) -> str:
         h.update(payload.encode("utf-8"))
     elif isinstance(payload, Media) and payload.data is not None:
         h.update(payload.data)
-    elif isinstance(payload, Media):
-        with open(payload.source, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
+    elif isinstance(payload, Media) and payload.path is not None:
+        feed_file(h, payload.path)
     elif isinstance(payload, Waveform):
         samples = np.ascontiguousarray(payload.samples)
         h.update(f"{payload.sample_rate}|{samples.dtype}|{samples.shape}|".encode())

@@ -36,12 +36,14 @@ class TextPipeline(ModalityPipeline):
         out = np.empty((len(texts), self.folder.dim), dtype=np.float32)
         if not texts:
             return out
+        positions = range(len(texts)) if indices is None else indices
         for row, text in enumerate(texts):
             try:
                 check_text_length(text, self.options.max_text_chars)
             except ClipClapInputError as exc:
-                index = row if indices is None else indices[row]
-                raise ClipClapInputError(exc.reason, index=index, item=describe(text)) from None
+                raise ClipClapInputError(
+                    exc.reason, index=positions[row], item=describe(text)
+                ) from None
         pre = self.preprocessor
         ids = pre.token_ids(list(texts))
         size = self.options.batch_size
@@ -53,7 +55,7 @@ class TextPipeline(ModalityPipeline):
             runs = [order[s : s + size] for s in range(0, len(order), size)]
 
         def name(row: int) -> tuple[int, str]:
-            return (row if indices is None else indices[row]), describe(texts[row])
+            return positions[row], describe(texts[row])
 
         for rows in runs:
             feeds = pre.pad([ids[i] for i in rows], pad_to=static_len)

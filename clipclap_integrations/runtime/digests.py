@@ -24,16 +24,16 @@ def git_blob_sha1(size: int) -> Any:
     return hashlib.sha1(f"blob {size}\0".encode())
 
 
-def _hexdigest(h: Any, path: Path) -> str:
-    """``h`` fed a file's content, read now (no cache), 1 MB at a time."""
+def feed_file(h: Any, path: Path) -> Any:
+    """``h`` (a hashlib hasher) fed a file's content, read now (no cache), 1 MB at a time."""
     with open(path, "rb") as f:
         while block := f.read(_BLOCK):
             h.update(block)
-    return str(h.hexdigest())
+    return h
 
 
 def content_sha256(path: Path) -> str:
-    return _hexdigest(hashlib.sha256(), path)
+    return str(feed_file(hashlib.sha256(), path).hexdigest())
 
 
 def file_sha256(path: Path) -> str:
@@ -58,7 +58,7 @@ def hub_blob_intact(blob: Path) -> bool | None:
     """Whether a Hub cache blob's bytes still hash to its name (read now); None when the name
     is no hash the Hub uses (nothing to check)."""
     if _SHA256_NAME.fullmatch(blob.name):
-        return _hexdigest(hashlib.sha256(), blob) == blob.name
+        return bool(feed_file(hashlib.sha256(), blob).hexdigest() == blob.name)
     if _SHA1_NAME.fullmatch(blob.name):
-        return _hexdigest(git_blob_sha1(blob.stat().st_size), blob) == blob.name
+        return bool(feed_file(git_blob_sha1(blob.stat().st_size), blob).hexdigest() == blob.name)
     return None
