@@ -21,24 +21,19 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..embedder import ClipClapEmbedder
 from ..errors import ClipClapInputError, DatabaseGoneError
-from ..inputs.files import file_kind, read_text_file
-from ..media.chunking import chunk_text
+from ..inputs.files import file_kind
+from ..modalities.parts import PartRunner
 from ..runtime.digests import content_sha256
 from ..runtime.model import CLAP_WINDOW_S
 from ..types import Modality
 from .compat import max_batch_size
-from .records import FilePart, Record, Span, file_records, read_record, write_batches
-
-MAX_TEXT_BYTES = 10 * 1024 * 1024
-Outcome = list[FilePart] | str  # a file's parts, or why it cannot be indexed
+from .file_plan import plan_file, plan_records
+from .records import Record, read_record, write_batches
 
 
 @dataclass
@@ -345,18 +340,34 @@ class FolderIndexer:
         existing: dict[str, dict[str, Any]],
         report: IndexReport,
     ) -> None:
-        outcomes = file_parts(self.embedder, modality, [p.path for p in batch], self.window_s)
+        planned = [
+            plan_file(self.embedder, p.path, p.modality, p.mime, self.window_s) for p in batch
+        ]
+        runner = PartRunner(self.embedder.pipelines, self.embedder.batch_size)
+        owners = [
+            (k, [pp.part for pp in plan])
+            for k, plan in enumerate(planned)
+            if not isinstance(plan, str)
+        ]
+        vectors = dict(runner.run(owners))
         embedded = []
-        for pending, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, str):  # cannot be embedded: the reason
-                report.failed.append((str(pending.path), outcome))
+        for k, (pending, plan) in enumerate(zip(batch, planned, strict=True)):
+            got = vectors.get(k)
+            if isinstance(plan, str) or isinstance(got, ClipClapInputError):
+                report.failed.append(
+                    (str(pending.path), plan if isinstance(plan, str) else got.reason)
+                )
             else:
-                embedded.append((pending, outcome))
+                rows = plan_records(
+                    str(pending.path), pending.content_hash, pending.modality, pending.mime, plan
+                )
+                for row, vector in zip(rows, got, strict=True):
+                    row.embedding = vector
+                embedded.append((pending, rows))
         done: set[str] = set()
-        for pending, parts in embedded:
+        for pending, rows in embedded:
             source = str(pending.path)
             old = existing.get(source)
-            rows = file_records(source, pending.content_hash, pending.modality, pending.mime, parts)
             try:
                 self._write(rows)
                 if old:
@@ -412,93 +423,3 @@ class FolderIndexer:
                 with contextlib.suppress(Exception):
                     self.collection.delete(ids=written)
             raise
-
-
-def file_parts(
-    embedder: ClipClapEmbedder, modality: Modality, paths: Sequence[Path], window_s: float
-) -> list[Outcome]:
-    """The outcome of each file of one modality, in order."""
-    if modality is Modality.IMAGE:
-        return image_parts(embedder, paths)
-    if modality is Modality.AUDIO:
-        return [audio_parts(embedder, path, window_s) for path in paths]
-    return [text_parts(embedder, path) for path in paths]
-
-
-def image_parts(embedder: ClipClapEmbedder, paths: Sequence[Path]) -> list[Outcome]:
-    """All images in one call; if one is bad, each on its own, so the others are indexed."""
-
-    def parts(vector: np.ndarray) -> Outcome:
-        return [FilePart("image", vector, Span("file"))]
-
-    try:
-        return [parts(v) for v in embedder.embed_images(list(paths))]
-    except ClipClapInputError:
-        pass
-
-    def alone(path: Path) -> Outcome:
-        return parts(embedder.embed_images([path])[0])
-
-    return [_or_reason(partial(alone, path)) for path in paths]
-
-
-def audio_parts(embedder: ClipClapEmbedder, path: Path, window_s: float) -> Outcome:
-    """The whole sound, and its windows when there are several (all full: the last ends at
-    the end of the sound). Each part records ``window_s``: another window, another index."""
-
-    def parts() -> Outcome:
-        seg = embedder.embed_audio_segments(path, window_s=window_s)
-        window = float(window_s)
-        whole = seg.vectors.mean(axis=0)
-        whole = whole / max(float(np.linalg.norm(whole)), 1e-12)
-        end = float(seg.ends[-1])
-        out = [
-            FilePart(
-                "audio",
-                whole if len(seg) > 1 else seg.vectors[0],
-                Span("file", start_s=0.0, end_s=end, window_s=window),
-            )
-        ]
-        if len(seg) > 1:
-            out += [
-                FilePart(
-                    f"window-{k}",
-                    seg.vectors[k],
-                    Span("window", float(seg.starts[k]), float(seg.ends[k]), window),
-                )
-                for k in range(len(seg))
-            ]
-        return out
-
-    return _or_reason(parts)
-
-
-def text_parts(embedder: ClipClapEmbedder, path: Path) -> Outcome:
-    """One part per chunk, with its character offsets in the file's text."""
-    try:
-        if path.stat().st_size > MAX_TEXT_BYTES:
-            raise ValueError(f"larger than {MAX_TEXT_BYTES // (1024 * 1024)} MB")
-        text = read_text_file(path)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        return f"not readable text ({exc})"
-    preprocessor = embedder.text_preprocessor
-    chunks = chunk_text(text, preprocessor.count_tokens, token_offsets=preprocessor.token_offsets)
-    if not chunks:
-        return "the text file is empty"
-    vectors = embedder.embed_text([c.text for c in chunks])
-    return [
-        FilePart(
-            f"chunk-{k}",
-            vectors[k],
-            Span("chunk", chunk=k, char_start=c.start, char_end=c.end),
-            document=c.text,
-        )
-        for k, c in enumerate(chunks)
-    ]
-
-
-def _or_reason(parts: Callable[[], Outcome]) -> Outcome:
-    try:
-        return parts()
-    except ClipClapInputError as exc:
-        return exc.reason
