@@ -314,3 +314,28 @@ def test_containers_are_sniffed_by_content() -> None:
     for head, (modality, mime) in cases.items():
         assert sniff_bytes(head + bytes(64)) == (Modality(modality), mime), head
     assert sniff_bytes(b"\x47" + bytes(600)) is None  # one sync byte is no transport stream
+
+
+def test_videos_share_model_batches_as_parts(
+    tiny_model_dir: Path, videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    embedder = ClipClapEmbedder(tiny_model_dir, batch_size=32)
+    single = [embedder.embed_video(videos[n]).whole for n in ("mp4", "webm_silent")]
+    runs: list[tuple[str, int]] = []
+    project = embedder.encoders.project
+
+    def counting(modality, feeds):
+        runs.append((modality.value, len(next(iter(feeds.values())))))
+        return project(modality, feeds)
+
+    monkeypatch.setattr(embedder.encoders, "project", counting)
+    together = embedder.embed([videos["mp4"], videos["webm_silent"]])
+    # 12 + 12 frames in one image run; the 2 soundtrack windows in one audio run
+    assert sorted(runs) == [("audio", 2), ("image", 24)]
+    np.testing.assert_allclose(together, np.vstack(single), atol=1e-6)
+    # the parts a folder indexer would batch: moments, then the derived means, the whole last
+    item = embedder.classify([videos["mp4"]], "video")[0]
+    placed = list(embedder.pipelines[Modality.VIDEO].parts(item))  # type: ignore[attr-defined]
+    tracks = [p.track for p in placed]
+    assert tracks == ["frames"] * 12 + ["audio"] * 2 + ["frames_mean", "audio_mean", "whole"]
+    assert placed[-1].part.mean_of == (14, 15) and placed[14].part.mean_of == tuple(range(12))

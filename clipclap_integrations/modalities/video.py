@@ -29,21 +29,23 @@ from ..types import Modality, VideoMoments
 from .audio import AudioPipeline
 from .base import ModalityPipeline, loading
 from .image import ImagePipeline
+from .parts import Part, PartRunner
 
 FRAMES = "frames"
 AUDIO = "audio"
+WHOLE = "whole"
 
 
 @dataclass(frozen=True)
-class Moment:
-    """One moment of a video, ready for the model: which track, when, and the prepared row
-    (``pixel_values`` (3, 224, 224) of a frame, ``input_features`` (1, 1001, 64) of a window)."""
+class VideoPart:
+    """One part of a video with its place: a moment (``track`` "frames" or "audio", its
+    [start_s, end_s) and a ``Part`` with its prepared row), or a derived part (``track``
+    "frames_mean", "audio_mean" or "whole", spanning the video, a ``Part`` with ``mean_of``)."""
 
     track: str
     start_s: float
     end_s: float
-    modality: Modality
-    row: np.ndarray
+    part: Part
 
 
 def whole_vector(frames: np.ndarray, audio: np.ndarray) -> np.ndarray:
@@ -68,7 +70,7 @@ class VideoPipeline(ModalityPipeline):
     def check_window(self, window_s: float) -> None:
         self.audio.check_window(window_s)
 
-    def moments(
+    def parts(
         self,
         item: Item,
         index: int = 0,
@@ -76,10 +78,14 @@ class VideoPipeline(ModalityPipeline):
         every_s: float | None = None,
         window_s: float = CLAP_WINDOW_S,
         keyframes_only: bool = False,
-    ) -> Iterator[Moment]:
-        """The moments of one video, frames first (in time), then the soundtrack windows,
-        decoded and prepared as they are asked for; failures name the item."""
+    ) -> Iterator[VideoPart]:
+        """The parts of one video, decoded and prepared as they are asked for: the frames
+        (in time), the soundtrack windows, then the derived frame mean, soundtrack mean (when
+        there is sound) and whole-video vector (the last part). Failures name the item.
+        Feed ``p.part`` of each to a ``PartRunner``: a video is batched with everything else."""
         every = self.options.frame_every_s if every_s is None else every_s
+        positions: dict[str, list[int]] = {FRAMES: [], AUDIO: []}
+        end = 0.0
         with loading(item, index, "video"):
             require_av()
             source = _source(item)
@@ -95,15 +101,39 @@ class VideoPipeline(ModalityPipeline):
                 resize_to=settings.shortest_edge if settings.do_resize else None,
             ):
                 row = self.image.load(Item(Modality.IMAGE, frame.rgb, item.description), index)
-                yield Moment(FRAMES, frame.time_s, frame.end_s, Modality.IMAGE, row)
-            if not info.has_audio:
-                return
-            rate = self.folder.audio.sample_rate
-            pre = self.audio.preprocessor
-            for a, b, samples in soundtrack_windows(
-                source, rate=rate, window_s=window_s, max_seconds=self.options.max_video_seconds
-            ):
-                yield Moment(AUDIO, a / rate, b / rate, Modality.AUDIO, pre([samples])[0])
+                positions[FRAMES].append(len(positions[FRAMES]))
+                end = max(end, frame.end_s)
+                yield VideoPart(FRAMES, frame.time_s, frame.end_s, Part(Modality.IMAGE, row))
+            if info.has_audio:
+                rate = self.folder.audio.sample_rate
+                pre = self.audio.preprocessor
+                for a, b, samples in soundtrack_windows(
+                    source, rate=rate, window_s=window_s, max_seconds=self.options.max_video_seconds
+                ):
+                    positions[AUDIO].append(len(positions[FRAMES]) + len(positions[AUDIO]))
+                    end = max(end, b / rate)
+                    part = Part(Modality.AUDIO, pre([samples])[0])
+                    yield VideoPart(AUDIO, a / rate, b / rate, part)
+        count = len(positions[FRAMES]) + len(positions[AUDIO])
+        means = []
+        for track in (FRAMES, AUDIO):
+            if positions[track]:
+                means.append(count + len(means))
+                part = Part(Modality.VIDEO, None, tuple(positions[track]))
+                yield VideoPart(f"{track}_mean", 0.0, end, part)
+        if not means:
+            raise ClipClapInputError(
+                "the video has neither frames nor sound to embed",
+                index=index,
+                item=item.description,
+            )
+        yield VideoPart(WHOLE, 0.0, end, Part(Modality.VIDEO, None, tuple(means)))
+
+    def runner(self) -> PartRunner:
+        """A ``PartRunner`` over the image and audio pipelines this one embeds with."""
+        return PartRunner(
+            {Modality.IMAGE: self.image, Modality.AUDIO: self.audio}, self.options.batch_size
+        )
 
     def video(
         self,
@@ -115,60 +145,50 @@ class VideoPipeline(ModalityPipeline):
         keyframes_only: bool = False,
     ) -> VideoMoments:
         """Every moment's vector with its times and track, and the whole-video vector."""
-        size = self.options.batch_size
-        moments = self.moments(
-            item, index, every_s=every_s, window_s=window_s, keyframes_only=keyframes_only
-        )
-        vectors: list[np.ndarray] = []
-        starts: list[float] = []
-        ends: list[float] = []
-        tracks: list[str] = []
-        pending: dict[Modality, list[tuple[int, np.ndarray]]] = {
-            Modality.IMAGE: [],
-            Modality.AUDIO: [],
-        }
+        places: list[VideoPart] = []
 
-        def run(modality: Modality) -> None:
-            rows = pending[modality]
-            feed = "pixel_values" if modality is Modality.IMAGE else "input_features"
-            try:
-                out = self.encoders.project(modality, {feed: np.stack([r for _, r in rows])})
-            except ClipClapInputError as exc:
-                raise ClipClapInputError(exc.reason, index=index, item=item.description) from None
-            for (position, _), vector in zip(rows, out, strict=True):
-                vectors[position] = vector
-            rows.clear()
+        def parts() -> Iterator[Part]:
+            made = self.parts(
+                item, index, every_s=every_s, window_s=window_s, keyframes_only=keyframes_only
+            )
+            for placed in ahead(made, 2 * self.options.batch_size):
+                places.append(placed)
+                yield placed.part
 
-        for moment in ahead(moments, 2 * size):
-            position = len(vectors)
-            vectors.append(np.empty(0, np.float32))
-            starts.append(moment.start_s)
-            ends.append(moment.end_s)
-            tracks.append(moment.track)
-            pending[moment.modality].append((position, moment.row))
-            if len(pending[moment.modality]) >= size:
-                run(moment.modality)
-        for modality, rows in pending.items():
-            if rows:
-                run(modality)
-        stacked = np.stack(vectors) if vectors else np.zeros((0, self.folder.dim), np.float32)
-        mask = np.asarray([t == FRAMES for t in tracks], dtype=bool)
-        with loading(item, index, "video"):
-            whole = whole_vector(stacked[mask], stacked[~mask])
+        [(_, vectors)] = list(self.runner().run([(0, parts())]))
+        if isinstance(vectors, ClipClapInputError):
+            raise _named(vectors, index, item)
+        moments = [i for i, p in enumerate(places) if p.track in (FRAMES, AUDIO)]
         return VideoMoments(
-            vectors=stacked.astype(np.float32, copy=False),
-            starts=np.asarray(starts, dtype=np.float64),
-            ends=np.asarray(ends, dtype=np.float64),
-            tracks=tuple(tracks),
-            whole=whole,
+            vectors=vectors[moments],
+            starts=np.asarray([places[i].start_s for i in moments], dtype=np.float64),
+            ends=np.asarray([places[i].end_s for i in moments], dtype=np.float64),
+            tracks=tuple(places[i].track for i in moments),
+            whole=vectors[-1],
         )
 
     def embed(self, items: Sequence[Item], indices: Sequence[int]) -> np.ndarray:
-        """The whole-video vector of each video (see the module)."""
+        """The whole-video vector of each video (see the module); the frames and windows of
+        consecutive videos share model batches, each video decoded ahead of the model."""
         out = np.empty((len(items), self.folder.dim), dtype=np.float32)
-        for r, (item, index) in enumerate(zip(items, indices, strict=True)):
-            out[r] = self.video(item, index).whole
+        size = self.options.batch_size
+
+        def owners() -> Iterator[tuple[int, Iterator[Part]]]:
+            for r, (item, index) in enumerate(zip(items, indices, strict=True)):
+                made = self.parts(item, index)
+                yield r, (placed.part for placed in ahead(made, 2 * size))
+
+        for r, vectors in self.runner().run(owners()):
+            if isinstance(vectors, ClipClapInputError):
+                raise _named(vectors, indices[r], items[r])
+            out[r] = vectors[-1]
         return out
+
+
+def _named(error: ClipClapInputError, index: int, item: Item) -> ClipClapInputError:
+    if error.item_description:
+        return error
+    return ClipClapInputError(error.reason, index=index, item=item.description)
 
 
 def _source(item: Item) -> bytes | Path:
