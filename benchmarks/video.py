@@ -42,8 +42,10 @@ def _model(cache: Path, model: str | None) -> Path:
     out = cache / "clipclap-full"
     if not (out / "visual_model.onnx").exists():
         subprocess.run(
-            [sys.executable, "-m", "clipclap_integrations.testing", "build", "--size", "full"]
-            + ["--out", str(out)],  # noqa: RUF005
+            [
+                *(sys.executable, "-m", "clipclap_integrations.testing"),
+                *("build", "--size", "full", "--out", str(out)),
+            ],
             check=True,
         )
     return out
