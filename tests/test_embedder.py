@@ -36,7 +36,7 @@ def test_import_is_light() -> None:
     out = _run_python(
         """
         import sys, clipclap_integrations
-        heavy = ("chromadb", "llama_index", "librosa", "torch", "onnxruntime", "transformers")
+        heavy = ("chromadb", "llama_index", "librosa", "torch", "onnxruntime", "transformers", "av")
         print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))
         """
     )

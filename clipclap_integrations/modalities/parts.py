@@ -36,7 +36,8 @@ class Part:
     ``row`` is a prepared model input: an image's ``pixel_values`` (3, 224, 224), a sound
     window's ``input_features`` (1, 1001, 64), a text's string. A derived part has no row:
     its vector is the normalized mean of the vectors of the parts at positions ``mean_of``
-    (in the same owner's part list, rows only).
+    (in the same owner's part list: parts with rows, or derived parts before this one, as a
+    video's whole vector is the mean of its frame mean and its soundtrack mean).
     """
 
     modality: Modality
@@ -200,8 +201,8 @@ class PartRunner:
         out = np.empty((n, self.dim), dtype=np.float32)
         for position, vector in owner.vectors.items():
             out[position] = vector
-        for position, sources in owner.derived.items():
-            if any(s in owner.derived or not 0 <= s < n for s in sources):
+        for position, sources in sorted(owner.derived.items()):  # a mean of earlier means too
+            if any((s in owner.derived and s >= position) or not 0 <= s < n for s in sources):
                 error = ClipClapInputError(f"part {position} is a mean of parts that have no row")
                 return owner.key, error
             out[position] = mean_vector(out[list(sources)])
