@@ -22,7 +22,7 @@ from clipclap_integrations import (  # noqa: E402
     Video,
 )
 from clipclap_integrations.media.audio import decode_audio, resample, to_mono  # noqa: E402
-from clipclap_integrations.media.video import iter_frames, probe_video  # noqa: E402
+from clipclap_integrations.media.video import iter_frames, probe_video, shown_between  # noqa: E402
 from clipclap_integrations.testing.video import make_audio, make_video, sound  # noqa: E402
 
 SEGMENTS = [(6, (255, 0, 0), 440.0), (6, (0, 0, 255), "sweep")]
@@ -234,6 +234,32 @@ def test_a_video_without_sound_is_its_frames(
         moments = embedder.embed_video(videos[name])
         assert set(moments.tracks) == {"frames"}
         np.testing.assert_allclose(moments.whole, _unit(moments.vectors.mean(axis=0)), atol=1e-6)
+
+
+@pytest.mark.parametrize("every_s", [1.0, 0.35, 2.5])
+def test_frames_skipped_while_decoding_change_no_sampled_frame(
+    tmp_path: Path, every_s: float
+) -> None:
+    # moving pictures with B-frames: a sampled frame skipped or decoded wrongly would differ
+    path = make_video(
+        tmp_path / "moving.mp4", [(4, (200, 40, 40), None)], fps=15, moving=True, audio=False
+    )
+    with av.open(str(path)) as c:
+        decoded = [(f.time, f.to_ndarray(format="rgb24")) for f in c.decode(c.streams.video[0])]
+    frames = list(iter_frames(path, every_s))
+    assert len(frames) == int(np.ceil(4.0 / every_s - 1e-3))
+    for frame in frames:
+        expected = [rgb for t, rgb in decoded if t <= frame.time_s + 1e-3][-1]
+        np.testing.assert_array_equal(frame.rgb, expected)
+    assert frames[-1].end_s == pytest.approx(4.0)
+
+
+def test_which_frames_are_shown_at_a_sample_time() -> None:
+    shown = shown_between(1.0)  # samples at 0, 1, 2, ...: the last frame at most each
+    assert shown(0.0, 0.1) and shown(0.9, 1.002) and shown(1.0, 1.1) and shown(0.95, 1.05)
+    assert not shown(0.1, 0.2) and not shown(1.5, 1.9) and not shown(0.9, 1.0005)
+    assert shown(0.3, 5.0)  # several samples fall before the next frame
+    assert not shown_between(0.35)(0.36, 0.69) and shown_between(0.35)(0.36, 0.72)
 
 
 def test_keyframes_only_decodes_the_keyframes(videos: dict[str, Path]) -> None:

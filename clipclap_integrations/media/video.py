@@ -13,7 +13,8 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -299,7 +300,10 @@ def iter_frames(
         if keyframes_only:
             stream.codec_context.skip_frame = "NONKEY"
         origin = container.start_time / 1_000_000 if container.start_time else 0.0
-        frames = _decoded(container, stream, origin, info, max_seconds, max_pixels, resize_to)
+        shown = None if keyframes_only else shown_between(every_s)
+        frames = _decoded(
+            container, stream, origin, info, max_seconds, max_pixels, resize_to, shown
+        )
         if keyframes_only:
             yield from _keyframes(frames, info, max_frames)
         else:
@@ -314,12 +318,14 @@ def _decoded(
     max_seconds: float | None,
     max_pixels: int | None,
     resize_to: int | None,
+    shown: ShownBetween | None = None,
 ) -> Iterator[tuple[float, Any]]:
     """(time, PyAV frame) of every decoded frame; decoding errors become input errors, and a
-    stream that ends well before its declared duration is refused as truncated."""
+    stream that ends well before its declared duration is refused as truncated. With
+    ``shown``, non-reference frames that are on screen at no sample time are not decoded."""
     last = -math.inf  # the latest time of a packet read (a skipped frame's too)
     count = 0
-    decoding = _frames_of_packets(container, stream)
+    decoding = _frames_of_packets(container, stream, origin, shown)
     while True:
         try:
             packet_t, frame = next(decoding)
@@ -330,7 +336,7 @@ def _decoded(
         except Exception as exc:
             raise ClipClapInputError(f"corrupt or truncated video ({_why(exc)})") from None
         if packet_t is not None:
-            last = max(last, packet_t - origin)
+            last = max(last, packet_t)
         if frame is None:
             continue
         t = _frame_time(frame, origin, count, info.fps)
@@ -353,17 +359,85 @@ def _decoded(
         )
 
 
-def _frames_of_packets(container: Any, stream: Any) -> Iterator[tuple[float | None, Any]]:
+ShownBetween = Callable[[float, float], bool]
+LOOKAHEAD = 40  # packets demuxed ahead: more than any decoder reorders (H.264: 16 frames)
+
+
+def shown_between(every_s: float) -> ShownBetween:
+    """Whether a frame at ``p`` followed on screen by one at ``q`` is the frame shown at a
+    sample time ``k * every_s`` (``_sampled``'s rule: the last frame at most the time,
+    within ``_EPS``). Errs towards yes: deciding wrongly only costs a decoded frame."""
+    slack = 1e-6
+
+    def shown(p: float, q: float) -> bool:
+        low = max(p - _EPS, 0.0)
+        k = math.floor(low / every_s)
+        return any(
+            low - slack <= j * every_s < q - _EPS + slack for j in (k - 1, k, k + 1) if j >= 0
+        )
+
+    return shown
+
+
+def _frames_of_packets(
+    container: Any, stream: Any, origin: float = 0.0, shown: ShownBetween | None = None
+) -> Iterator[tuple[float | None, Any]]:
     """(packet time, None) for every packet read, then (None, frame) for each frame it
-    completes: the demuxed times tell how far the stream goes even when frames are skipped."""
-    keyframes_only = stream.codec_context.skip_frame == "NONKEY"
-    for packet in container.demux(stream):
-        if packet.pts is not None and packet.time_base is not None:
-            yield float(packet.pts * packet.time_base), None
-        if keyframes_only and packet.size and not packet.is_keyframe:
-            continue  # some decoders (VP9) ignore skip_frame: never hand them the packet
+    completes: the demuxed times tell how far the stream goes even when frames are skipped.
+
+    With ``shown``, packets are demuxed ``LOOKAHEAD`` ahead, so each packet's successor on
+    screen (the next larger time) is known before it is decoded; when no sample time falls
+    between the two, the decoder is told to skip the packet if it is not a reference
+    (``skip_frame="NONREF"``: FFmpeg then decodes nothing of it, and no other picture
+    depends on it, so every frame decoded is the same). The first and the last frame on
+    screen, and packets without a time, are always decoded.
+    """
+    context = stream.codec_context
+    keyframes_only = context.skip_frame == "NONKEY"
+    packets = container.demux(stream)
+    if shown is None:
+        for packet in packets:
+            t = _packet_time(packet, origin)
+            if t is not None:
+                yield t, None
+            if keyframes_only and packet.size and not packet.is_keyframe:
+                continue  # some decoders (VP9) ignore skip_frame: never hand them the packet
+            for frame in packet.decode():
+                yield None, frame
+        return
+    window: deque[tuple[Any, float | None]] = deque()
+    earliest = math.inf  # the smallest time read so far
+    skipping = False
+    more = True
+    while window or more:
+        while more and len(window) <= LOOKAHEAD:
+            packet = next(packets, None)
+            if packet is None:
+                more = False
+                break
+            t = _packet_time(packet, origin)
+            window.append((packet, t))
+            if t is not None:
+                earliest = min(earliest, t)
+                yield t, None
+        if not window:
+            break
+        packet, t = window.popleft()
+        skip = False
+        if t is not None and t > earliest and packet.size:
+            later = [u for _, u in window if u is not None and u > t]
+            skip = bool(later) and not shown(t, min(later))
+        if skip != skipping:
+            context.skip_frame = "NONREF" if skip else "DEFAULT"
+            skipping = skip
         for frame in packet.decode():
             yield None, frame
+
+
+def _packet_time(packet: Any, origin: float) -> float | None:
+    if packet.pts is None or packet.time_base is None:
+        return None
+    return float(packet.pts * packet.time_base) - origin
 
 
 def _rgb(frame: Any) -> np.ndarray:
