@@ -1,21 +1,26 @@
 """Video benchmark (issue 17, Speed): embed_video of a generated 1280x720 30 fps H.264 + AAC
 video at 1 frame/s against the model's own time on prepared tensors for the same frames and
-windows; where the time goes (demux/decode, RGB conversion, preprocessing, model), what
-keyframes_only buys, peak RSS.
+windows; where the time goes (demux, decode, RGB conversion, preprocessing, soundtrack,
+model), what keyframes_only buys, and peak RSS with its course during the run.
 
     python -m benchmarks.video --minutes 10 [--model DIR] [--cache benchmarks/cache]
+        [--decoder-threads N] [--no-spinning] [--rounds 1]
 
-Run it under the suite lock (flock /work/tools/suite.lock ...). Not a test.
+Run it under the suite lock (flock /work/tools/suite.lock ...). Not a test. ``embed_video``
+runs in a fresh process each time (its peak RSS is its own), after a warm-up that creates
+the sessions, as the limit's are created before it is timed.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,82 +56,215 @@ def _model(cache: Path, model: str | None) -> Path:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--cache", default="benchmarks/cache")
-    args = parser.parse_args()
-    cache = Path(args.cache)
-    cache.mkdir(parents=True, exist_ok=True)
-    video = _video(cache, args.minutes)
-    model = _model(cache, args.model)
+def _status(key: str) -> float:
+    """A ``/proc/self/status`` figure (VmRSS, VmHWM) in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
+
+class _Clock:
+    """Wall and CPU (all threads of the process) seconds since construction."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def read(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def _tune(args: Any) -> None:
+    """The experiment knobs: decoder threads, onnxruntime's spinning."""
+    from clipclap_integrations.media import video
+
+    video.DECODER_THREADS = args.decoder_threads
+    if args.no_spinning:
+        from clipclap_integrations.runtime import sessions
+
+        plain = sessions.session_options
+
+        def no_spin(config: Any) -> Any:
+            options = plain(config)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            return options
+
+        sessions.session_options = no_spin  # type: ignore[assignment]
+
+
+def _child(args: argparse.Namespace) -> None:
+    """Time ``embed_video`` in this fresh process; print its figures as JSON."""
+    _tune(args)
     from clipclap_integrations import ClipClapEmbedder
+
+    embedder = ClipClapEmbedder(args.model)
+    embedder.embed_images([np.full((224, 224, 3), 128, np.uint8)])  # the sessions exist
+    embedder.embed_audio([np.full(4800, 0.1, np.float32)])
+    before = _status("VmRSS")
+    course: list[tuple[float, float]] = []
+    done = threading.Event()
+    clock = _Clock()
+
+    def sample() -> None:
+        while not done.wait(0.5):
+            course.append((clock.read()[0], _status("VmRSS")))
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    moments = embedder.embed_video(args.video, keyframes_only=args.keyframes)
+    wall, cpu = clock.read()
+    done.set()
+    watcher.join()
+    print(
+        json.dumps(
+            {
+                "wall": wall,
+                "cpu": cpu,
+                "moments": len(moments.vectors),
+                "rss_before": before,
+                "hwm": _status("VmHWM"),
+                "course": course,
+            }
+        )
+    )
+
+
+def _ours(args: argparse.Namespace, video: Path, model: Path, keyframes: bool) -> dict[str, Any]:
+    command = [
+        *(sys.executable, "-m", "benchmarks.video", "--child"),
+        *("--video", str(video), "--model", str(model)),
+        *("--decoder-threads", str(args.decoder_threads)),
+    ]
+    command += ["--keyframes"] * keyframes + ["--no-spinning"] * args.no_spinning
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _stages(video: Path, embedder: Any) -> tuple[dict[str, tuple[float, float]], list, list]:
+    """Each stage alone, one after the other: (wall, cpu) seconds, and the prepared rows."""
+    import av
+
+    from clipclap_integrations.inputs import Item
+    from clipclap_integrations.media import video as media
     from clipclap_integrations.media.soundtrack import soundtrack_windows
-    from clipclap_integrations.media.video import iter_frames, probe_video
     from clipclap_integrations.types import Modality
 
-    info = probe_video(video)
-    print(f"video: {video.name} {info.width}x{info.height} {info.fps} fps {info.duration_s} s")
-    embedder = ClipClapEmbedder(model)
+    out: dict[str, tuple[float, float]] = {}
+    clock = _Clock()
+    with av.open(str(video)) as container:
+        for _ in container.demux(container.streams.video[0]):
+            pass
+    out["demux (video packets)"] = clock.read()
+    clock = _Clock()
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = media.DECODER_THREADS
+        sampled = []
+        for n, frame in enumerate(container.decode(stream)):
+            if n % 30 == 0 and len(sampled) < 30:
+                sampled.append(frame)
+    out["decode every frame"] = clock.read()
+    clock = _Clock()
+    for frame in sampled:
+        frame.to_ndarray(format="rgb24")
+    wall, cpu = clock.read()
+    del sampled
+    share = 600 / 30  # 30 frames converted, scaled to 600
+    out["RGB conversion (600 frames, from 30)"] = (wall * share, cpu * share)
     image, audio = embedder.pipelines[Modality.IMAGE], embedder.pipelines[Modality.AUDIO]
+    clock = _Clock()
+    rgbs = [f.rgb for f in media.iter_frames(video, 1.0)]
+    out["iter_frames: decode (non-ref skipped) + RGB"] = clock.read()
+    clock = _Clock()
+    pixels = [image.load(Item(Modality.IMAGE, rgb), 0) for rgb in rgbs]
+    out["frame preprocessing (Pillow resize, crop, normalize)"] = clock.read()
+    del rgbs
+    clock = _Clock()
+    windows = [w for _, _, w in soundtrack_windows(video, rate=48_000, window_s=10.0)]
+    out["soundtrack decode + resample"] = clock.read()
+    clock = _Clock()
+    pre = audio.preprocessor
+    features = [pre([w])[0] for w in windows]
+    out["soundtrack features"] = clock.read()
+    clock = _Clock()
+    keys = sum(1 for _ in media.iter_frames(video, keyframes_only=True))
+    out[f"keyframes only: decode + RGB ({keys} keyframes)"] = clock.read()
+    return out, pixels, features
 
-    # stage by stage, one after the other
-    t = time.perf_counter()
-    frames = 0
-    for _ in iter_frames(video, 1.0):  # demux + decode of every frame + RGB of the sampled
-        frames += 1
-    decode = time.perf_counter() - t
-    t = time.perf_counter()
-    keyframes = sum(1 for _ in iter_frames(video, keyframes_only=True))
-    keyframe_decode = time.perf_counter() - t
-    pixels, features = [], []
-    t = time.perf_counter()
-    from clipclap_integrations.inputs import Item
 
-    for f in iter_frames(video, 1.0):
-        pixels.append(image.load(Item(Modality.IMAGE, f.rgb), 0))  # type: ignore[attr-defined]
-    prep_frames = time.perf_counter() - t - decode
-    t = time.perf_counter()
-    pre = audio.preprocessor  # type: ignore[attr-defined]
-    for _, _, w in soundtrack_windows(video, rate=48_000, window_s=10.0):
-        features.append(pre([w])[0])
-    prep_audio = time.perf_counter() - t
+def _limit(embedder: Any, pixels: list, features: list) -> tuple[float, float]:
+    from clipclap_integrations.types import Modality
+
     size = embedder.batch_size
-    embedder.embed_images([pixels[0].transpose(1, 2, 0) * 0 + 0.5])  # sessions created
-    embedder.embed_audio([np.ones(4800, np.float32) * 0.1])
-    t = time.perf_counter()
+    embedder.embed_images([np.full((224, 224, 3), 128, np.uint8)])  # sessions created
+    embedder.embed_audio([np.full(4800, 0.1, np.float32)])
+    clock = _Clock()
     for s in range(0, len(pixels), size):
         embedder.encoders.project(Modality.IMAGE, {"pixel_values": np.stack(pixels[s : s + size])})
     for s in range(0, len(features), size):
         embedder.encoders.project(
             Modality.AUDIO, {"input_features": np.stack(features[s : s + size])}
         )
-    limit = time.perf_counter() - t
-    del pixels, features
+    return clock.read()
 
-    t = time.perf_counter()
-    moments = embedder.embed_video(video)
-    ours = time.perf_counter() - t
-    t = time.perf_counter()
-    quick = embedder.embed_video(video, keyframes_only=True)
-    ours_key = time.perf_counter() - t
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--cache", default="benchmarks/cache")
+    parser.add_argument("--decoder-threads", type=int, default=0)
+    parser.add_argument("--no-spinning", action="store_true")
+    parser.add_argument("--rounds", type=int, default=1, help="limit/ours pairs")
+    parser.add_argument("--no-stages", action="store_true", help="only limit and ours")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--video", help=argparse.SUPPRESS)
+    parser.add_argument("--keyframes", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args)
+        return
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    video = _video(cache, args.minutes)
+    model = _model(cache, args.model)
+    _tune(args)
+
+    from clipclap_integrations import ClipClapEmbedder
+    from clipclap_integrations.media.video import probe_video
+
+    info = probe_video(video)
     seconds = info.duration_s or 0.0
-    print(f"frames sampled {frames}, keyframes {keyframes}, moments {len(moments)}")
+    print(f"video: {video.name} {info.width}x{info.height} {info.fps} fps {seconds} s")
+    print(f"decoder threads {args.decoder_threads or 'auto'}, spinning {not args.no_spinning}")
+    embedder = ClipClapEmbedder(model)
+    stages, pixels, features = _stages(video, embedder)
+    print(f"{len(pixels)} frames, {len(features)} windows; stages alone (wall s / CPU s):")
+    if not args.no_stages:
+        for name, (wall, cpu) in stages.items():
+            print(f"  {name:58s} {wall:6.1f} / {cpu:6.1f}")
+    for round_ in range(args.rounds):
+        wall, cpu = _limit(embedder, pixels, features)
+        print(f"[{round_}] model on prepared tensors (limit): {wall:.1f} s, CPU {cpu:.1f} s")
+        ours = _ours(args, video, model, keyframes=False)
+        print(
+            f"[{round_}] embed_video end to end: {ours['wall']:.1f} s, CPU {ours['cpu']:.1f} s "
+            f"= {ours['wall'] / wall:.2f}x limit; {seconds / ours['wall']:.1f} video-s per s; "
+            f"{ours['moments']} moments"
+        )
+        course = ours["course"]
+        marks = [course[int(f * (len(course) - 1))] for f in (0.1, 0.25, 0.5, 0.75, 1.0)] or []
+        print(
+            f"[{round_}] peak RSS {ours['hwm']:.0f} MB (sessions warm, before the video: "
+            f"{ours['rss_before']:.0f} MB); RSS during the run: "
+            + ", ".join(f"{t:.0f} s {r:.0f} MB" for t, r in marks)
+        )
+    quick = _ours(args, video, model, keyframes=True)
     print(
-        f"decode (all frames, RGB of sampled): {decode:.1f} s; "
-        f"keyframes only {keyframe_decode:.1f} s"
+        f"embed_video keyframes_only: {quick['wall']:.1f} s, CPU {quick['cpu']:.1f} s "
+        f"({quick['moments']} moments); peak RSS {quick['hwm']:.0f} MB"
     )
-    print(f"frame preprocessing {prep_frames:.1f} s, soundtrack decode+features {prep_audio:.1f} s")
-    print(f"model on prepared tensors (limit): {limit:.1f} s")
-    print(
-        f"embed_video end to end: {ours:.1f} s = {ours / limit:.2f}x limit; "
-        f"{seconds / ours:.1f} video-s per s"
-    )
-    print(f"embed_video keyframes_only: {ours_key:.1f} s ({len(quick)} moments)")
-    print(f"peak RSS {rss:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from .pcm import MonoStream, mix_to_mono, pcm_to_float
 INSTALL_HINT = 'pip install "clipclap-integrations[video]"'
 DEFAULT_MAX_VIDEO_SECONDS = 4 * 3600.0
 DEFAULT_MAX_VIDEO_FRAMES = 20_000
+DECODER_THREADS = 0  # FFmpeg's video decoder threads (0: as many as it sees fit)
 BLOCK_FRAMES = 1 << 16  # audio samples gathered before a resampling step
 
 Source = bytes | Path | str
@@ -297,6 +298,7 @@ def iter_frames(
                 )
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = DECODER_THREADS
         if keyframes_only:
             stream.codec_context.skip_frame = "NONKEY"
         origin = container.start_time / 1_000_000 if container.start_time else 0.0
