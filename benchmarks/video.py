@@ -214,7 +214,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--model", default=None)
     parser.add_argument("--cache", default="benchmarks/cache")
-    parser.add_argument("--decoder-threads", type=int, default=0)
+    parser.add_argument("--decoder-threads", type=int, default=1, help="0: FFmpeg decides")
     parser.add_argument("--no-spinning", action="store_true")
     parser.add_argument("--rounds", type=int, default=1, help="limit/ours pairs")
     parser.add_argument("--no-stages", action="store_true", help="only limit and ours")

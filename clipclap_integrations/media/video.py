@@ -30,7 +30,10 @@ from .pcm import MonoStream, mix_to_mono, pcm_to_float
 INSTALL_HINT = 'pip install "clipclap-integrations[video]"'
 DEFAULT_MAX_VIDEO_SECONDS = 4 * 3600.0
 DEFAULT_MAX_VIDEO_FRAMES = 20_000
-DECODER_THREADS = 0  # FFmpeg's video decoder threads (0: as many as it sees fit)
+# FFmpeg's video decoder threads (0: as many as it sees fit). One: the model keeps every core
+# busy meanwhile, and FFmpeg's frame threads cost 75 % more CPU for the same frames on 2 cores
+# (benchmarks/video.py: 30 CPU-s instead of 17 for a 10-minute 720p H.264 video).
+DECODER_THREADS = 1
 BLOCK_FRAMES = 1 << 16  # audio samples gathered before a resampling step
 
 Source = bytes | Path | str

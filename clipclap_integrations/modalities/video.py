@@ -145,25 +145,27 @@ class VideoPipeline(ModalityPipeline):
         keyframes_only: bool = False,
     ) -> VideoMoments:
         """Every moment's vector with its times and track, and the whole-video vector."""
-        places: list[VideoPart] = []
+        # (track, start, end) of each part: not the parts, whose rows (600 KB a frame) would
+        # otherwise stay in memory for the whole video
+        places: list[tuple[str, float, float]] = []
 
         def parts() -> Iterator[Part]:
             made = self.parts(
                 item, index, every_s=every_s, window_s=window_s, keyframes_only=keyframes_only
             )
             for placed in ahead(made, 2 * self.options.batch_size):
-                places.append(placed)
+                places.append((placed.track, placed.start_s, placed.end_s))
                 yield placed.part
 
         [(_, vectors)] = list(self.runner().run([(0, parts())]))
         if isinstance(vectors, ClipClapInputError):
             raise _named(vectors, index, item)
-        moments = [i for i, p in enumerate(places) if p.track in (FRAMES, AUDIO)]
+        moments = [i for i, p in enumerate(places) if p[0] in (FRAMES, AUDIO)]
         return VideoMoments(
             vectors=vectors[moments],
-            starts=np.asarray([places[i].start_s for i in moments], dtype=np.float64),
-            ends=np.asarray([places[i].end_s for i in moments], dtype=np.float64),
-            tracks=tuple(places[i].track for i in moments),
+            starts=np.asarray([places[i][1] for i in moments], dtype=np.float64),
+            ends=np.asarray([places[i][2] for i in moments], dtype=np.float64),
+            tracks=tuple(places[i][0] for i in moments),
             whole=vectors[-1],
         )
 
