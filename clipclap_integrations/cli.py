@@ -167,6 +167,24 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seconds per indexed window of long audio, at most {CLAP_WINDOW_S:g} (default "
         f"{CLAP_WINDOW_S:g})",
     )
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process (default); ray: a Ray cluster (pip install "
+        '"clipclap-integrations[ray]"), the same records',
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="with --engine ray: the cluster to join (default: $RAY_ADDRESS, else a local Ray)",
+    )
+    p.add_argument(
+        "--actors",
+        type=_positive_int,
+        default=None,
+        help="with --engine ray: embedding actors (default 1), each of --threads threads",
+    )
     _db_args(p)
     _model_args(p)
 

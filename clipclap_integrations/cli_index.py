@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ClipClapError
+from .runtime.model import CLAP_WINDOW_S
 
 DEFAULT_DB = "clipclap-db"
 DEFAULT_COLLECTION = "clipclap"
@@ -173,6 +174,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     from .chroma.indexer import DatabaseGoneError, FolderIndexer, walk
 
     e, collection = open_collection(args, create=True)
+    if args.engine == "ray":
+        return index_report(args, collection, index_on_ray(args, e, collection))
     total = sum(1 for _ in walk(args.paths))
     bar = progress_bar(total, "indexing")
     done = 0
@@ -200,6 +203,11 @@ def cmd_index(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED if stopped else EXIT_FAILED
     if bar is not None:
         bar.close()
+    return index_report(args, collection, report)
+
+
+def index_report(args: argparse.Namespace, collection: Any, report: Any) -> int:
+    """Print what an index run did; the exit code."""
     count = collection.count()
     summary = {"collection": args.collection, **report.as_dict(), "records_in_collection": count}
     if args.json:
@@ -209,6 +217,34 @@ def cmd_index(args: argparse.Namespace) -> int:
         for line in report.listing():
             print(line)
     return EXIT_FAILED if report.failed else 0
+
+
+def index_on_ray(args: argparse.Namespace, embedder: Any, collection: Any) -> Any:
+    """``clipclap index --engine ray``: the same records, made on a Ray cluster."""
+    try:
+        import ray
+
+        from .ray.folder import index_folder
+        from .ray.model import model_ref
+    except ImportError as exc:
+        raise fail(args, str(exc)) from None
+    address = args.address or os.environ.get("RAY_ADDRESS") or None
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        return index_folder(
+            collection,
+            args.paths,
+            model_ref(embedder),
+            window_s=CLAP_WINDOW_S if args.window is None else args.window,
+            actors=args.actors or 1,
+            threads=args.threads or 1,
+            prune=args.prune,
+        )
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def path_problem(query: str) -> str | None:

@@ -169,7 +169,7 @@ def test_imports_point_down_and_never_cycle() -> None:
     assert cycles == []
 
 
-@pytest.mark.parametrize("adapter", ["chromadb", "llama_index"])
+@pytest.mark.parametrize("adapter", ["chromadb", "llama_index", "ray", "pyarrow"])
 def test_the_core_never_imports_an_adapter_library(adapter: str) -> None:
     core = ("types", "errors", "runtime", "inputs", "media", "options", "modalities", "embedder")
     bad = []

@@ -119,8 +119,6 @@ def file_url_path(url: str) -> Path:
     return Path(urllib.request.url2pathname(parts.path))
 
 
-
-
 def _existing(text: str, *, regular: bool = True) -> Path | None:
     """``text`` as a path when it names an existing regular file (with ``regular=False``:
     anything that exists), else None (never raises)."""
