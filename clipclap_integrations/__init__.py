@@ -22,7 +22,7 @@ from .errors import (
 )
 from .options import EmbedderOptions
 from .runtime.hub import DEFAULT_MODEL
-from .types import Audio, AudioSegments, Image, Modality, Text
+from .types import Audio, AudioSegments, Image, Modality, Text, Video, VideoMoments
 
 __version__ = "0.1.0"
 
@@ -45,5 +45,7 @@ __all__ = [
     "NonFiniteVectorError",
     "OnnxFormatError",
     "Text",
+    "Video",
+    "VideoMoments",
     "__version__",
 ]

@@ -1,4 +1,4 @@
-"""``ClipClapEmbedder``: text, images and audio into one 512-d, L2-normalized space.
+"""``ClipClapEmbedder``: text, images, audio and video into one 512-d, L2-normalized space.
 
 The facade: it classifies inputs (``inputs/``), hands each modality's items to its pipeline
 (the table in ``modalities/``), which preprocesses them (``media/``) and runs the model
@@ -31,13 +31,20 @@ from .inputs import (
 from .media.audio import AudioPreprocessor
 from .media.image import ImagePreprocessor
 from .media.text import TextPreprocessor
-from .modalities import PIPELINES, AudioPipeline, ImagePipeline, ModalityPipeline, TextPipeline
+from .modalities import (
+    PIPELINES,
+    AudioPipeline,
+    ImagePipeline,
+    ModalityPipeline,
+    TextPipeline,
+    VideoPipeline,
+)
 from .options import OPTION_NAMES, EmbedderOptions
 from .runtime.encoders import Encoders
 from .runtime.hub import resolve_model
 from .runtime.model import CLAP_WINDOW_S, ModelFolder
 from .runtime.sessions import SessionConfig, normalize_providers
-from .types import AudioSegments, Modality
+from .types import AudioSegments, Modality, VideoMoments
 
 
 class ClipClapEmbedder:
@@ -123,6 +130,10 @@ class ClipClapEmbedder:
         return self._audio.preprocessor
 
     @property
+    def _video(self) -> VideoPipeline:
+        return cast(VideoPipeline, self.pipelines[Modality.VIDEO])
+
+    @property
     def _text(self) -> TextPipeline:
         return cast(TextPipeline, self.pipelines[Modality.TEXT])
 
@@ -205,6 +216,30 @@ class ClipClapEmbedder:
         """
         self._audio.check_window(window_s)
         return self._audio.segments(self._fetched([clip], Modality.AUDIO)[0], window_s, hop_s)
+
+    def embed_video(
+        self,
+        source: Any,
+        frame_every_s: float | None = None,
+        window_s: float = CLAP_WINDOW_S,
+        keyframes_only: bool = False,
+    ) -> VideoMoments:
+        """The moments of a video with their times, and its whole vector (needs the
+        ``video`` extra: ``pip install "clipclap-integrations[video]"``).
+
+        A frame every ``frame_every_s`` seconds (default: the ``frame_every_s`` option), the
+        one on screen at t, embedded exactly as ``embed_images`` embeds that frame's RGB
+        array, its moment [t, t + frame_every_s); with ``keyframes_only`` only the keyframes
+        are decoded, each a moment up to the next (much faster; encoders put keyframes at
+        scene cuts). The soundtrack is embedded in windows of ``window_s`` exactly as
+        ``embed_audio_segments`` embeds the decoded track. ``whole`` is what ``embed`` gives
+        for the video (the ``VideoMoments`` docstring defines it).
+        """
+        self._video.check_window(window_s)
+        item = self._fetched([source], Modality.VIDEO)[0]
+        return self._video.video(
+            item, 0, every_s=frame_every_s, window_s=window_s, keyframes_only=keyframes_only
+        )
 
     # -- preprocessing only -----------------------------------------------------------------
     def preprocess_text(self, texts: Sequence[str]) -> dict[str, np.ndarray]:

@@ -21,6 +21,7 @@ from .inputs import InputOptions
 from .media.audio import DEFAULT_MAX_SECONDS, LONG_AUDIO_POLICIES, LongAudioPolicy
 from .media.image import DEFAULT_MAX_PIXELS
 from .media.text import DEFAULT_MAX_TEXT_CHARS
+from .media.video import DEFAULT_MAX_VIDEO_FRAMES, DEFAULT_MAX_VIDEO_SECONDS
 from .runtime.optimize import OPTIMIZE_CHOICES, QUANTIZE_CHOICES, OptimizeOption, QuantizeOption
 from .runtime.sessions import ProviderSpec, normalize_providers
 
@@ -209,6 +210,28 @@ class EmbedderOptions:
         "a positive integer or None",
         "Refuse longer texts (only their first 77 tokens count, and only those are "
         "tokenized; a text this long is a mistake); None for no limit.",
+    )
+    frame_every_s: float = option(
+        1.0,
+        _positive_number,
+        "a positive number of seconds",
+        "Videos: one frame is embedded every this many seconds (its moment lasts as long); "
+        "frame sizes are limited by max_image_pixels. (Stored vectors of text, images and "
+        "sounds, and every query's, do not depend on it.)",
+    )
+    max_video_seconds: float | None = option(
+        DEFAULT_MAX_VIDEO_SECONDS,
+        _optional(_positive_number),
+        "a positive number or None",
+        "Refuse longer videos (their soundtrack too), by the header before decoding; None "
+        "for no limit.",
+    )
+    max_video_frames: int | None = option(
+        DEFAULT_MAX_VIDEO_FRAMES,
+        _optional(_positive_int),
+        "a positive integer or None",
+        "Refuse videos that would give more sampled frames (duration / frame_every_s); None "
+        "for no limit.",
     )
     fast_jpeg: bool = option(
         False,

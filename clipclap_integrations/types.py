@@ -19,6 +19,7 @@ class Modality(str, Enum):
     TEXT = "text"
     IMAGE = "image"
     AUDIO = "audio"
+    VIDEO = "video"  # composed: frames are images, the soundtrack is audio
 
     def __str__(self) -> str:
         return self.value
@@ -62,6 +63,15 @@ class Audio:
 
 
 @dataclass(frozen=True)
+class Video:
+    """Anything holding a video: a path, URL, data URI, bytes or file object (decoded with
+    PyAV, the ``video`` extra). Forces a container to be read as a video: its sampled frames
+    and its soundtrack, not only its sound."""
+
+    source: Any
+
+
+@dataclass(frozen=True)
 class AudioSegments:
     """Vectors of the windows of one recording, with each window's start and end in seconds."""
 
@@ -71,3 +81,28 @@ class AudioSegments:
 
     def __len__(self) -> int:
         return len(self.starts)
+
+
+@dataclass(frozen=True)
+class VideoMoments:
+    """Vectors of the moments of one video, with their times and tracks, and the video's
+    whole vector.
+
+    A ``frames`` moment is one sampled frame standing for [start, end); an ``audio`` moment
+    is one window of the soundtrack. ``whole`` is the normalized sum of the normalized mean
+    of the frame vectors and the normalized mean of the soundtrack window vectors (the frame
+    mean alone for a video without sound, or whose sound is digital silence).
+    """
+
+    vectors: NDArray[np.float32]  # (N, dim), L2-normalized rows
+    starts: NDArray[np.float64]  # (N,) seconds
+    ends: NDArray[np.float64]  # (N,) seconds
+    tracks: tuple[str, ...]  # (N,) "frames" or "audio"
+    whole: NDArray[np.float32]  # (dim,)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def track(self, name: str) -> NDArray[np.bool_]:
+        """A mask of the moments of one track ("frames" or "audio")."""
+        return np.asarray([t == name for t in self.tracks], dtype=bool)

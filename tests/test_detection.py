@@ -168,7 +168,7 @@ ROWS: list[Row] = [
     ),
     ("part without type", lambda c: {"foo": 1}, "needs a 'type'"),
     ("empty dict", lambda c: {}, "needs a 'type'"),
-    ("unknown part type", lambda c: {"type": "video_url"}, "unsupported part type"),
+    ("unknown part type", lambda c: {"type": "document_url"}, "unsupported part type"),
     ("image_url part without url", lambda c: {"type": "image_url"}, "needs a URL"),
     (
         "image_url with non-str url",
@@ -473,11 +473,11 @@ def test_modality_argument_forces_the_call(embedder: ClipClapEmbedder, ctx: Ctx)
         ):
             embedder.embed([Audio(photo)])  # not "no ffmpeg installed"
     with pytest.raises(ValueError, match="unknown modality"):
-        embedder.embed(["x"], modality="video")
+        embedder.embed(["x"], modality="smell")
 
 
 def test_sniffing_needs_more_than_a_prefix() -> None:
-    assert sniff_bytes(b"RIFF\0\0\0\0AVI ") is None  # RIFF, but neither WAVE nor WEBP
+    assert sniff_bytes(b"RIFF\0\0\0\0ACON") is None  # RIFF, but neither WAVE, WEBP nor AVI
     assert sniff_bytes(b"BM") is None  # too short to be a BMP header
     assert sniff_bytes(b"\xff\xfb") is None  # half an MPEG frame header
     assert sniff_bytes(b"\xff\xff\xff\xff") is None  # reserved MPEG fields

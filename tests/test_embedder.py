@@ -36,8 +36,8 @@ def test_import_is_light() -> None:
     out = _run_python(
         """
         import sys, clipclap_integrations
-        heavy = ("chromadb", "llama_index", "ray", "pyarrow", "librosa", "torch", "onnxruntime")
-        heavy += ("transformers",)
+        heavy = ("chromadb", "llama_index", "librosa", "torch", "onnxruntime", "transformers", "av")
+        heavy += ("ray", "pyarrow")
         print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))
         """
     )

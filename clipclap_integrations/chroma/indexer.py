@@ -6,16 +6,16 @@ than one window, one per window; a text file one record per sentence-aware chunk
 CLIP's 77-token window (``records`` has their schema). A file that cannot be embedded is
 reported with the reason, and the others go on. Records carry the file's path
 and content hash (and, for sounds, the window length), so a re-run skips unchanged files,
-replaces changed ones and (with ``prune``) removes deleted ones. A file's records are written
-after all of them are embedded, in as few upserts as the client's batch limit allows; each
-record stores how many the file has, so a file left partly written (an interrupted run, a
-failed write) is redone by the next run, which resumes without duplicates. A file that cannot
-be written is reported as failed; the run goes on.
+replaces changed ones and (with ``prune``) removes deleted ones. Files are planned ahead
+(``file_plan``), embedded in full model batches across files (``PartRunner``), and written in
+large batches by a writer thread (``writer``); each record stores how many the file has, so a
+file left partly written (an interrupted run, a failed write) is redone by the next run, which
+resumes without duplicates. A file that cannot be written is reported as failed; the run goes
+on.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import stat
@@ -25,20 +25,20 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..embedder import ClipClapEmbedder
 from ..errors import ClipClapInputError, DatabaseGoneError
-from ..inputs.files import file_kind, read_text_file
-from ..media.chunking import chunk_text
+from ..inputs.files import file_kind
+from ..modalities.parts import Part, PartRunner
 from ..runtime.digests import content_sha256
 from ..runtime.model import CLAP_WINDOW_S
+from ..runtime.prefetch import Prefetch
 from ..types import Modality
 from .compat import max_batch_size
-from .records import FilePart, Record, Span, file_records, read_record, write_batches
+from .file_plan import PlannedPart, plan_file, plan_records
+from .records import read_record
+from .writer import BatchWriter, FileWrite, describe_error
 
-MAX_TEXT_BYTES = 10 * 1024 * 1024
-Outcome = list[FilePart] | str  # a file's parts, or why it cannot be indexed
+__all__ = ["DatabaseGoneError", "FolderIndexer", "IndexReport", "printable", "walk"]
 
 
 @dataclass
@@ -199,10 +199,6 @@ def _same_window(stored: set[float | None], window_s: float) -> bool:
     return all(math.isclose(w, window_s, rel_tol=1e-6, abs_tol=1e-6) for w in known)
 
 
-def _describe(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
 @dataclass(frozen=True)
 class _Pending:
     path: Path
@@ -212,8 +208,32 @@ class _Pending:
     replaced: bool  # it has records already
 
 
+@dataclass(frozen=True)
+class _Step:
+    """What looking at one walked entry found: a file to index (``pending``, with its plan or
+    why it cannot be), or an outcome to report (``what``: "skipped", "unreadable", "ignored",
+    "failed", "unchanged")."""
+
+    source: str
+    what: str
+    reason: str = ""
+    pending: _Pending | None = None
+    plan: list[PlannedPart] | str | None = None
+
+    @property
+    def rows(self) -> int:
+        return len(self.plan) if isinstance(self.plan, list) else 1
+
+
 class FolderIndexer:
-    """Embeds files with a ``ClipClapEmbedder`` and writes them to a Chroma collection."""
+    """Embeds files with a ``ClipClapEmbedder`` and writes them to a Chroma collection.
+
+    A pipeline: files are looked at, hashed and planned (decoded and preprocessed) ahead in
+    the preprocessing pool; their parts run through one ``PartRunner`` (full model batches
+    across files, each modality its own); their records are written in large batches by a
+    ``BatchWriter`` thread while the model goes on. Every stage is bounded.
+    ``batch_files``: at least this many files are planned ahead.
+    """
 
     def __init__(
         self,
@@ -278,56 +298,29 @@ class FolderIndexer:
                 )
             )
 
-        todo: dict[Modality, list[_Pending]] = {m: [] for m in Modality}
-        for path in walk(paths, onerror=folder_failed):
-            source = str(path)
-            try:
-                not_regular = _not_a_regular_file(path)
-                if not_regular is not None:  # never opened: a FIFO would block the run
-                    report.skipped.append((source, not_regular))
-                    self.progress(1)
-                    continue
-                kind = file_kind(path)
-                if kind is not None:
-                    content_hash = content_sha256(path)
-            except OSError as exc:
-                seen.add(source)  # unreadable now, maybe not for long: its records stay
-                report.failed.append((source, f"cannot read ({exc.strerror or exc})"))
-                self.progress(1)
-                continue
-            if kind is None:  # no longer media or text: --prune removes its records
-                report.ignored += 1
-                self.progress(1)
-                continue
-            seen.add(source)
-            if not valid_utf8(source):
-                report.failed.append(
-                    (
-                        source,
-                        "the path is not valid UTF-8, which Chroma cannot store: rename the file "
-                        "(or its folder) to index it",
-                    )
-                )
-                self.progress(1)
-                continue
-            old = existing.get(source)
-            if (
-                old
-                and old["hashes"] == {content_hash}
-                and old["parts"] == len(old["ids"])
-                and (kind[0] is not Modality.AUDIO or _same_window(old["windows"], self.window_s))
-            ):
-                report.unchanged.append(source)
-                self.progress(1)
-                continue
-            pending = _Pending(path, kind[0], kind[1], content_hash, old is not None)
-            todo[kind[0]].append(pending)
-            if len(todo[kind[0]]) >= self.batch_files:
-                self._flush(kind[0], todo[kind[0]], existing, report)
-                todo[kind[0]] = []
-        for modality, batch in todo.items():
-            if batch:
-                self._flush(modality, batch, existing, report)
+        entries = list(walk(paths, onerror=folder_failed))
+        self.max_batch = max_batch_size(self.collection)  # of the collection written now
+        writer = BatchWriter(self.collection, self.max_batch)
+        size = self.embedder.batch_size
+        budget = max(self.batch_files, 2 * size)
+        look = partial(self._look, entries, existing)
+        try:
+            with Prefetch(len(entries), look, budget=budget, size=lambda s: s.rows) as ahead:
+                steps = (ahead.get(i) for i in range(len(entries)))
+                owners = self._owners(steps, report, seen, existing, writer)
+                runner = PartRunner(self.embedder.pipelines, size)
+                for (pending, plan), vectors in runner.run(owners):
+                    if isinstance(vectors, ClipClapInputError):
+                        writer.put(partial(self._failed, pending, vectors.reason, existing, report))
+                    else:
+                        self._queue(pending, plan, vectors, existing, report, writer)
+                    self.progress(1)  # embedded (or not): its records are queued to be written
+        except BaseException:
+            # Interrupted (or failed): the files embedded so far are still written, so the
+            # files counted done are kept; the writer's own failure, if any, is the one raised.
+            writer.close(quiet=True)
+            raise
+        writer.close()
         if prune:
             roots = [str(Path(p).expanduser().resolve()) for p in paths]
             for source, entry in existing.items():
@@ -338,167 +331,113 @@ class FolderIndexer:
                     report.removed.append(source)
         return report
 
-    def _flush(
+    def _look(self, entries: list[Path], existing: dict[str, dict[str, Any]], i: int) -> _Step:
+        """Entry ``i``: what it is, its content hash, whether it changed, and (if it is to
+        be indexed) its plan. Runs in the preprocessing pool, ahead of the model."""
+        path = entries[i]
+        source = str(path)
+        try:
+            not_regular = _not_a_regular_file(path)
+            if not_regular is not None:  # never opened: a FIFO would block the run
+                return _Step(source, "skipped", not_regular)
+            kind = file_kind(path)
+            if kind is not None:
+                content_hash = content_sha256(path)
+        except OSError as exc:  # unreadable now, maybe not for long: its records stay
+            return _Step(source, "unreadable", f"cannot read ({exc.strerror or exc})")
+        if kind is None:  # no longer media or text: --prune removes its records
+            return _Step(source, "ignored")
+        if not valid_utf8(source):
+            reason = (
+                "the path is not valid UTF-8, which Chroma cannot store: rename the file "
+                "(or its folder) to index it"
+            )
+            return _Step(source, "failed", reason)
+        old = existing.get(source)
+        if (
+            old
+            and old["hashes"] == {content_hash}
+            and old["parts"] == len(old["ids"])
+            and (kind[0] is not Modality.AUDIO or _same_window(old["windows"], self.window_s))
+        ):
+            return _Step(source, "unchanged")
+        pending = _Pending(path, kind[0], kind[1], content_hash, old is not None)
+        plan = plan_file(self.embedder, path, kind[0], kind[1], self.window_s)
+        return _Step(source, "index", pending=pending, plan=plan)
+
+    def _owners(
         self,
-        modality: Modality,
-        batch: list[_Pending],
+        steps: Iterable[_Step],
+        report: IndexReport,
+        seen: set[str],
+        existing: dict[str, dict[str, Any]],
+        writer: BatchWriter,
+    ) -> Iterator[tuple[tuple[_Pending, list[PlannedPart]], list[Part]]]:
+        """The files to embed, with their parts, in walk order; every other entry is reported
+        as it comes."""
+        for step in steps:
+            if step.what != "skipped" and step.what != "ignored":
+                seen.add(step.source)
+            if step.pending is not None:
+                if isinstance(step.plan, str):  # cannot be embedded: the reason
+                    writer.put(partial(self._failed, step.pending, step.plan, existing, report))
+                    self.progress(1)
+                elif step.plan is not None:
+                    yield (step.pending, step.plan), [pp.part for pp in step.plan]
+                continue
+            if step.what == "skipped":
+                report.skipped.append((step.source, step.reason))
+            elif step.what in ("unreadable", "failed"):
+                report.failed.append((step.source, step.reason))
+            elif step.what == "ignored":
+                report.ignored += 1
+            else:
+                report.unchanged.append(step.source)
+            self.progress(1)
+
+    def _queue(
+        self,
+        pending: _Pending,
+        plan: list[PlannedPart],
+        vectors: Any,
+        existing: dict[str, dict[str, Any]],
+        report: IndexReport,
+        writer: BatchWriter,
+    ) -> None:
+        """Hand an embedded file's records to the writer."""
+        source = str(pending.path)
+        rows = plan_records(source, pending.content_hash, pending.modality, pending.mime, plan)
+        for row, vector in zip(rows, vectors, strict=True):
+            row.embedding = vector
+        old = existing.get(source)
+        new_ids = {r.id for r in rows}
+        stale = [i for i in old["ids"] if i not in new_ids] if old else []
+
+        def done() -> None:
+            (report.replaced if pending.replaced else report.added).append(source)
+            report.records += len(rows)
+
+        def failed(exc: Exception) -> None:
+            self._failed(pending, f"could not be written ({describe_error(exc)})", existing, report)
+
+        writer.put(FileWrite(source, rows, stale, done, failed))
+
+    def _failed(
+        self,
+        pending: _Pending,
+        reason: str,
         existing: dict[str, dict[str, Any]],
         report: IndexReport,
     ) -> None:
-        outcomes = file_parts(self.embedder, modality, [p.path for p in batch], self.window_s)
-        embedded = []
-        for pending, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, str):  # cannot be embedded: the reason
-                report.failed.append((str(pending.path), outcome))
-            else:
-                embedded.append((pending, outcome))
-        done: set[str] = set()
-        for pending, parts in embedded:
-            source = str(pending.path)
-            old = existing.get(source)
-            rows = file_records(source, pending.content_hash, pending.modality, pending.mime, parts)
+        """A file that cannot be indexed (in the writer's thread). One indexed before: its
+        records describe content that is gone, so they go (the failure says so)."""
+        source = str(pending.path)
+        old = existing.get(source)
+        if old:
             try:
-                self._write(rows)
-                if old:
-                    stale = [i for i in old["ids"] if i not in {r.id for r in rows}]
-                    if stale:
-                        self.collection.delete(ids=stale)
-            except Exception as exc:  # this file's records (or some) are not written
-                if not self._reachable():  # the database is gone: no file can be written
-                    raise DatabaseGoneError(
-                        f"the database stopped answering while {source!r} was written "
-                        f"({_describe(exc)}); the files finished so far are kept: run again "
-                        "to resume"
-                    ) from exc
-                report.failed.append((source, f"could not be written ({_describe(exc)})"))
-                continue
-            done.add(source)
-            (report.replaced if pending.replaced else report.added).append(source)
-            report.records += len(rows)
-        # A file indexed before whose new content fails: its records describe content that
-        # is gone, so they go (the failure is reported).
-        for position, (source, reason) in enumerate(report.failed):
-            old = existing.get(source)
-            if old and source not in done and any(str(p.path) == source for p in batch):
-                existing.pop(source)
-                try:
-                    self.collection.delete(ids=old["ids"])
-                    note = "the records of its earlier version were removed"
-                except Exception as exc:
-                    note = f"the records of its earlier version could not be removed: {exc}"
-                report.failed[position] = (source, f"{reason} ({note})")
-        self.progress(len(batch))
-
-    def _reachable(self) -> bool:
-        """Whether the database still answers (a write that failed for one file's sake
-        leaves it answering; a server that went away does not)."""
-        try:
-            self.collection.count()
-        except Exception:
-            return False
-        return True
-
-    def _write(self, rows: list[Record]) -> None:
-        """One file's records, in as few upserts as the client takes."""
-        written: list[str] = []
-        try:
-            for kwargs in write_batches(rows, self.max_batch):
-                self.collection.upsert(**kwargs)
-                written += kwargs["ids"]
-        except Exception:
-            # Best effort: take back the part written. If that fails too, the records left
-            # are fewer than their "parts" count says, and the next run redoes the file.
-            if written:
-                with contextlib.suppress(Exception):
-                    self.collection.delete(ids=written)
-            raise
-
-
-def file_parts(
-    embedder: ClipClapEmbedder, modality: Modality, paths: Sequence[Path], window_s: float
-) -> list[Outcome]:
-    """The outcome of each file of one modality, in order."""
-    if modality is Modality.IMAGE:
-        return image_parts(embedder, paths)
-    if modality is Modality.AUDIO:
-        return [audio_parts(embedder, path, window_s) for path in paths]
-    return [text_parts(embedder, path) for path in paths]
-
-
-def image_parts(embedder: ClipClapEmbedder, paths: Sequence[Path]) -> list[Outcome]:
-    """All images in one call; if one is bad, each on its own, so the others are indexed."""
-
-    def parts(vector: np.ndarray) -> Outcome:
-        return [FilePart("image", vector, Span("file"))]
-
-    try:
-        return [parts(v) for v in embedder.embed_images(list(paths))]
-    except ClipClapInputError:
-        pass
-
-    def alone(path: Path) -> Outcome:
-        return parts(embedder.embed_images([path])[0])
-
-    return [_or_reason(partial(alone, path)) for path in paths]
-
-
-def audio_parts(embedder: ClipClapEmbedder, path: Path, window_s: float) -> Outcome:
-    """The whole sound, and its windows when there are several (all full: the last ends at
-    the end of the sound). Each part records ``window_s``: another window, another index."""
-
-    def parts() -> Outcome:
-        seg = embedder.embed_audio_segments(path, window_s=window_s)
-        window = float(window_s)
-        whole = seg.vectors.mean(axis=0)
-        whole = whole / max(float(np.linalg.norm(whole)), 1e-12)
-        end = float(seg.ends[-1])
-        out = [
-            FilePart(
-                "audio",
-                whole if len(seg) > 1 else seg.vectors[0],
-                Span("file", start_s=0.0, end_s=end, window_s=window),
-            )
-        ]
-        if len(seg) > 1:
-            out += [
-                FilePart(
-                    f"window-{k}",
-                    seg.vectors[k],
-                    Span("window", float(seg.starts[k]), float(seg.ends[k]), window),
-                )
-                for k in range(len(seg))
-            ]
-        return out
-
-    return _or_reason(parts)
-
-
-def text_parts(embedder: ClipClapEmbedder, path: Path) -> Outcome:
-    """One part per chunk, with its character offsets in the file's text."""
-    try:
-        if path.stat().st_size > MAX_TEXT_BYTES:
-            raise ValueError(f"larger than {MAX_TEXT_BYTES // (1024 * 1024)} MB")
-        text = read_text_file(path)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        return f"not readable text ({exc})"
-    preprocessor = embedder.text_preprocessor
-    chunks = chunk_text(text, preprocessor.count_tokens, token_offsets=preprocessor.token_offsets)
-    if not chunks:
-        return "the text file is empty"
-    vectors = embedder.embed_text([c.text for c in chunks])
-    return [
-        FilePart(
-            f"chunk-{k}",
-            vectors[k],
-            Span("chunk", chunk=k, char_start=c.start, char_end=c.end),
-            document=c.text,
-        )
-        for k, c in enumerate(chunks)
-    ]
-
-
-def _or_reason(parts: Callable[[], Outcome]) -> Outcome:
-    try:
-        return parts()
-    except ClipClapInputError as exc:
-        return exc.reason
+                self.collection.delete(ids=old["ids"])
+                note = "the records of its earlier version were removed"
+            except Exception as exc:
+                note = f"the records of its earlier version could not be removed: {exc}"
+            reason = f"{reason} ({note})"
+        report.failed.append((source, reason))

@@ -27,7 +27,7 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -180,6 +180,17 @@ def item_record(raw: Any, item: Item) -> Record:
 
 
 # -- records of the folder indexer ----------------------------------------------------------
+class PartLike(Protocol):
+    """What a file's record is made from: a ``FilePart``, or a planned part (no vector yet)."""
+
+    @property
+    def name(self) -> str: ...  # the id's last part: "image", "audio", "window-<k>", "chunk-<k>"
+    @property
+    def span(self) -> Span: ...
+    @property
+    def document(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class FilePart:
     """One record's worth of an indexed file, before it is a record."""
@@ -191,9 +202,14 @@ class FilePart:
 
 
 def file_records(
-    path: str, file_hash: str, modality: Modality, declared_mime: str | None, parts: list[FilePart]
+    path: str,
+    file_hash: str,
+    modality: Modality,
+    declared_mime: str | None,
+    parts: Sequence[PartLike],
 ) -> list[Record]:
-    """The records of one indexed file: media store the path as their URI, text its chunks."""
+    """The records of one indexed file: media store the path as their URI, text its chunks.
+    A part's ``embedding`` (if it has one) becomes the record's; else the record has none yet."""
     origin = FileOrigin(path, file_hash, len(parts))
     path_hash = hashlib.sha256(path.encode()).hexdigest()[:16]
     mime = mime_type(modality, declared_mime, path)
@@ -201,7 +217,7 @@ def file_records(
         Record(
             id=f"{path_hash}-{file_hash[:16]}-{part.name}",
             modality=modality,
-            embedding=part.embedding,
+            embedding=getattr(part, "embedding", None),
             mime_type=mime,
             document=part.document,
             uri=None if modality is Modality.TEXT else path,

@@ -176,6 +176,11 @@ def array_item(value: Any, forced: Modality | None) -> Item:
     arr = numeric_array(value)
     if forced is Modality.TEXT:
         raise ClipClapInputError("an array cannot be embedded as text")
+    if forced is Modality.VIDEO:
+        raise ClipClapInputError(
+            "an array is not a video: give the video as a path, URL, data: URI, bytes or file "
+            "object (a frame array is an image)"
+        )
     if arr.ndim == 0:
         raise ClipClapInputError(f"a 0-D array: {SINGLE_NUMBER}")
     if forced is Modality.AUDIO or (forced is None and arr.ndim == 1):

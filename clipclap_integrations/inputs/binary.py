@@ -10,10 +10,12 @@ from typing import Any
 
 from ..errors import ClipClapInputError
 from ..types import Modality
+from .containers import settle
 from .items import InputOptions, Item, Media
 from .sniff import HEAD_BYTES, modality_of_mime, sniff_bytes
 
 _STREAM_CHUNK = 1 << 16
+MEDIA = (Modality.IMAGE, Modality.AUDIO, Modality.VIDEO)
 
 
 def bytes_item(
@@ -26,17 +28,21 @@ def bytes_item(
         raise ClipClapInputError("empty (0 bytes)")
     sniffed = sniff_bytes(data[:HEAD_BYTES])
     by_mime = modality_of_mime(mime)
-    by_mime = by_mime if by_mime in (Modality.IMAGE, Modality.AUDIO) else None
+    by_mime = by_mime if by_mime in MEDIA else None
+    if forced is None and by_mime is Modality.VIDEO and (sniffed is None or declared):
+        sniffed = (Modality.VIDEO, mime if sniffed is None else sniffed[1])
+    if forced is None and sniffed is not None:
+        sniffed = settle(sniffed, data)  # a video container: video, or only sound?
     if forced is not None:
         modality: Modality | None = forced
-    elif declared and by_mime is not None:
+    elif declared and by_mime is not None and by_mime is not Modality.VIDEO:
         modality = by_mime
     else:
         modality = (sniffed[0] if sniffed else None) or by_mime
     if modality is None:
         raise ClipClapInputError(
-            f"bytes that are neither a recognizable image nor audio (they start with "
-            f"{data[:12]!r}; wrap them in Image(...) or Audio(...) to force one)"
+            f"bytes that are neither a recognizable image, audio nor video (they start with "
+            f"{data[:12]!r}; wrap them in Image(...), Audio(...) or Video(...) to force one)"
         )
     return Item(modality, Media(data=data, mime=sniffed[1] if sniffed else mime))
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ClipClapInputError
-from ..types import Audio, Image, Modality, Text
+from ..types import Audio, Image, Modality, Text, Video
 from .arrays import (
     SINGLE_NUMBER,
     array_item,
@@ -153,6 +153,9 @@ def _classify(item: Any, options: InputOptions, forced: Modality | None = None) 
                     f"sample_rate) pair of rate {it.payload.sample_rate} (give the rate once)"
                 )
         return it
+    if isinstance(item, Video):
+        check_modality(Modality.VIDEO, forced, "Video(...)")
+        return _classify(item.source, options, Modality.VIDEO)
     if isinstance(item, str):
         return string_item(item, forced, options)
     if isinstance(item, os.PathLike):
@@ -168,7 +171,11 @@ def _classify(item: Any, options: InputOptions, forced: Modality | None = None) 
     if isinstance(item, tuple):
         return pair_item(item, forced)
     if isinstance(item, list):
-        if forced in (Modality.IMAGE, Modality.AUDIO):  # Image([[...]]), Audio([...])
+        if forced in (
+            Modality.IMAGE,
+            Modality.AUDIO,
+            Modality.VIDEO,
+        ):  # Image([[...]]), Audio([...])
             return array_item(item, forced)
         raise ClipClapInputError(
             "a list is not an input: pass its items as separate inputs, or an array (a numpy "
@@ -182,5 +189,6 @@ def _classify(item: Any, options: InputOptions, forced: Modality | None = None) 
         return stream_item(item, forced, options)
     raise ClipClapInputError(
         f"unsupported input type {type(item).__name__} (expected a string, path, bytes, file "
-        "object, PIL image, array, (samples, sample_rate) pair, dict part or Text/Image/Audio)"
+        "object, PIL image, array, (samples, sample_rate) pair, dict part or "
+        "Text/Image/Audio/Video)"
     )

@@ -3,6 +3,7 @@ what each one served (``remote`` does the safe download of one URL)."""
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from ..errors import ClipClapInputError
 from ..types import Modality
 from .binary import bytes_item
+from .containers import settle
 from .items import InputOptions, Item, RemoteURL, shorten
 from .remote import fetch
 from .sniff import HEAD_BYTES, modality_of_mime, sniff_bytes
@@ -89,17 +91,24 @@ def _served(item: Item, data: bytes, content_type: str | None) -> Item:
     if not data:
         raise ClipClapInputError("the URL served no content")
     sniffed = None if url.stated else sniff_bytes(data[:HEAD_BYTES])
-    if sniffed is not None and item.modality not in (None, sniffed[0]):  # by the extension
+    if sniffed is not None and sniffed[0] is Modality.VIDEO:
+        sniffed = settle(sniffed, data, urllib.parse.urlsplit(url.url).path)
+    # a video container named by a video or audio extension may hold either: content decides
+    sound_or_video = (Modality.AUDIO, Modality.VIDEO)
+    expected = item.modality
+    if sniffed is not None and expected in sound_or_video and sniffed[0] in sound_or_video:
+        expected = None
+    if sniffed is not None and expected not in (None, sniffed[0]):  # by the extension
+        wrapper = {Modality.AUDIO: "Audio", Modality.VIDEO: "Video"}.get(sniffed[0], "Image")
         raise ClipClapInputError(
             f"the URL's extension says {item.modality.value}, but it serves {sniffed[1]} "
-            f"(wrap it in {'Audio' if sniffed[0] is Modality.AUDIO else 'Image'}(...) to "
-            "embed what it serves)"
+            f"(wrap it in {wrapper}(...) to embed what it serves)"
         )
-    media = (Modality.IMAGE, Modality.AUDIO)
+    media = (Modality.IMAGE, Modality.AUDIO, Modality.VIDEO)
     if item.modality is None and sniffed is None and modality_of_mime(content_type) not in media:
         kind = (content_type or "no Content-Type").split(";")[0].strip()
         raise ClipClapInputError(
-            f"the URL serves {shorten(kind, 60)} content that is neither a recognizable image "
-            "nor audio"
+            f"the URL serves {shorten(kind, 60)} content that is neither a recognizable image, "
+            "audio nor video"
         )
-    return bytes_item(data, item.modality, content_type)
+    return bytes_item(data, item.modality if url.stated else expected, content_type)

@@ -8,6 +8,7 @@ import codecs
 from pathlib import Path
 
 from ..types import Modality
+from .containers import settle
 from .sniff import HEAD_BYTES, modality_of_extension, sniff_bytes
 
 TEXT_EXTENSIONS = frozenset({".txt", ".md", ".markdown", ".rst", ".text"})
@@ -45,7 +46,8 @@ def kind_of(name: str, head: bytes) -> tuple[Modality, str | None] | None:
 
 
 def media_kind(name: str, head: bytes) -> tuple[Modality, str | None] | None:
-    """Image or audio by content (with its MIME type), else by extension; None if neither."""
+    """Image, audio or video by content (with its MIME type), else by extension; None if
+    neither. A video container is only provisionally video here (``containers.settle``)."""
     sniffed = sniff_bytes(head)
     if sniffed:
         return sniffed
@@ -54,9 +56,10 @@ def media_kind(name: str, head: bytes) -> tuple[Modality, str | None] | None:
 
 
 def media_file_kind(path: Path) -> tuple[Modality, str | None] | None:
-    """``media_kind`` of a file on disk (never text: for paths given as media)."""
+    """``media_kind`` of a file on disk (never text: for paths given as media), a video
+    container settled as video or audio by its streams."""
     with open(path, "rb") as f:
-        return media_kind(path.name, f.read(HEAD_BYTES))
+        return settle(media_kind(path.name, f.read(HEAD_BYTES)), path, path.name)
 
 
 def file_kind(path: Path) -> tuple[Modality, str | None] | None:
@@ -64,7 +67,7 @@ def file_kind(path: Path) -> tuple[Modality, str | None] | None:
     dangling link, no permission)."""
     with open(path, "rb") as f:
         head = f.read(HEAD_BYTES)
-    return kind_of(path.name, head)
+    return settle(kind_of(path.name, head), path, path.name)
 
 
 def read_text_file(path: Path, errors: str = "strict") -> str:

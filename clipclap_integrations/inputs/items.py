@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ClipClapInputError
-from ..types import Audio, Image, Modality, Text
+from ..types import Audio, Image, Modality, Text, Video
 from .sniff import HEAD_BYTES, sniff_bytes
 
 
@@ -132,6 +132,8 @@ def _describe(item: Any) -> str:
         return f"Text({_describe(item.text)})"
     if isinstance(item, Image):
         return f"Image({_describe(item.source)})"
+    if isinstance(item, Video):
+        return f"Video({_describe(item.source)})"
     if isinstance(item, Audio):
         rate = f", sample_rate={item.sample_rate!r}" if item.sample_rate is not None else ""
         return f"Audio({_describe(item.source)}{rate})"

@@ -40,6 +40,7 @@ _FORMAT_MIME = {
     "aiff": "audio/aiff",
     "webm": "audio/webm",
 }
+# ``{"type": "video_url", "video_url": {"url": ...}}`` (vLLM, Qwen-VL style) names a video
 # ``format: "pcm16"`` of an ``input_audio`` part: headerless 16-bit signed little-endian mono
 # PCM at 24 kHz, as OpenAI defines "pcm16" (its Realtime API's audio format).
 PCM16_SAMPLE_RATE = 24_000
@@ -216,14 +217,14 @@ def part_item(
     ``max_bytes`` is refused."""
     kind = part.get("type")
     if kind is None:  # untyped parts: infer the type from the one key that says it
-        for key in ("image_url", "audio_url", "input_audio", "text"):
+        for key in ("image_url", "audio_url", "video_url", "input_audio", "text"):
             if key in part:
                 kind = key
                 break
     if not isinstance(kind, str):
         raise ClipClapInputError(
-            "a dict input needs a 'type' (text, image_url, audio_url, input_audio, media, "
-            "image or audio)"
+            "a dict input needs a 'type' (text, image_url, audio_url, video_url, input_audio, "
+            "media, image or audio)"
         )
     kind = kind.lower()
     if kind in ("text", "input_text"):
@@ -232,8 +233,10 @@ def part_item(
         if not isinstance(text, str):
             raise ClipClapInputError(f"the {kind} part needs a string 'text'")
         return text_item(text)
-    if kind in ("image_url", "input_image", "audio_url"):
-        target = Modality.AUDIO if kind == "audio_url" else Modality.IMAGE
+    if kind in ("image_url", "input_image", "audio_url", "video_url"):
+        target = {"audio_url": Modality.AUDIO, "video_url": Modality.VIDEO}.get(
+            kind, Modality.IMAGE
+        )
         check_modality(target, forced, f"an {kind} part")
         value = part.get(f"{target.value}_url", part.get("url"))
         return Link(_part_url(value, kind), target)
@@ -258,7 +261,7 @@ def part_item(
         declared = modality_of_mime(mime)
         if forced is None and declared is Modality.TEXT:
             return text_item(_decode_text(_part_data(part.get("data"), kind, max_bytes), None))
-        if declared in (Modality.IMAGE, Modality.AUDIO):
+        if declared in (Modality.IMAGE, Modality.AUDIO, Modality.VIDEO):
             check_modality(declared, forced, f"a media part of type {mime}")
         url = part.get("file_uri", part.get("url"))
         if "data" not in part and isinstance(url, str):
@@ -267,5 +270,5 @@ def part_item(
         return bytes_item(data, forced, mime, declared=True)
     raise ClipClapInputError(
         f"unsupported part type {shorten(kind, 40)!r} (expected text, image_url, audio_url, "
-        "input_audio, media, image or audio)"
+        "video_url, input_audio, media, image or audio)"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..types import Modality
 
-HEAD_BYTES = 64  # enough for every signature ``sniff_bytes`` knows
+HEAD_BYTES = 512  # enough for every signature ``sniff_bytes`` knows (MPEG-TS: 3 packets)
 
 IMAGE_EXTENSIONS = frozenset(
     {
@@ -50,6 +50,25 @@ AUDIO_EXTENSIONS = frozenset(
         ".weba",
     }
 )
+VIDEO_EXTENSIONS = frozenset(
+    {
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".qt",
+        ".mkv",
+        ".mk3d",
+        ".webm",
+        ".avi",
+        ".ts",
+        ".mts",
+        ".m2ts",
+        ".mpg",
+        ".mpeg",
+        ".3gp",
+    }
+)
+_AUDIO_FTYP_BRANDS = (b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B ")
 _IMAGE_FTYP_BRANDS = (b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1")
 _W64_GUID = bytes.fromhex("726966662e91cf11a5d628db04c10000")  # "riff" + GUID
 _EBML = b"\x1a\x45\xdf\xa3"  # Matroska / WebM (browsers record audio as audio/webm)
@@ -59,10 +78,12 @@ def sniff_bytes(head: bytes) -> tuple[Modality, str] | None:
     """(modality, MIME type) recognized from the first bytes of a file, or None.
 
     Images: PNG, JPEG, GIF, WEBP, BMP, TIFF (and BigTIFF), ICO, AVIF/HEIC. Audio: WAV (RIFF,
-    RF64, Wave64), FLAC, Ogg, MP3 (ID3 tag or MPEG frame), AAC (ADTS), MP4/M4A, AIFF, AU,
-    CAF, WebM/Matroska.
+    RF64, Wave64), FLAC, Ogg, MP3 (ID3 tag or MPEG frame), AAC (ADTS), M4A (by its brand),
+    AIFF, AU, CAF. Containers that can hold video (MP4/MOV/M4V, Matroska/WebM, AVI, MPEG-TS,
+    MPEG-PS) are said to be video here: whether they hold a video stream, or only sound, is
+    ``inputs.containers.settle``'s to tell.
     """
-    head = bytes(head[:64])
+    head = bytes(head[:HEAD_BYTES])
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return Modality.IMAGE, "image/png"
     if head.startswith(b"\xff\xd8\xff"):
@@ -71,6 +92,8 @@ def sniff_bytes(head: bytes) -> tuple[Modality, str] | None:
         return Modality.IMAGE, "image/gif"
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         return Modality.IMAGE, "image/webp"
+    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
+        return Modality.VIDEO, "video/x-msvideo"
     if head.startswith((b"RIFF", b"RF64", b"BW64")) and head[8:12] == b"WAVE":
         return Modality.AUDIO, "audio/wav"
     if head.startswith(_W64_GUID):
@@ -94,11 +117,19 @@ def sniff_bytes(head: bytes) -> tuple[Modality, str] | None:
     if head.startswith(b"caff"):
         return Modality.AUDIO, "audio/x-caf"
     if head.startswith(_EBML):
-        return Modality.AUDIO, "audio/webm"
+        return Modality.VIDEO, "video/webm" if b"webm" in head[:64] else "video/x-matroska"
     if len(head) >= 12 and head[4:8] == b"ftyp":
         if head[8:12] in _IMAGE_FTYP_BRANDS:
             return Modality.IMAGE, "image/avif" if head[8:12].startswith(b"avi") else "image/heic"
-        return Modality.AUDIO, "audio/mp4"
+        if head[8:12] in _AUDIO_FTYP_BRANDS:
+            return Modality.AUDIO, "audio/mp4"
+        return Modality.VIDEO, "video/quicktime" if head[8:12] == b"qt  " else "video/mp4"
+    if len(head) >= 8 and head[4:8] in (b"moov", b"mdat", b"wide"):  # QuickTime, no ftyp
+        return Modality.VIDEO, "video/quicktime"
+    if len(head) > 376 and head[0] == head[188] == head[376] == 0x47:  # 188-byte TS packets
+        return Modality.VIDEO, "video/mp2t"
+    if head.startswith(b"\0\0\1\xba"):  # MPEG program stream pack header
+        return Modality.VIDEO, "video/mpeg"
     if len(head) >= 3 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0 and _mpeg_frame(head):
         if _utf16le_text(head):  # FF FE is also the UTF-16 byte order mark
             return None
@@ -124,7 +155,8 @@ def _mpeg_frame(head: bytes) -> bool:
 
 
 def modality_of_mime(mime: str | None) -> Modality | None:
-    """Modality named by a MIME type (``image/*``, ``audio/*``, ``text/*``), or None."""
+    """Modality named by a MIME type (``image/*``, ``audio/*``, ``video/*``, ``text/*``), or
+    None (``video/ogg`` is audio: Ogg video is not decoded)."""
     if not mime:
         return None
     mime = mime.split(";", 1)[0].strip().lower()
@@ -132,6 +164,8 @@ def modality_of_mime(mime: str | None) -> Modality | None:
         return Modality.IMAGE
     if mime.startswith("audio/") or mime in ("application/ogg", "video/ogg"):
         return Modality.AUDIO
+    if mime.startswith("video/"):
+        return Modality.VIDEO
     if mime.startswith("text/"):
         return Modality.TEXT
     return None
@@ -147,4 +181,6 @@ def modality_of_extension(name: str) -> Modality | None:
         return Modality.IMAGE
     if ext in AUDIO_EXTENSIONS:
         return Modality.AUDIO
+    if ext in VIDEO_EXTENSIONS:
+        return Modality.VIDEO
     return None

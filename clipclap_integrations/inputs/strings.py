@@ -75,8 +75,8 @@ def string_item(text: str, forced: Modality | None, options: InputOptions) -> It
             if other is not None:  # a directory, a device, a FIFO: say which
                 return _file_media(other, forced)
             raise ClipClapInputError(
-                f"no such file: {shorten(text, 200)!r} (an {forced.value} must be given as a "
-                "path, URL, data: URI, bytes, file object or decoded data)"
+                f"no such file: {shorten(text, 200)!r} ({_article(forced)} {forced.value} must be "
+                "given as a path, URL, data: URI, bytes, file object or decoded data)"
             )
         return _file_media(path, forced)
     if path is not None:
@@ -119,6 +119,10 @@ def file_url_path(url: str) -> Path:
     return Path(urllib.request.url2pathname(parts.path))
 
 
+def _article(modality: Modality) -> str:
+    return "an" if modality in (Modality.IMAGE, Modality.AUDIO) else "a"
+
+
 def _existing(text: str, *, regular: bool = True) -> Path | None:
     """``text`` as a path when it names an existing regular file (with ``regular=False``:
     anything that exists), else None (never raises)."""
@@ -156,7 +160,8 @@ def _file_media(path: Path, forced: Modality | None) -> Item:
     modality = forced or (kind[0] if kind else None)
     if modality is None:
         raise ClipClapInputError(
-            "the file is neither an image nor audio that can be recognized (no known magic "
-            "number or extension; wrap it in Image(...) or Audio(...) to force one)"
+            "the file is neither an image nor audio (nor video) that can be recognized (no "
+            "known magic number or extension; wrap it in Image(...), Audio(...) or Video(...) "
+            "to force one)"
         )
     return Item(modality, Media(path=path, mime=kind[1] if kind else None))

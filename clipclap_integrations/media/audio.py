@@ -20,65 +20,22 @@ import numpy as np
 
 from ..errors import ClipClapInputError
 from ..inputs.arrays import (
-    check_sample_dtype,
     check_sample_rate,
     check_samples,
     is_supported_rate,
-    numeric_array,
 )
 from ..inputs.sniff import HEAD_BYTES, sniff_bytes
 from ..runtime.model import AudioSettings
 from ..types import Modality
 from .integrity import mpeg_stream_problem, reader
+from .pcm import MonoStream, mix_to_mono, resample, to_mono, too_long
+from .pcm import pcm_to_float as pcm_to_float  # re-exported: callers read it here
+from .video import decode_with_av
 
 LongAudioPolicy = Literal["mean", "first", "center"]
 LONG_AUDIO_POLICIES: tuple[str, ...] = ("mean", "first", "center")
 DEFAULT_MAX_SECONDS = 3600.0
 _CHUNK = 8  # clips per STFT block: bounds the float64 frame buffer to ~65 MB
-
-
-def pcm_to_float(samples: np.ndarray) -> np.ndarray:
-    """Integer PCM to float32 in [-1, 1) as soundfile scales it (uint8 is offset binary);
-    floats as float32. Which sample types are accepted is ``check_sample_dtype``'s rule."""
-    dtype = samples.dtype
-    check_sample_dtype(dtype)
-    if dtype.kind == "f":
-        return samples.astype(np.float32, copy=False)
-    if dtype == np.uint8:
-        return ((samples.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
-    if dtype.kind in "iu":  # int8, int16, int32
-        scale = float(2 ** (8 * dtype.itemsize - 1))
-        return (samples.astype(np.float64) / scale).astype(np.float32)
-    return samples.astype(np.float32)  # bool
-
-
-def to_mono(samples: np.ndarray) -> np.ndarray:
-    """Mono float32 from a 1-D clip, or a 2-D clip whose channel axis is the shorter one."""
-    arr = numeric_array(samples, "audio samples")
-    check_samples(arr)
-    arr = pcm_to_float(arr)
-    if arr.ndim == 2:
-        if arr.shape[0] > arr.shape[1]:  # (frames, channels) -> (channels, frames)
-            arr = arr.T
-        arr = np.mean(arr, axis=0) if arr.shape[0] > 1 else arr[0]  # librosa.to_mono
-    return np.ascontiguousarray(arr, dtype=np.float32)
-
-
-def resample(mono: np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray:
-    """soxr high-quality resampling with librosa's length fix (ceil(n * ratio) samples)."""
-    if sample_rate == target_rate:
-        return mono
-    import soxr
-
-    out = soxr.resample(mono, sample_rate, target_rate, quality="soxr_hq")
-    return _librosa_length(out, mono.shape[-1], sample_rate, target_rate)
-
-
-def _librosa_length(wave: np.ndarray, frames: int, rate: int, target_rate: int) -> np.ndarray:
-    """``wave`` cut or padded to librosa's length after resampling: ceil(frames * ratio)."""
-    n = int(np.ceil(frames * (float(target_rate) / rate)))  # librosa's order of operations
-    wave = wave[:n] if wave.shape[-1] >= n else np.pad(wave, (0, n - wave.shape[-1]))
-    return np.asarray(wave, dtype=np.float32)
 
 
 def check_waveform(mono: np.ndarray, sample_rate: int, max_seconds: float | None) -> None:
@@ -87,7 +44,7 @@ def check_waveform(mono: np.ndarray, sample_rate: int, max_seconds: float | None
     check_sample_rate(sample_rate)
     check_samples(mono)
     if max_seconds is not None and mono.size > max_seconds * sample_rate:
-        raise _too_long(max_seconds, mono.size / sample_rate)
+        raise too_long(max_seconds, mono.size / sample_rate)
     peak = float(np.max(np.abs(mono)))  # NaN if any sample is NaN
     if not np.isfinite(peak):
         raise ClipClapInputError("the audio holds NaN or infinite samples")
@@ -98,18 +55,6 @@ def check_waveform(mono: np.ndarray, sample_rate: int, max_seconds: float | None
         )
     if peak == 0.0:
         raise ClipClapInputError("the audio is silent (every sample is 0)")
-
-
-def _too_long(max_seconds: float, seconds: float | None = None) -> ClipClapInputError:
-    """The error for audio over ``max_audio_seconds``; ``seconds``: its length, when known."""
-    if seconds is None:
-        return ClipClapInputError(
-            f"the audio lasts over {max_seconds:,.0f} s, the limit (max_audio_seconds)"
-        )
-    return ClipClapInputError(
-        f"the audio lasts {seconds:,.1f} s, over the limit of {max_seconds:,.0f} s "
-        "(max_audio_seconds)"
-    )
 
 
 def decode_audio(
@@ -125,7 +70,9 @@ def decode_audio(
     resampled, block by block, to that rate (bit-identical to resampling it whole with soxr),
     so a long high-rate file never sits in memory at its own rate. Refuses files over
     ``max_seconds`` by their header, before reading, and stops reading a file that lied.
-    Formats libsndfile cannot read go to ``audioread`` (ffmpeg or GStreamer) if installed.
+    Formats libsndfile cannot read (MP4/M4A, AAC, WebM/Opus, the soundtrack of a video) are
+    decoded with PyAV when the ``video`` extra is installed, else go to ``audioread`` (ffmpeg
+    or GStreamer) if that finds a backend.
     """
     import soundfile as sf
 
@@ -157,9 +104,14 @@ def decode_audio(
     try:
         f = sf.SoundFile(stream)
     except Exception:
-        if kind is not None and kind[0] is not Modality.AUDIO:  # Audio(a photo), say so
+        if kind is not None and kind[0] is Modality.IMAGE:  # Audio(a photo), say so
             reason = f"not audio: the data is an {kind[0].value} ({kind[1]})"
             raise ClipClapInputError(reason) from None
+        # PyAV only for data that sniffs as a known format: FFmpeg would otherwise probe
+        # anything (8 GiB of zeros named .mp3: read to the end in search of a frame)
+        decoded = None if kind is None else decode_with_av(source, max_seconds, target_rate)
+        if decoded is not None:
+            return decoded
         return _decode_with_audioread(source, max_seconds, target_rate)
     try:
         with f:
@@ -170,43 +122,23 @@ def decode_audio(
                 raise ClipClapInputError("the audio file declares no channels")
             limit = None if max_seconds is None else int(max_seconds * rate)
             if max_seconds is not None and limit is not None and limit < frames < unknown_length:
-                raise _too_long(max_seconds, frames / rate)
-            resampler = None
-            out_rate = rate
-            if target_rate is not None and target_rate != rate:
-                import soxr
-
-                resampler = soxr.ResampleStream(
-                    rate, target_rate, 1, dtype="float32", quality="soxr_hq"
-                )
-                out_rate = target_rate
+                raise too_long(max_seconds, frames / rate)
+            resampling = MonoStream(rate, target_rate, max_seconds)
             pieces: list[np.ndarray] = []
-            total = 0
             while True:
                 block = f.read(block_frames, dtype="float32", always_2d=True)
                 if block.shape[0] == 0:
                     break
-                total += block.shape[0]
-                if max_seconds is not None and limit is not None and total > limit:
-                    raise _too_long(max_seconds)
                 # librosa.to_mono over the (channels, frames) view of what soundfile read
-                mono = block[:, 0].copy() if channels == 1 else np.mean(block.T, axis=0)
-                if resampler is not None:
-                    mono = resampler.resample_chunk(mono, last=False)
-                pieces.append(np.asarray(mono, dtype=np.float32))
-            if resampler is not None:
-                pieces.append(
-                    np.asarray(
-                        resampler.resample_chunk(np.zeros(0, np.float32), last=True),
-                        dtype=np.float32,
-                    )
-                )
+                pieces.append(resampling.push(mix_to_mono(block.T)))
+            pieces.append(resampling.flush())
     except ClipClapInputError:
         raise
     except MemoryError:
         raise ClipClapInputError("the audio is too large to decode in memory") from None
     except Exception as exc:
         raise ClipClapInputError(f"corrupt or truncated audio ({exc})") from None
+    total = resampling.total
     if 0 < frames < unknown_length and total < frames - max(frames // 100, 4096):
         # libsndfile trims a WAV's claim to the bytes present, so this is a compressed stream
         # (FLAC, MP3, Ogg) that ended, or broke, long before its header said it would.
@@ -214,11 +146,9 @@ def decode_audio(
             f"corrupt or truncated audio (decoded {total:,} of the {frames:,} frames its "
             "header declares)"
         )
-    wave = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+    wave = resampling.finish(pieces)
     del pieces
-    if resampler is not None:
-        wave = _librosa_length(wave, total, rate, out_rate)
-    return wave[None, :], out_rate
+    return wave[None, :], resampling.out_rate
 
 
 def _decode_with_audioread(
@@ -264,7 +194,7 @@ def _decode_with_audioread(
                 chunk = np.frombuffer(buffer, "<i2").astype(np.float32) * np.float32(1 / 32768)
                 total += chunk.size
                 if max_seconds is not None and limit is not None and total > limit:
-                    raise _too_long(max_seconds)
+                    raise too_long(max_seconds)
                 pieces.append(chunk)
     except ClipClapInputError:
         raise

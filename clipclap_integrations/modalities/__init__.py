@@ -11,11 +11,20 @@ from .audio import AudioPipeline
 from .base import ModalityPipeline
 from .image import ImagePipeline
 from .text import TextPipeline
+from .video import VideoPipeline
 
 PIPELINES: dict[Modality, type[ModalityPipeline]] = {
     Modality.TEXT: TextPipeline,
     Modality.IMAGE: ImagePipeline,
     Modality.AUDIO: AudioPipeline,
+    Modality.VIDEO: VideoPipeline,  # composed: frames through IMAGE's model, sound AUDIO's
 }
 
-__all__ = ["PIPELINES", "AudioPipeline", "ImagePipeline", "ModalityPipeline", "TextPipeline"]
+__all__ = [
+    "PIPELINES",
+    "AudioPipeline",
+    "ImagePipeline",
+    "ModalityPipeline",
+    "TextPipeline",
+    "VideoPipeline",
+]

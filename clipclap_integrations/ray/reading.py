@@ -1,10 +1,10 @@
 """``read_media``: a folder as a Ray dataset of the records ``clipclap index`` would write.
 
 The driver lists the files (the indexer's ``walk``: same order, same paths); Ray tasks then
-expand each file into its records: an image one, a sound its whole-sound record plus one per
-window when longer than one window (decoded once to count them), a text file one per chunk
-(read and chunked as the indexer does, with the model's tokenizer). Nothing is embedded yet:
-rows say what to embed (the path and span; a chunk's text).
+expand each file into its records as ``chroma.file_plan`` plans them for the indexer: a sound
+its whole-sound record plus one per window when longer than one window, a text file one per
+chunk, an image one (not decoded here: once, when embedded). Nothing is embedded yet: rows
+say what to embed (the path and span; a chunk's text).
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..chroma.indexer import MAX_TEXT_BYTES, valid_utf8, walk
-from ..chroma.records import FilePart, Span, file_records
+from ..chroma.file_plan import PlannedPart, plan_file, plan_records
+from ..chroma.indexer import valid_utf8, walk
+from ..chroma.records import Span
 from ..embedder import ClipClapEmbedder
-from ..errors import ClipClapInputError
-from ..inputs.files import file_kind, read_text_file
-from ..media.audio import duration_windows
-from ..media.chunking import chunk_text
+from ..inputs.files import file_kind
+from ..modalities.parts import Part
 from ..runtime.digests import content_sha256
 from ..runtime.model import CLAP_WINDOW_S
 from ..types import Modality
@@ -31,7 +30,6 @@ from .model import ModelRef, model_ref
 from .rows import error_row, record_row, record_table
 
 READ_CPUS = 0.25  # read tasks take a quarter of a CPU: actors holding whole CPUs never starve them
-Planned = list[tuple[str, Span, str | None]] | str  # (part name, span, document), or why not
 
 
 def list_files(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str]:
@@ -109,63 +107,19 @@ def file_rows(embedder: ClipClapEmbedder, source: str, window_s: float) -> list[
                 modality,
             )
         ]
-    planned = plan(embedder, path, modality, window_s)
+    if modality is Modality.IMAGE:  # decoded once, when embedded (a bad one fails there)
+        planned: list[PlannedPart] | str = [
+            PlannedPart("image", Span("file"), None, Part(modality, None))
+        ]
+    else:
+        planned = plan_file(embedder, path, modality, mime, window_s)
     if isinstance(planned, str):
         return [error_row(source, planned, modality)]
-    parts = [FilePart(name, None, span, doc) for name, span, doc in planned]  # type: ignore[arg-type]
-    records = file_records(source, content_hash, modality, mime, parts)
-    return [record_row(r, p.name) for r, p in zip(records, parts, strict=True)]
-
-
-def plan(embedder: ClipClapEmbedder, path: Path, modality: Modality, window_s: float) -> Planned:
-    """The parts of a file as the indexer makes them (``indexer.file_parts``), unembedded."""
-    if modality is Modality.IMAGE:
-        return [("image", Span("file"), None)]  # decoded when embedded (a bad one fails there)
-    if modality is Modality.AUDIO:
-        return audio_plan(embedder, path, window_s)
-    return text_plan(embedder, path)
-
-
-def audio_plan(embedder: ClipClapEmbedder, path: Path, window_s: float) -> Planned:
-    """The whole sound, and its windows when there are several (all full)."""
-    try:
-        wave = load_audio(embedder, path)
-    except ClipClapInputError as exc:
-        return exc.reason
-    rate = embedder.folder.audio.sample_rate
-    bounds = duration_windows(wave.shape[0], rate, window_s, None)
-    window = float(window_s)
-    end = bounds[-1][1] / rate
-    planned: list[tuple[str, Span, str | None]] = [
-        ("audio", Span("file", start_s=0.0, end_s=end, window_s=window), None)
-    ]
-    if len(bounds) > 1:
-        planned += [
-            (f"window-{k}", Span("window", a / rate, b / rate, window), None)
-            for k, (a, b) in enumerate(bounds)
-        ]
-    return planned
+    records = plan_records(source, content_hash, modality, mime, planned)
+    return [record_row(r, p.name) for r, p in zip(records, planned, strict=True)]
 
 
 def load_audio(embedder: ClipClapEmbedder, path: Path | str) -> Any:
     """A sound file as the model's mono waveform (what ``embed_audio_segments`` windows)."""
     item = embedder.classify([path], Modality.AUDIO)[0]
     return embedder.pipelines[Modality.AUDIO].load(item, 0)  # type: ignore[attr-defined]
-
-
-def text_plan(embedder: ClipClapEmbedder, path: Path) -> Planned:
-    """One part per chunk, with its character offsets in the file's text."""
-    try:
-        if path.stat().st_size > MAX_TEXT_BYTES:
-            raise ValueError(f"larger than {MAX_TEXT_BYTES // (1024 * 1024)} MB")
-        text = read_text_file(path)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        return f"not readable text ({exc})"
-    pre = embedder.text_preprocessor
-    chunks = chunk_text(text, pre.count_tokens, token_offsets=pre.token_offsets)
-    if not chunks:
-        return "the text file is empty"
-    return [
-        (f"chunk-{k}", Span("chunk", chunk=k, char_start=c.start, char_end=c.end), c.text)
-        for k, c in enumerate(chunks)
-    ]
