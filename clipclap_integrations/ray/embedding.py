@@ -11,9 +11,9 @@ from .reading import READ_CPUS
 
 def actor_cpus(threads: int) -> float:
     """The CPUs an actor of ``threads`` threads reserves: a read task's share less, so that
-    actors filling a node (2 actors x 1 thread on 2 cores) leave room for the reads that feed
-    them (Ray would otherwise wait forever, silently)."""
-    return threads - READ_CPUS / 2
+    actors filling a node (2 actors x 1 thread on 2 cores, 1 on a 1-core node) leave room for
+    the reads that feed them (Ray would otherwise wait forever, silently)."""
+    return threads - READ_CPUS
 
 
 def embed_dataset(
