@@ -8,6 +8,10 @@ frames decoded with PyAV directly, embedded by ``embed_images``."""
 from __future__ import annotations
 
 import itertools
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +210,26 @@ def test_the_indexer_indexes_and_replaces_a_video(
     assert [Path(p).name for p in redone.unchanged] == ["note.txt"]
     frames = col.get(where={"track": "frames"})["ids"]
     assert len(frames) == 6
+
+
+def test_the_video_example_runs(tiny_model_dir: Path) -> None:
+    script = Path(__file__).resolve().parents[1] / "examples" / "video_moments.py"
+    env = {**os.environ, "CLIPCLAP_MODEL": str(tiny_model_dir), "ANONYMIZED_TELEMETRY": "False"}
+    run = subprocess.run(
+        [sys.executable, str(script), "-k", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr
+    blocks = dict(
+        (block.split(":", 1)[0], block.splitlines()[1:])
+        for block in run.stdout.strip().split("\n\n")[1:]
+    )
+    assert set(blocks) == {"sentence", "image", "sound"}
+    moment = re.compile(r"^  \S+clip\.mp4  (\d\d:\d\d)-(\d\d:\d\d)  -?\d\.\d{4}  \((\w+)\)$")
+    for lines in blocks.values():
+        assert len(lines) == 2 and all(moment.match(x) or "(whole video)" in x for x in lines)
+    red = moment.match(blocks["image"][0])  # the red picture: a frame of the red part first
+    assert red is not None and red.group(3) == "frames" and red.group(1) < "00:06"
