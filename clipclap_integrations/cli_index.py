@@ -8,11 +8,18 @@ import json
 import os
 import re
 import sys
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .errors import ClipClapError
+from .inputs.files import TEXT_EXTENSIONS
+from .inputs.sniff import modality_of_extension
+from .inputs.walk import walk
+from .runtime.hub_client import MODEL_ENV
 from .runtime.model import CLAP_WINDOW_S
+from .types import Modality
 
 DEFAULT_DB = "clipclap-db"
 DEFAULT_COLLECTION = "clipclap"
@@ -59,6 +66,11 @@ def fail(args: argparse.Namespace, message: str) -> SystemExit:
     return SystemExit(f"clipclap {args.command}: {in_cli_terms(message)}")
 
 
+def db_path(args: argparse.Namespace) -> Path:
+    """The folder of the embedded database (--db, else $CLIPCLAP_DB, else ./clipclap-db)."""
+    return Path(args.db or os.environ.get("CLIPCLAP_DB", DEFAULT_DB)).expanduser()
+
+
 def chroma_client(args: argparse.Namespace, *, create: bool) -> Any:
     try:
         import chromadb
@@ -75,7 +87,7 @@ def chroma_client(args: argparse.Namespace, *, create: bool) -> Any:
                 args, f"cannot reach the Chroma server at {args.host}:{args.port} ({exc})"
             ) from None
     else:
-        path = Path(args.db or os.environ.get("CLIPCLAP_DB", DEFAULT_DB)).expanduser()
+        path = db_path(args)
         if not create and not path.is_dir():  # do not leave an empty database behind
             raise fail(args, f"no index at {path}: run clipclap index first (or pass --db)")
         client = chromadb.PersistentClient(path=str(path))
@@ -106,15 +118,26 @@ def _stored_model_config(
         raise fail(args, str(exc)) from None
 
 
-def open_collection(args: argparse.Namespace, *, create: bool) -> tuple[Any, Any]:
+def model_known(args: argparse.Namespace) -> bool:
+    """Whether the model to use is known before the database is opened: named by --model or
+    $CLIPCLAP_MODEL, or the default one because there is no database yet (so no collection
+    whose stored configuration names one)."""
+    if args.model is not None or os.environ.get(MODEL_ENV):
+        return True
+    return not args.host and not db_path(args).exists()
+
+
+def open_collection(
+    args: argparse.Namespace, *, create: bool, embedder: Any = None
+) -> tuple[Any, Any]:
     """The embedder and the collection. Without --model or $CLIPCLAP_MODEL the model is the
-    one recorded in an existing collection, as Chroma's get_collection would rebuild it."""
+    one recorded in an existing collection, as Chroma's get_collection would rebuild it.
+    ``embedder``: the one ``make_embedder`` made already (only when ``model_known``)."""
     from .chroma.embedding_function import ClipClapEmbeddingFunction
-    from .runtime.hub_client import MODEL_ENV
 
     client = chroma_client(args, create=create)
     stored = None
-    if args.model is None and not os.environ.get(MODEL_ENV):
+    if embedder is None and args.model is None and not os.environ.get(MODEL_ENV):
         stored = _stored_model_config(client, args, create=create)
     if stored is not None:
         config = dict(stored)
@@ -130,7 +153,7 @@ def open_collection(args: argparse.Namespace, *, create: bool) -> tuple[Any, Any
                 "pass --model to use another copy of it)"
             ) from None
     else:
-        embedder = make_embedder(args)
+        embedder = embedder or make_embedder(args)
         ef = ClipClapEmbeddingFunction(embedder.folder.source, **model_options(args))
     return embedder, _collection(client, args, ef, create=create)
 
@@ -170,13 +193,78 @@ EXIT_FAILED = 1  # the run finished, but some files could not be indexed (or the
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
 
-def cmd_index(args: argparse.Namespace) -> int:
-    from .chroma.indexer import DatabaseGoneError, FolderIndexer, walk
+class WarmUp:
+    """The model's onnxruntime sessions made in a background thread while the command does
+    other work (imports Chroma, opens the collection, looks at the files): the folders are
+    walked, then the modalities their files' names suggest are prepared, in the order the
+    files come. Nothing here is needed: a problem is left for the run to meet and report."""
 
-    e, collection = open_collection(args, create=True)
+    def __init__(self, embedder: Any, paths: Sequence[str]) -> None:
+        self.entries: list[Path] | None = None  # the walk, when it succeeded
+        self._walked = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(embedder, list(paths)), name="clipclap-warm-up", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, embedder: Any, paths: list[str]) -> None:
+        try:
+            try:
+                self.entries = list(walk(paths))
+            finally:
+                self._walked.set()
+            for modality in dict.fromkeys(filter(None, map(guessed_modality, self.entries))):
+                if self._stop.is_set():
+                    return
+                embedder.prepare([modality])
+        except Exception:  # the run itself meets (and reports) any problem
+            pass
+
+    def count(self) -> int | None:
+        """How many entries the walk found (None if it failed)."""
+        self._walked.wait()
+        return None if self.entries is None else len(self.entries)
+
+    def stop(self) -> None:
+        """Make no more sessions; wait for the one being made (never left half-built at exit)."""
+        self._stop.set()
+        self._thread.join()
+
+
+def guessed_modality(path: Path) -> Modality | None:
+    """The modality a file's name suggests (its content decides when it is indexed)."""
+    if path.suffix.lower() in TEXT_EXTENSIONS:
+        return Modality.TEXT
+    return modality_of_extension(path.name)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    # The model's sessions are made while Chroma is imported and the collection opened (and
+    # the first files read), when the model is known before the collection is read.
+    local = args.engine != "ray"
+    early = make_embedder(args) if local and model_known(args) else None
+    warm = [] if early is None else [WarmUp(early, args.paths)]
+    try:
+        return run_index(args, early, warm)
+    finally:
+        for w in warm:
+            w.stop()
+
+
+def run_index(args: argparse.Namespace, early: Any, warm: list[WarmUp]) -> int:
+    """``clipclap index`` once ``early`` (the embedder, when made before the collection was
+    read) and its ``warm``-up are under way; a warm-up started here is added to ``warm``."""
+    from .chroma.indexer import DatabaseGoneError, FolderIndexer
+
+    e, collection = open_collection(args, create=True, embedder=early)
     if args.engine == "ray":
         return index_report(args, collection, index_on_ray(args, e, collection))
-    total = sum(1 for _ in walk(args.paths))
+    if not warm:  # the model came from the collection
+        warm.append(WarmUp(e, args.paths))
+    total = warm[0].count()
+    if total is None:  # the walk failed: the run's own walk says why
+        total = sum(1 for _ in walk(args.paths))
     bar = progress_bar(total, "indexing")
     done = 0
 
