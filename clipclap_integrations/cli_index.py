@@ -226,6 +226,10 @@ class WarmUp:
         self._walked.wait()
         return None if self.entries is None else len(self.entries)
 
+    def join(self) -> None:
+        """Wait until every session it set out to make is made."""
+        self._thread.join()
+
     def stop(self) -> None:
         """Make no more sessions; wait for the one being made (never left half-built at exit)."""
         self._stop.set()
