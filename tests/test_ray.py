@@ -59,12 +59,13 @@ def short_temp_dir() -> str:
 
 
 @pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
+def local_ray() -> Iterator[str]:
+    """A local Ray of 2 CPUs; its address, for other processes to join."""
     if ray.is_initialized():
         ray.shutdown()
     temp = short_temp_dir()
     ray.init(num_cpus=2, _temp_dir=temp, include_dashboard=False, log_to_driver=False)
-    yield
+    yield ray.get_runtime_context().gcs_address
     ray.shutdown()
     shutil.rmtree(temp, ignore_errors=True)
 
@@ -75,7 +76,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory, media_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def embedded(local_ray: None, folder: Path, tiny_model_dir: Path) -> list[dict[str, Any]]:
+def embedded(local_ray: str, folder: Path, tiny_model_dir: Path) -> list[dict[str, Any]]:
     ds = embed_dataset(read_media(folder, tiny_model_dir), tiny_model_dir, actors=2, threads=1)
     return ds.take_all()
 
@@ -164,7 +165,7 @@ def test_write_chroma_twice_leaves_the_same_records(
 
 
 def test_predictor_on_a_column_of_items_keeps_one_schema(
-    local_ray: None, tiny_model_dir: Path, media_dir: Path
+    local_ray: str, tiny_model_dir: Path, media_dir: Path
 ) -> None:
     import ray.data
 
@@ -199,15 +200,13 @@ def test_predictor_on_a_column_of_items_keeps_one_schema(
 
 
 def test_cli_engine_ray_then_search_then_local_rerun(
-    local_ray: None, folder: Path, tiny_model_dir: Path, tmp_path: Path
+    local_ray: str, folder: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     db = tmp_path / "cli-db"
-    temp = short_temp_dir()
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(sys.path),
         "CLIPCLAP_MODEL": str(tiny_model_dir),
-        "RAY_TMPDIR": temp,  # the command's own local Ray keeps its files there
     }
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -219,7 +218,8 @@ def test_cli_engine_ray_then_search_then_local_rerun(
             timeout=300,
         )
 
-    first = cli("index", str(folder), "--db", str(db), "--engine", "ray", "--actors", "1", "--json")
+    engine = ("--engine", "ray", "--address", local_ray, "--actors", "1")  # joins the local Ray
+    first = cli("index", str(folder), "--db", str(db), *engine, "--json")
     assert first.returncode == 1, first.stderr  # some files could not be indexed
     summary = json.loads(first.stdout)
     assert {Path(f["path"]).name for f in summary["failed"]} == BAD
@@ -258,3 +258,62 @@ def test_without_ray_the_import_names_the_extra() -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert 'pip install "clipclap-integrations[ray]"' in out.stdout, out.stderr
+
+
+HUB_JOB = """
+import json, sys
+import numpy as np
+import ray
+from clipclap_integrations.ray import embed_dataset, model_ref, read_media
+
+folder, worker_cache, address, endpoint = sys.argv[1:5]
+ref = model_ref("tiny/clipclap")  # resolved on the driver (into $HF_HUB_CACHE), pinned
+ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": {
+    "HF_HUB_CACHE": worker_cache, "HF_ENDPOINT": endpoint, "HF_HUB_OFFLINE": "0"}})
+rows = embed_dataset(read_media(folder, ref), ref, actors=2, threads=1).take_all()
+print(json.dumps({"revision": ref.revision, "rows": {
+    r["source"] + "#" + r["part"]: np.asarray(r["embedding"]).tolist()
+    for r in rows if r["error"] is None}}))
+"""
+
+
+def test_a_hub_model_is_pinned_and_downloaded_once_per_node(
+    local_ray: str, tmp_path: Path, media_dir: Path, tiny_model_dir: Path
+) -> None:
+    """The driver resolves the Hub id to a commit; the node's two actors and its read tasks
+    share one download into the node's cache (a file lock), at that commit."""
+    from clipclap_integrations.testing.standin_hub import StandinHub
+
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    shutil.copy(media_dir / "rgb_320x200.png", folder / "boat.png")
+    (folder / "note.txt").write_text("A siren wails at night.", encoding="utf-8")
+    with StandinHub() as hub:
+        commit = hub.add_repo("tiny/clipclap", tiny_model_dir)
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(sys.path),
+            "HF_ENDPOINT": hub.url,
+            "HF_HUB_CACHE": str(tmp_path / "driver-cache"),
+        }
+        env.pop("HF_HUB_OFFLINE", None)
+        env.pop("CLIPCLAP_MODEL", None)
+        node_cache = str(tmp_path / "node-cache")
+        done = subprocess.run(
+            [sys.executable, "-c", HUB_JOB, str(folder), node_cache, local_ray, hub.url],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+        gets = {f.name: len(hub.file_gets(f.name)) for f in tiny_model_dir.iterdir()}
+    assert out["revision"] == commit
+    assert gets and all(n <= 2 for n in gets.values()), gets  # the driver's, the node's
+    assert (tmp_path / "node-cache" / "models--tiny--clipclap").is_dir()
+    e = ClipClapEmbedder(tiny_model_dir)
+    image = out["rows"][f"{folder / 'boat.png'}#image"]
+    np.testing.assert_allclose(image, e.embed_images([folder / "boat.png"])[0], atol=1e-5)
+    chunk = out["rows"][f"{folder / 'note.txt'}#chunk-0"]
+    np.testing.assert_allclose(chunk, e.embed_text(["A siren wails at night."])[0], atol=1e-5)

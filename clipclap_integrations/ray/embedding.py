@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any
 
 from .model import model_ref
@@ -14,6 +16,32 @@ def actor_cpus(threads: int) -> float:
     actors filling a node (2 actors x 1 thread on 2 cores, 1 on a 1-core node) leave room for
     the reads that feed them (Ray would otherwise wait forever, silently)."""
     return threads - READ_CPUS
+
+
+def actor_pool(actors: int, threads: int) -> Any:
+    """``actors`` actors, or as many as the nodes' CPUs hold now (a pool Ray cannot start
+    waits forever, silently), growing to ``actors`` when nodes join."""
+    import ray
+    import ray.data
+
+    if not ray.is_initialized():
+        ray.init()  # what Ray Data would do on the first run
+    need = actor_cpus(threads)
+    cpus = [n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")]
+    fit = sum(max(0, math.floor((c - READ_CPUS) / need + 1e-9)) for c in cpus)
+    if fit == 0:
+        raise ValueError(
+            f"no node has room for an actor of {threads} threads ({need:g} CPUs; the largest "
+            f"node has {max(cpus, default=0):g}): pass fewer threads"
+        )
+    if fit >= actors:
+        return ray.data.ActorPoolStrategy(size=actors)
+    warnings.warn(
+        f"{actors} actors of {threads} threads do not fit the cluster's CPUs "
+        f"({sum(cpus):g}): starting {fit}, more if nodes join",
+        stacklevel=3,
+    )
+    return ray.data.ActorPoolStrategy(min_size=fit, max_size=actors)
 
 
 def embed_dataset(
@@ -34,7 +62,6 @@ def embed_dataset(
     ``num_gpus``: GPUs per actor (pass ``providers=["CUDAExecutionProvider"]`` too).
     ``options`` are ``ClipClapEmbedder``'s. The model is resolved here, once (a Hub id
     pinned to a commit)."""
-    import ray.data
 
     if actors < 1 or threads < 1:
         raise ValueError(f"actors and threads must be at least 1, got {actors} and {threads}")
@@ -44,7 +71,7 @@ def embed_dataset(
         fn_constructor_kwargs={"model": ref, "column": column, "record_node": record_node},
         batch_size=batch_size,
         batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(size=actors),
+        compute=actor_pool(actors, threads),
         num_cpus=actor_cpus(threads),
         **({"num_gpus": num_gpus} if num_gpus else {}),
     )
