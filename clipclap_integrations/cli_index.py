@@ -173,6 +173,8 @@ EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 def cmd_index(args: argparse.Namespace) -> int:
     from .chroma.indexer import DatabaseGoneError, FolderIndexer, walk
 
+    if args.engine != "ray" and (args.address or args.actors):
+        raise fail(args, "--address and --actors are for --engine ray")
     e, collection = open_collection(args, create=True)
     if args.engine == "ray":
         return index_report(args, collection, index_on_ray(args, e, collection))

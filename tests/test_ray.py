@@ -202,6 +202,7 @@ def test_predictor_on_a_column_of_items_keeps_one_schema(
 def test_cli_engine_ray_then_search_then_local_rerun(
     local_ray: str, folder: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
+    folder = Path(shutil.copytree(folder, tmp_path / "lib"))  # changed below
     db = tmp_path / "cli-db"
     env = {
         **os.environ,
@@ -230,6 +231,17 @@ def test_cli_engine_ray_then_search_then_local_rerun(
     again = cli("index", str(folder), "--db", str(db), "--json")
     summary = json.loads(again.stdout)
     assert len(summary["unchanged"]) == 6 and summary["records_written"] == 0
+    # a changed file is replaced (its old records go), a deleted one pruned, on Ray too
+    (folder / "story.txt").write_text("A short story now. It ends here.", encoding="utf-8")
+    (folder / "note.md").unlink()
+    changed = cli("index", str(folder), "--db", str(db), *engine, "--prune", "--json")
+    summary = json.loads(changed.stdout)
+    assert [Path(p).name for p in summary["replaced"]] == ["story.txt"]
+    assert [Path(p).name for p in summary["pruned"]] == ["note.md"]
+    assert summary["records_written"] == 1
+    last = json.loads(cli("index", str(folder), "--db", str(db), "--json").stdout)
+    assert len(last["unchanged"]) == 5 and last["records_written"] == 0
+    assert last["records_in_collection"] == summary["records_in_collection"]
 
 
 def test_write_chroma_from_workers_to_a_server(

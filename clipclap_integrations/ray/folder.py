@@ -82,7 +82,19 @@ def index_folder(
     """Index ``paths`` into ``collection`` on the Ray cluster this process is connected to."""
     report = IndexReport()
     existing = stored_files(collection)
-    files = list_files(paths)
+    unlisted: list[str] = []  # folders that could not be read: nothing under them is pruned
+
+    def folder_failed(folder: Path, exc: OSError) -> None:
+        unlisted.extend({str(folder.absolute()), str(folder.resolve())})
+        report.failed.append(
+            (
+                str(folder.resolve()),
+                f"cannot read the folder ({exc.strerror or exc}): its files were skipped and "
+                "their records kept",
+            )
+        )
+
+    files = list_files(paths, onerror=folder_failed)
     todo: list[str] = []
     hashes: dict[str, str] = {}  # of files with records
     for source in files:
@@ -111,18 +123,22 @@ def index_folder(
                     delete_stale(collection, source, hashes.get(source), window_s)
             elif source in failed:
                 reason = failed[source]
-                if old:
+                if old and not reason.startswith("cannot read ("):  # unreadable now: kept
                     collection.delete(ids=old["ids"])
                     reason += " (the records of its earlier version were removed)"
-                report.failed.append((source, reason))
+                if reason.endswith("not a regular file: not read"):
+                    report.skipped.append((source, reason))
+                else:
+                    report.failed.append((source, reason))
             else:
                 report.ignored += 1  # neither media nor text
     if prune:
         seen = set(files)
         roots = [str(Path(p).expanduser().resolve()) for p in paths]
         for source, entry in existing.items():
-            under = any(source == r or source.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
-            if under and source not in seen:
+            under = any(_under(source, r) for r in roots)
+            kept = any(_under(source, folder) for folder in unlisted)
+            if under and not kept and source not in seen:
                 collection.delete(ids=entry["ids"])
                 report.removed.append(source)
     return report
@@ -142,3 +158,7 @@ def delete_stale(collection: Any, source: str, content_hash: str | None, window_
             stale.append(rid)
     if stale:
         collection.delete(ids=stale)
+
+
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)

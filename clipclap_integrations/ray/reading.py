@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,15 @@ from .rows import error_row, record_row, record_table
 READ_CPUS = 0.25  # read tasks take a quarter of a CPU: actors holding whole CPUs never starve them
 
 
-def list_files(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str]:
-    """The files under ``paths`` as the folder indexer walks them (absolute, resolved)."""
+def list_files(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    onerror: Callable[[Path, OSError], None] | None = None,
+) -> list[str]:
+    """The files under ``paths`` as the folder indexer walks them (absolute, resolved);
+    ``onerror(folder, error)`` hears of a folder that cannot be listed."""
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
-    return [str(p) for p in walk(list(paths))]
+    return [str(p) for p in walk(list(paths), onerror=onerror)]
 
 
 def read_media(
