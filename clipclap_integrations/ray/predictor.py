@@ -23,7 +23,7 @@ from ..media.audio import duration_windows
 from ..types import Modality
 from .model import ModelRef, model_ref
 from .reading import load_audio
-from .rows import NODE_COLUMN, output_table
+from .rows import output_table
 
 Vectors = list[np.ndarray | None]
 Errors = list[str | None]
@@ -90,10 +90,8 @@ class ClipClapPredictor:
                 f"ClipClapPredictor needs rows of read_media or a column {self.column!r} of "
                 f"items (paths, bytes, URLs or text); the batch has {names}"
             )
-        node = self.node_id
-        if node is None and NODE_COLUMN in names:
-            return output_table(table, vectors, modalities, errors, self.embedder.dim)
-        return output_table(table, vectors, modalities, errors, self.embedder.dim, node)
+        dim = self.embedder.dim
+        return output_table(table, vectors, modalities, errors, dim, self.node_id)
 
 
 def as_table(batch: Any) -> pa.Table:
@@ -130,7 +128,8 @@ def embed_items(
     try:
         got = embedder.embed_classified(items) if items else np.empty((0, embedder.dim))
         outcomes: list[np.ndarray | Exception] = list(got)
-    except Exception:
+    except Exception:  # each alone, classified afresh (a fetched URL's bytes were released)
+        items = [embedder.classify([values[i]], forced)[0] for i in rows]
         outcomes = [_alone(lambda it=it: embedder.embed_classified([it])[0]) for it in items]
     for i, item, outcome in zip(rows, items, outcomes, strict=True):
         modalities[i] = item.modality.value if item.modality is not None else None

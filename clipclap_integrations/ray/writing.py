@@ -11,13 +11,14 @@ batches of which one fails is then partly written, and its ``parts`` count makes
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
-from ..chroma.compat import max_batch_size, server_address
+from ..chroma.compat import max_batch_size, server_address, stored_config
 from ..chroma.records import Record, write_batches
 from .rows import row_record
 
@@ -49,6 +50,7 @@ def write_chroma(
     workers write when the collection is on a Chroma server, the driver when it is embedded.
     ``batch_size``: records per upsert (default: the client's maximum)."""
     limit = batch_size or max_batch_size(collection) or DEFAULT_LIMIT
+    _check_function(collection)
     address = server_address(collection)
     if from_workers is None:
         from_workers = address is not None
@@ -60,6 +62,22 @@ def write_chroma(
             )
         return _from_workers(ds, address, collection.name, limit)
     return _from_driver(ds, collection, limit)
+
+
+def _check_function(collection: Any) -> None:
+    """Warn when the collection is set up with another embedding function: the vectors are
+    written all the same, but its ``query_texts`` would not be CLIPCLAP vectors and
+    ``clipclap search`` refuses it."""
+    try:
+        stored_config(collection)
+    except ValueError as exc:
+        warnings.warn(
+            f"{exc}; create it with embedding_function=ClipClapEmbeddingFunction(model) "
+            "(clipclap_integrations.chroma) so that queries and clipclap search use CLIPCLAP",
+            stacklevel=3,
+        )
+    except Exception:  # a duck-typed collection: nothing to check
+        pass
 
 
 class _Files:
