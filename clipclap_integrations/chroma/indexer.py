@@ -3,9 +3,11 @@
 Every file becomes records in one collection: an image one record; a sound one whole-file
 record (the normalized mean of its windows, the ``"mean"`` long-audio policy) plus, when longer
 than one window, one per window; a text file one record per sentence-aware chunk that fits
-CLIP's 77-token window (``records`` has their schema). A file that cannot be embedded is
+CLIP's 77-token window; a video one record per moment (sampled frames, soundtrack windows)
+plus a whole-video record (``records`` has their schema). A file that cannot be embedded is
 reported with the reason, and the others go on. Records carry the file's path
-and content hash (and, for sounds, the window length), so a re-run skips unchanged files,
+and content hash (and, for sounds and videos, the window length; for videos the frame
+interval), so a re-run skips unchanged files,
 replaces changed ones and (with ``prune``) removes deleted ones. Files are planned ahead
 (``file_plan``), embedded in full model batches across files (``PartRunner``), and written in
 large batches by a writer thread (``writer``); each record stores how many the file has, so a
@@ -34,7 +36,7 @@ from ..runtime.model import CLAP_WINDOW_S
 from ..runtime.prefetch import Prefetch
 from ..types import Modality
 from .compat import max_batch_size
-from .file_plan import PlannedPart, plan_file, plan_records
+from .file_plan import PlannedPart, VideoPlan, plan_file, plan_records
 from .records import read_record
 from .writer import BatchWriter, FileWrite, describe_error
 
@@ -192,6 +194,13 @@ def printable(path: str) -> str:
     return path if valid_utf8(path) else os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+def _same_interval(stored: set[float | None], every_s: float) -> bool:
+    """Whether video records made with the ``stored`` frame intervals match ``every_s``."""
+    return bool(stored) and all(
+        w is not None and math.isclose(w, every_s, rel_tol=1e-6, abs_tol=1e-6) for w in stored
+    )
+
+
 def _same_window(stored: set[float | None], window_s: float) -> bool:
     """Whether records made with the ``stored`` windows match ``window_s`` (a record of
     unknown window, from before it was stored, stands for the default of 10 s then)."""
@@ -218,7 +227,7 @@ class _Step:
     what: str
     reason: str = ""
     pending: _Pending | None = None
-    plan: list[PlannedPart] | str | None = None
+    plan: list[PlannedPart] | VideoPlan | str | None = None
 
     @property
     def rows(self) -> int:
@@ -254,7 +263,8 @@ class FolderIndexer:
     # -- state already in the collection ---------------------------------------------------
     def _existing(self) -> dict[str, dict[str, Any]]:
         """source path -> {"ids": [...], "parts": expected count, "hashes": {content hashes},
-        "windows": {window lengths of its sound records}}."""
+        "windows": {window lengths of its sound and video records}, "every": {frame
+        intervals of its video records}}."""
         state: dict[str, dict[str, Any]] = {}
         offset, page = 0, 1000
         while True:
@@ -271,12 +281,15 @@ class FolderIndexer:
                         "parts": record.parts,
                         "hashes": set(),
                         "windows": set(),
+                        "every": set(),
                     },
                 )
                 entry["ids"].append(rid)
                 entry["hashes"].add(record.file_hash)
-                if record.modality == Modality.AUDIO.value:
+                if record.modality in (Modality.AUDIO.value, Modality.VIDEO.value):
                     entry["windows"].add(record.window_s)
+                if record.modality == Modality.VIDEO.value:
+                    entry["every"].add(record.frame_every_s)
             if len(ids) < page:
                 return state
             offset += page
@@ -358,7 +371,14 @@ class FolderIndexer:
             old
             and old["hashes"] == {content_hash}
             and old["parts"] == len(old["ids"])
-            and (kind[0] is not Modality.AUDIO or _same_window(old["windows"], self.window_s))
+            and (
+                kind[0] not in (Modality.AUDIO, Modality.VIDEO)
+                or _same_window(old["windows"], self.window_s)
+            )
+            and (
+                kind[0] is not Modality.VIDEO
+                or _same_interval(old["every"], self.embedder.options.frame_every_s)
+            )
         ):
             return _Step(source, "unchanged")
         pending = _Pending(path, kind[0], kind[1], content_hash, old is not None)
@@ -372,7 +392,7 @@ class FolderIndexer:
         seen: set[str],
         existing: dict[str, dict[str, Any]],
         writer: BatchWriter,
-    ) -> Iterator[tuple[tuple[_Pending, list[PlannedPart]], list[Part]]]:
+    ) -> Iterator[tuple[tuple[_Pending, list[PlannedPart] | VideoPlan], Iterable[Part]]]:
         """The files to embed, with their parts, in walk order; every other entry is reported
         as it comes."""
         for step in steps:
@@ -382,6 +402,8 @@ class FolderIndexer:
                 if isinstance(step.plan, str):  # cannot be embedded: the reason
                     writer.put(partial(self._failed, step.pending, step.plan, existing, report))
                     self.progress(1)
+                elif isinstance(step.plan, VideoPlan):  # decoded as the runner reads it
+                    yield (step.pending, step.plan), step.plan.parts()
                 elif step.plan is not None:
                     yield (step.pending, step.plan), [pp.part for pp in step.plan]
                 continue
@@ -398,7 +420,7 @@ class FolderIndexer:
     def _queue(
         self,
         pending: _Pending,
-        plan: list[PlannedPart],
+        plan: list[PlannedPart] | VideoPlan,
         vectors: Any,
         existing: dict[str, dict[str, Any]],
         report: IndexReport,
@@ -406,8 +428,10 @@ class FolderIndexer:
     ) -> None:
         """Hand an embedded file's records to the writer."""
         source = str(pending.path)
-        rows = plan_records(source, pending.content_hash, pending.modality, pending.mime, plan)
-        for row, vector in zip(rows, vectors, strict=True):
+        planned = plan.planned if isinstance(plan, VideoPlan) else plan
+        rows = plan_records(source, pending.content_hash, pending.modality, pending.mime, planned)
+        kept = [vector for pp, vector in zip(planned, vectors, strict=True) if pp.name]
+        for row, vector in zip(rows, kept, strict=True):
             row.embedding = vector
         old = existing.get(source)
         new_ids = {r.id for r in rows}

@@ -17,11 +17,13 @@ from typing import Any, cast
 from chromadb.api.types import validate_ids, validate_metadatas
 
 from ..errors import IncompleteWriteError
-from ..types import Modality
+from ..modalities import VideoPipeline
+from ..runtime.model import CLAP_WINDOW_S
+from ..types import Modality, VideoMoments
 from .compat import amax_batch_size, attached_embedding_function, max_batch_size, stored_config
 from .data_loader import as_core_input
 from .embedding_function import ClipClapEmbeddingFunction
-from .records import Record, item_record, write_batches
+from .records import Record, item_record, video_records, write_batches
 
 Sources = Sequence[Any]
 Metadatas = Sequence[Mapping[str, Any] | None] | None
@@ -50,22 +52,38 @@ def _embedding_function_for(
     return ef
 
 
-def _embedded_records(sources: Sources, ef: ClipClapEmbeddingFunction) -> list[Record]:
+def _embedded_records(
+    sources: Sources, ef: ClipClapEmbeddingFunction
+) -> tuple[list[Record], dict[int, VideoMoments]]:
     """Every source classified once (all checked before any work), then embedded; each record
-    is described while its content is held (a group of fetched URLs at a time)."""
+    is described while its content is held (a group of fetched URLs at a time). A video's
+    moments are embedded too (returned by source position) and its record gets their
+    whole-video vector."""
     raws = [as_core_input(s) for s in sources]
-    items = ef.embedder.classify(raws)
+    embedder = ef.embedder
+    items = embedder.classify(raws)
     records: list[Record | None] = [None] * len(items)
+    videos = cast(VideoPipeline, embedder.pipelines[Modality.VIDEO])
+    moments: dict[int, VideoMoments] = {}
 
-    def describe(rows: Sequence[int]) -> None:
-        for i in rows:
-            records[i] = item_record(raws[i], items[i])
+    def describe(i: int) -> None:
+        records[i] = item_record(raws[i], items[i])
+        if items[i].modality is Modality.VIDEO:  # a URL may turn out to be one once fetched
+            moments[i] = videos.video(items[i], i)
 
-    vectors = ef.embedder.embed_classified(items, on_fetched=describe)
+    known = {i for i, item in enumerate(items) if item.modality is Modality.VIDEO}
+    for i in sorted(known):
+        describe(i)
+    others = [i for i in range(len(items)) if i not in known]
+    vectors = embedder.embed_classified(
+        [items[i] for i in others], on_fetched=lambda rows: [describe(others[r]) for r in rows]
+    )
     done = cast(list[Record], records)
-    for record, vector in zip(done, vectors, strict=True):
-        record.embedding = vector
-    return done
+    for i, vector in zip(others, vectors, strict=True):
+        done[i].embedding = vector
+    for i, got in moments.items():
+        done[i].embedding = got.whole
+    return done, moments
 
 
 def _plan_media_write(
@@ -92,13 +110,21 @@ def _plan_media_write(
     given = [dict(m) for m in metadatas or [] if m]  # None or {}: only our own keys
     if given:
         validate_metadatas(cast(Any, given))  # chromadb's Metadata: checked at run time
-    records = _embedded_records(sources, ef)
+    records, moments = _embedded_records(sources, ef)
     for row, record in enumerate(records):
         if ids is not None:
             record.id = ids[row]
         if metadatas is not None and metadatas[row]:
             record.extra = metadatas[row]
     all_ids = [r.id for r in records]
+    every, window = ef.embedder.options.frame_every_s, CLAP_WINDOW_S
+    records = [
+        r
+        for row, record in enumerate(records)
+        for r in (
+            video_records(record, moments[row], window, every) if row in moments else [record]
+        )
+    ]
     if ids is None:  # the same content twice: one record (the first)
         first: dict[str, Record] = {}
         for record in records:
@@ -208,6 +234,11 @@ def add_media(
     call raises ``IncompleteWriteError`` saying how many; running it again completes the
     collection (same ids, no duplicates). Returns the ids, in input order. For an
     ``AsyncCollection`` use ``await aadd_media(...)``.
+
+    A video (the ``video`` extra) is stored as its moments, a record per sampled frame
+    (``track`` "frames") and per soundtrack window (``track`` "audio") with ``start_s`` and
+    ``end_s``, ids ``<id>-<track>-<k>``, plus its whole-video record under ``<id>`` (the id
+    returned), all with modality "video" and your metadata.
     """
     return _write_media("add", collection, sources, ids, metadatas, embedding_function)
 
