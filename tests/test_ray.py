@@ -339,3 +339,20 @@ def test_a_hub_model_is_pinned_and_downloaded_once_per_node(
     np.testing.assert_allclose(image, e.embed_images([folder / "boat.png"])[0], atol=1e-5)
     chunk = out["rows"][f"{folder / 'note.txt'}#chunk-0"]
     np.testing.assert_allclose(chunk, e.embed_text(["A siren wails at night."])[0], atol=1e-5)
+
+
+def test_a_pool_larger_than_the_cluster_runs_with_what_fits(
+    local_ray: str, tiny_model_dir: Path
+) -> None:
+    """4 actors of 4 threads on 2 CPUs: Ray would wait forever for them; the pool starts
+    what fits (and says so), and the job finishes."""
+    import ray.data
+
+    ds = ray.data.from_items([{"item": t} for t in ("a dog barking", "rain on a roof")])
+    with pytest.warns(UserWarning) as caught:
+        ds = embed_dataset(ds, tiny_model_dir, actors=4, threads=4)
+    said = " ".join(str(w.message) for w in caught)
+    assert "each actor reserves 1.75 CPU" in said and "starting 1" in said
+    rows = ds.take_all()
+    want = ClipClapEmbedder(tiny_model_dir).embed_text(["a dog barking", "rain on a roof"])
+    np.testing.assert_allclose(np.stack([r["embedding"] for r in rows]), want, atol=1e-5)
