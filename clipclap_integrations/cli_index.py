@@ -230,10 +230,23 @@ def index_on_ray(args: argparse.Namespace, embedder: Any, collection: Any) -> An
         from .ray.model import model_ref
     except ImportError as exc:
         raise fail(args, str(exc)) from None
+    import logging
+
+    import ray.data
+
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     started = not ray.is_initialized()
+    quiet = not sys.stderr.isatty()  # logs and progress bars for a person only
+    if quiet:
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        ray.data.DataContext.get_current().enable_progress_bars = False
     if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING if quiet else logging.INFO,
+        )
     try:
         return index_folder(
             collection,
