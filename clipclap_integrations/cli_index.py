@@ -252,7 +252,7 @@ def index_on_ray(args: argparse.Namespace, embedder: Any, collection: Any) -> An
         return index_folder(
             collection,
             args.paths,
-            model_ref(embedder),
+            model_ref(embedder, frame_every_s=args.frame_every),
             window_s=CLAP_WINDOW_S if args.window is None else args.window,
             actors=args.actors or 1,
             threads=args.threads or 1,

@@ -124,9 +124,7 @@ def file_rows(embedder: ClipClapEmbedder, source: str, window_s: float) -> list[
         planned = plan_file(embedder, path, modality, mime, window_s)
     if isinstance(planned, str):
         return [error_row(source, planned, modality)]
-    if isinstance(planned, VideoPlan):  # decoded as it streams: the local engine's
-        why = "videos are indexed by the local engine (clipclap index without --engine ray)"
-        return [error_row(source, why, modality)]
+    assert not isinstance(planned, VideoPlan)  # a video is one row (above)
     records = plan_records(source, content_hash, modality, mime, planned)
     return [record_row(r, p.name) for r, p in zip(records, planned, strict=True)]
 
