@@ -184,14 +184,17 @@ def test_predictor_on_a_column_of_items_keeps_one_schema(
 
     def embedded(values: list[Any]) -> list[dict[str, Any]]:
         # blocks of two: the second block of ``items`` is all bad (null embeddings)
-        ds = ray.data.from_items([{"item": v} for v in values], override_num_blocks=3)
-        return ds.map_batches(
+        ds = ray.data.from_items(
+            [{"n": n, "item": v} for n, v in enumerate(values)], override_num_blocks=3
+        )
+        rows = ds.map_batches(
             ClipClapPredictor,
             fn_constructor_kwargs={"model": str(tiny_model_dir)},
             compute=ray.data.ActorPoolStrategy(size=1),
             num_cpus=1,
             batch_size=2,
         ).take_all()
+        return sorted(rows, key=lambda r: r["n"])  # Ray keeps no order unless told
 
     rows = embedded(items)
     assert [r["error"] is None for r in rows] == [True, True, False, False, True, True]
@@ -348,11 +351,12 @@ def test_a_pool_larger_than_the_cluster_runs_with_what_fits(
     what fits (and says so), and the job finishes."""
     import ray.data
 
-    ds = ray.data.from_items([{"item": t} for t in ("a dog barking", "rain on a roof")])
+    texts = ["a dog barking", "rain on a roof"]
+    ds = ray.data.from_items([{"n": n, "item": t} for n, t in enumerate(texts)])
     with pytest.warns(UserWarning) as caught:
         ds = embed_dataset(ds, tiny_model_dir, actors=4, threads=4)
     said = " ".join(str(w.message) for w in caught)
     assert "each actor reserves 1.75 CPU" in said and "starting 1" in said
-    rows = ds.take_all()
-    want = ClipClapEmbedder(tiny_model_dir).embed_text(["a dog barking", "rain on a roof"])
+    rows = sorted(ds.take_all(), key=lambda r: r["n"])
+    want = ClipClapEmbedder(tiny_model_dir).embed_text(texts)
     np.testing.assert_allclose(np.stack([r["embedding"] for r in rows]), want, atol=1e-5)
