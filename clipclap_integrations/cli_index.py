@@ -247,6 +247,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     # The model's sessions are made while Chroma is imported and the collection opened (and
     # the first files read), when the model is known before the collection is read.
     local = args.engine != "ray"
+    if local and (args.address or args.actors):
+        raise fail(args, "--address and --actors are for --engine ray")
     early = make_embedder(args) if local and model_known(args) else None
     warm = [] if early is None else [WarmUp(early, args.paths)]
     try:
@@ -282,6 +284,7 @@ def run_index(args: argparse.Namespace, early: Any, warm: list[WarmUp]) -> int:
         collection,
         e,
         progress=progress,
+        frame_every_s=args.frame_every,
         **({} if args.window is None else {"window_s": args.window}),
     )
     try:
@@ -320,15 +323,28 @@ def index_on_ray(args: argparse.Namespace, embedder: Any, collection: Any) -> An
         from .ray.model import model_ref
     except ImportError as exc:
         raise fail(args, str(exc)) from None
+    import logging
+
+    import ray.data
+
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     started = not ray.is_initialized()
+    quiet = not sys.stderr.isatty()  # logs and progress bars for a person only
+    if quiet:
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        ray.data.DataContext.get_current().enable_progress_bars = False
     if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING if quiet else logging.INFO,
+        )
     try:
         return index_folder(
             collection,
             args.paths,
-            model_ref(embedder),
+            model_ref(embedder, frame_every_s=args.frame_every),
             window_s=CLAP_WINDOW_S if args.window is None else args.window,
             actors=args.actors or 1,
             threads=args.threads or 1,
@@ -411,6 +427,9 @@ def cmd_search(args: argparse.Namespace) -> int:
                 "source": record.origin,
                 "where": record.where,
                 "text": record.document,
+                "track": record.track,
+                "start_s": record.start_s,
+                "end_s": record.end_s,
                 "id": rid,
                 "metadata": meta or {},
             }
@@ -422,11 +441,19 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not rows:
         print("no results")
         return 0
-    width = max(len(r["source"]) for r in rows)
+    labels = [result_label(r) for r in rows]
+    width = max(len(label) for label, _ in labels)
     print(f"{'rank':>4}  {'score':>7}  {'modality':<8}  {'source':<{width}}  where")
-    for r in rows:
-        print(
-            f"{r['rank']:>4}  {r['score']:>7.4f}  {r['modality']:<8}  {r['source']:<{width}}  "
-            f"{r['where']}"
-        )
+    for r, (label, where) in zip(rows, labels, strict=True):
+        print(f"{r['rank']:>4}  {r['score']:>7.4f}  {r['modality']:<8}  {label:<{width}}  {where}")
     return 0
+
+
+def result_label(row: dict[str, Any]) -> tuple[str, str]:
+    """The source column and the where column of a result: a video's moment shows as
+    ``path  mm:ss-mm:ss`` (its track in the where column), a whole video as its path."""
+    if row["modality"] != "video":
+        return row["source"], row["where"]
+    if row["track"] is None:
+        return row["source"], "whole video"
+    return f"{row['source']}  {row['where']}", row["track"]

@@ -52,8 +52,14 @@ def test_work_lands_on_both_nodes_and_results_are_the_same(
     assert len([n for n in ray.nodes() if n["Alive"]]) == 2
     folder = make_folder(tmp_path / "lib", media_dir)
     ds = read_media(folder, tiny_model_dir, override_num_blocks=8)
-    ds = embed_dataset(ds, tiny_model_dir, actors=2, threads=1, batch_size=2, record_node=True)
-    rows = ds.take_all()
+    ds = embed_dataset(ds, tiny_model_dir, actors=2, threads=1, batch_size=1, record_node=True)
+    context = ray.data.DataContext.get_current()
+    waited = context.wait_for_min_actors_s
+    context.wait_for_min_actors_s = 120  # both actors up before work is handed out
+    try:
+        rows = ds.take_all()
+    finally:
+        context.wait_for_min_actors_s = waited
     assert len({r["node_id"] for r in rows}) == 2  # each node's actor embedded some
     assert {Path(r["source"]).name for r in rows if r["error"] is not None} == BAD
     reference = indexer_records(tmp_path, folder, tiny_model_dir)

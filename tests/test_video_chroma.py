@@ -1,5 +1,6 @@
 """Video in Chroma: ``add_media`` and the folder indexer store a video as its moments (track,
-start_s, end_s) plus one whole-video record; re-indexing a changed video replaces them all;
+start_s, end_s) plus one whole-video record; re-indexing a changed video replaces them all
+(``upsert_media`` under the same id too, writing the new before deleting the stale);
 a bad video writes nothing; the data loader loads video URIs; a decoded frame finds its moment.
 
 References are independent of the Chroma code: ``embed_video`` (the core's own moments) and
@@ -8,6 +9,7 @@ frames decoded with PyAV directly, embedded by ``embed_images``."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import subprocess
@@ -21,11 +23,16 @@ import pytest
 av = pytest.importorskip("av")
 chromadb = pytest.importorskip("chromadb")
 
-from clipclap_integrations import ClipClapEmbedder, ClipClapInputError  # noqa: E402
+from clipclap_integrations import (  # noqa: E402
+    ClipClapEmbedder,
+    ClipClapInputError,
+    IncompleteWriteError,
+)
 from clipclap_integrations.chroma import (  # noqa: E402
     ClipClapDataLoader,
     ClipClapEmbeddingFunction,
     add_media,
+    aupsert_media,
     query_media,
     upsert_media,
 )
@@ -107,6 +114,160 @@ def test_add_media_writes_the_moments_and_the_whole_video(
     assert upsert_media(col, [video.read_bytes()]) == [vid]
     assert col.count() == len(stored)
     assert stored[text][0]["modality"] == "text"
+
+
+@pytest.fixture(scope="module")
+def short_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_video(tmp_path_factory.mktemp("short") / "short.mp4", [(4, (0, 255, 0), 440.0)])
+
+
+def _stored_as(whole_id: str, reference: Any) -> dict[str, np.ndarray]:
+    """The records of a video stored under ``whole_id`` (the documented ids), with the vectors
+    ``embed_video`` gives: its whole vector, then each moment's."""
+    out = {whole_id: np.asarray(reference.whole, np.float32)}
+    counts: dict[str, int] = {}
+    for vector, track in zip(reference.vectors, reference.tracks, strict=True):
+        k = counts[track] = counts.get(track, -1) + 1
+        out[f"{whole_id}-{track}-{k}"] = np.asarray(vector, np.float32)
+    return out
+
+
+def _assert_holds(collection: Any, expected: dict[str, np.ndarray]) -> None:
+    stored = _records(collection)
+    assert sorted(stored) == sorted(expected) and collection.count() == len(expected)
+    for rid, vector in expected.items():
+        np.testing.assert_allclose(stored[rid][1], vector, atol=ATOL, err_msg=rid)
+
+
+class _Died(Exception):
+    """The database failing mid-call."""
+
+
+def test_upserting_another_video_under_an_id_replaces_all_its_records(
+    tiny_model_dir: Path, embedder: ClipClapEmbedder, video: Path, short_video: Path
+) -> None:
+    col = _collection(tiny_model_dir)
+    long_ref, short_ref = embedder.embed_video(str(video)), embedder.embed_video(str(short_video))
+    # beside it: another video, and a caption whose (given) id looks like a moment of "clip"
+    upsert_media(col, [str(video), str(video), "a caption"], ids=["clip", "keep", "clip-frames-20"])
+    caption = _records(col)["clip-frames-20"][1]
+    old = _stored_as("clip", long_ref)
+    _assert_holds(col, {**old, **_stored_as("keep", long_ref), "clip-frames-20": caption})
+
+    assert upsert_media(col, [str(short_video)], ids=["clip"]) == ["clip"]
+    new = _stored_as("clip", short_ref)
+    assert len(new) == 1 + 4 + 1 < len(old)  # 4 frames, 1 window, the whole: fewer moments
+    _assert_holds(col, {**new, **_stored_as("keep", long_ref), "clip-frames-20": caption})
+    metas = {i: m for i, (m, _) in _records(col).items()}
+    assert {metas[i].get("whole_id") for i in new if i != "clip"} == {"clip"}
+    assert "whole_id" not in metas["clip"] and "whole_id" not in metas["clip-frames-20"]
+    # a caller's whole_id does not untie the moments; the same video again changes nothing
+    upsert_media(col, [str(short_video)], ids=["clip"], metadatas=[{"whole_id": "x"}])
+    _assert_holds(col, {**new, **_stored_as("keep", long_ref), "clip-frames-20": caption})
+    assert _records(col)["clip-frames-0"][0]["whole_id"] == "clip"
+    # an image under a video's id: the video's moments go too
+    picture = np.full((32, 32, 3), 200, np.uint8)
+    upsert_media(col, [picture], ids=["keep"])
+    left = _records(col)
+    assert not any(i.startswith("keep-") for i in left) and left["keep"][0]["modality"] == "image"
+    np.testing.assert_allclose(left["keep"][1], embedder.embed_images([picture])[0], atol=ATOL)
+
+
+def test_a_failed_video_upsert_loses_nothing_and_a_rerun_finishes_it(
+    tiny_model_dir: Path,
+    embedder: ClipClapEmbedder,
+    video: Path,
+    short_video: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    col = _collection(tiny_model_dir)
+    upsert_media(col, [str(video)], ids=["clip"])
+    old = _stored_as("clip", embedder.embed_video(str(video)))
+    new = _stored_as("clip", embedder.embed_video(str(short_video)))
+    _assert_holds(col, old)
+    kind, real_upsert, real_delete = type(col), type(col).upsert, type(col).delete
+    calls: list[int] = []
+
+    def upsert_dies(self: Any, **kwargs: Any) -> Any:
+        calls.append(len(kwargs["ids"]))
+        if len(calls) == fail_at:
+            raise _Died("server went away")
+        return real_upsert(self, **kwargs)
+
+    monkeypatch.setattr(kind, "upsert", upsert_dies)
+    fail_at = 1  # the first batch: nothing written, the database's error
+    with pytest.raises(_Died):
+        upsert_media(col, [str(short_video)], ids=["clip"])
+    _assert_holds(col, old)
+
+    monkeypatch.setattr(col._client, "get_max_batch_size", lambda: 4)  # batches of 4
+    calls.clear()
+    fail_at = 2  # part way: the first 4 new records written, no old one deleted
+    with pytest.raises(IncompleteWriteError) as caught:
+        upsert_media(col, [str(short_video)], ids=["clip"])
+    assert (caught.value.written, caught.value.total) == (4, len(new))
+    written = list(new)[:4]
+    _assert_holds(col, {**old, **{i: new[i] for i in written}})
+
+    monkeypatch.setattr(kind, "upsert", real_upsert)
+
+    def delete_dies(self: Any, **kwargs: Any) -> Any:
+        raise _Died("server went away")
+
+    monkeypatch.setattr(kind, "delete", delete_dies)  # all new written, the stale not removed
+    with pytest.raises(IncompleteWriteError, match="earlier version") as caught:
+        upsert_media(col, [str(short_video)], ids=["clip"])
+    assert caught.value.written == caught.value.total == len(new)
+    _assert_holds(col, {**old, **new})
+
+    monkeypatch.setattr(kind, "delete", real_delete)
+    assert upsert_media(col, [str(short_video)], ids=["clip"]) == ["clip"]
+    _assert_holds(col, new)
+
+
+class _AsyncOver:
+    """An ``AsyncCollection`` stand-in over a collection (Chroma's needs a server)."""
+
+    def __init__(self, collection: Any) -> None:
+        self._col = collection
+        self.name = collection.name
+        self.configuration_json = collection.configuration_json
+        self._embedding_function = collection._embedding_function
+        self.fail_delete = False
+
+    async def add(self, **kwargs: Any) -> None:
+        self._col.add(**kwargs)
+
+    async def upsert(self, **kwargs: Any) -> None:
+        self._col.upsert(**kwargs)
+
+    async def get(self, **kwargs: Any) -> Any:
+        return self._col.get(**kwargs)
+
+    async def delete(self, **kwargs: Any) -> None:
+        if self.fail_delete:
+            raise _Died("server went away")
+        self._col.delete(**kwargs)
+
+
+def test_aupsert_media_replaces_a_video_too(
+    tiny_model_dir: Path, embedder: ClipClapEmbedder, video: Path, short_video: Path
+) -> None:
+    import asyncio
+
+    col = _collection(tiny_model_dir)
+    facade = _AsyncOver(col)
+    old = _stored_as("clip", embedder.embed_video(str(video)))
+    new = _stored_as("clip", embedder.embed_video(str(short_video)))
+    assert asyncio.run(aupsert_media(facade, [str(video)], ids=["clip"])) == ["clip"]
+    _assert_holds(col, old)
+    facade.fail_delete = True
+    with pytest.raises(IncompleteWriteError, match="aupsert_media wrote all"):
+        asyncio.run(aupsert_media(facade, [str(short_video)], ids=["clip"]))
+    _assert_holds(col, {**old, **new})
+    facade.fail_delete = False
+    asyncio.run(aupsert_media(facade, [str(short_video)], ids=["clip"]))
+    _assert_holds(col, new)
 
 
 def test_a_bad_video_writes_nothing_and_is_named(
@@ -233,3 +394,89 @@ def test_the_video_example_runs(tiny_model_dir: Path) -> None:
         assert len(lines) == 2 and all(moment.match(x) or "(whole video)" in x for x in lines)
     red = moment.match(blocks["image"][0])  # the red picture: a frame of the red part first
     assert red is not None and red.group(3) == "frames" and red.group(1) < "00:06"
+
+
+def _clipclap(model: Path, cwd: Path, *args: str, expect: int = 0) -> str:
+    env = {**os.environ, "CLIPCLAP_MODEL": str(model), "ANONYMIZED_TELEMETRY": "False"}
+    done = subprocess.run(
+        [sys.executable, "-m", "clipclap_integrations", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == expect, done.stderr
+    return done.stdout
+
+
+def test_the_cli_indexes_and_searches_moments(
+    tiny_model_dir: Path, video: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "f"
+    folder.mkdir()
+    clip = folder / "clip.mp4"
+    clip.write_bytes(video.read_bytes())
+    (folder / "note.txt").write_text("a red car on a road")
+    data = video.read_bytes()
+    (folder / "cut.mp4").write_bytes(data[: len(data) // 2])
+    out = _clipclap(tiny_model_dir, tmp_path, "index", "f", "--db", "db", "--json", expect=1)
+    summary = json.loads(out)
+    assert [Path(p).name for p in summary["added"]] == ["clip.mp4", "note.txt"]
+    assert [Path(f["path"]).name for f in summary["failed"]] == ["cut.mp4"]
+    assert summary["records_in_collection"] == 12 + 2 + 1 + 1  # frames, windows, whole, note
+
+    red = tmp_path / "red.png"
+    from PIL import Image
+
+    Image.fromarray(_frame_at(video, 2.0)).save(red)
+    listing = _clipclap(tiny_model_dir, tmp_path, "search", "red.png", "--db", "db", "-k", "20")
+    lines = listing.splitlines()[1:]
+    moment = re.compile(r"\S*clip\.mp4  (\d\d):(\d\d)-(\d\d):(\d\d)\s+(frames|audio)$")
+    first = moment.search(lines[0])  # the decoded red frame: a red moment first
+    assert first is not None and first.group(5) == "frames" and int(first.group(2)) < 6
+    whole = re.compile(rf"  {re.escape(str(clip.resolve()))}\s+whole video$")
+    assert sum(bool(whole.search(line)) for line in lines) == 1
+    assert any("note.txt" in line and line.endswith("chars 0-19") for line in lines)
+
+    only = _clipclap(
+        tiny_model_dir,
+        tmp_path,
+        "search",
+        "a red car",
+        "--db",
+        "db",
+        "-k",
+        "30",
+        "--modality",
+        "video",
+        "--json",
+    )
+    rows = [json.loads(line) for line in only.splitlines()]
+    assert len(rows) == 15 and {r["modality"] for r in rows} == {"video"}
+    moments = [r for r in rows if r["track"] is not None]
+    assert {r["track"] for r in moments} == {"frames", "audio"}
+    assert all(r["end_s"] > r["start_s"] >= 0 for r in moments)
+    assert {(r["start_s"], r["end_s"]) for r in moments if r["track"] == "frames"} == {
+        (float(k), float(k + 1)) for k in range(12)
+    }
+    [whole] = [r for r in rows if r["track"] is None]
+    assert whole["start_s"] == 0.0 and whole["source"] == str(clip.resolve())
+
+    # another frame interval: the video is indexed again, every other file is unchanged
+    again = json.loads(
+        _clipclap(
+            tiny_model_dir,
+            tmp_path,
+            "index",
+            "f",
+            "--db",
+            "db",
+            "--json",
+            "--frame-every",
+            "2",
+            expect=1,
+        )
+    )
+    assert [Path(p).name for p in again["replaced"]] == ["clip.mp4"]
+    assert again["records_in_collection"] == 6 + 2 + 1 + 1

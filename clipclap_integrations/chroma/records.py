@@ -17,7 +17,9 @@ Metadata keys (the README's Chroma section has the same table):
   ``moment`` with ``track`` ("frames": a sampled frame; "audio": a soundtrack window) and
   ``start_s``/``end_s``, plus one whole-video record (kind ``file``, no ``track``, ``start_s``
   0 and ``end_s`` the video's end); all carry ``window_s`` (the soundtrack's window) and
-  ``frame_every_s`` (the frame interval they were made with).
+  ``frame_every_s`` (the frame interval they were made with). The moments ``add_media`` /
+  ``upsert_media`` write also carry ``whole_id``, the id of their whole-video record: an
+  upsert finds an earlier version's moments by it (and removes those it did not rewrite).
 
 Ids: ``add_media`` ``<modality>-<content hash>`` unless given (the same content, one record);
 a video's moments ``<that id>-frames-<k>`` / ``<that id>-audio-<k>``; the indexer
@@ -81,12 +83,15 @@ class Record:
     file: FileOrigin | None = None
     span: Span | None = None
     extra: Mapping[str, Any] | None = None  # the caller's own metadata, over ours
+    whole_id: str | None = None  # a video moment of add_media: its whole-video record's id
 
 
 COMMON_KEYS = ("modality", "mime_type")
 FILE_KEYS = ("source", "file_name", "file_hash", "parts")
 SPAN_KEYS = tuple(f.name for f in fields(Span))
-METADATA_KEYS = COMMON_KEYS + FILE_KEYS + SPAN_KEYS
+VIDEO_KEYS = ("whole_id",)
+METADATA_KEYS = COMMON_KEYS + FILE_KEYS + SPAN_KEYS + VIDEO_KEYS
+MOMENT_TRACKS = ("frames", "audio")
 
 
 def metadata(record: Record) -> dict[str, Any]:
@@ -103,6 +108,8 @@ def metadata(record: Record) -> dict[str, Any]:
         meta.update({k: v for k, v in asdict(record.span).items() if v is not None})
     if record.extra:
         meta.update(record.extra)
+    if record.whole_id is not None:  # not the caller's to change: it finds stale moments
+        meta["whole_id"] = record.whole_id
     return meta
 
 
@@ -216,7 +223,8 @@ def video_records(
 ) -> list[Record]:
     """``add_media``'s records of one video: ``whole`` (its id, URI, MIME type and the
     caller's metadata, given) with the whole-video vector, then one record per moment, id
-    ``<whole id>-<track>-<k>`` (k counted in its track), the same URI, MIME type and metadata."""
+    ``<whole id>-<track>-<k>`` (k counted in its track), the same URI, MIME type and metadata,
+    and ``whole_id`` naming the whole record."""
     end = float(moments.ends.max()) if len(moments) else 0.0
     whole.embedding = moments.whole
     whole.span = whole_video_span(end, window_s, frame_every_s)
@@ -235,9 +243,33 @@ def video_records(
                 uri=whole.uri,
                 span=moment_span(track, start, stop, window_s, frame_every_s),
                 extra=whole.extra,
+                whole_id=whole.id,
             )
         )
     return out
+
+
+def is_moment_of(record_id: str, whole_id: str) -> bool:
+    """Whether ``record_id`` is a moment id of the video record ``whole_id``
+    (``<whole_id>-frames-<k>`` or ``<whole_id>-audio-<k>``)."""
+    if not record_id.startswith(f"{whole_id}-"):
+        return False
+    track, _, k = record_id[len(whole_id) + 1 :].rpartition("-")
+    return track in MOMENT_TRACKS and k.isascii() and k.isdigit()
+
+
+def stale_moments(
+    ids: Sequence[str], metadatas: Sequence[Mapping[str, Any] | None], written: set[str]
+) -> list[str]:
+    """Of stored records (ids and metadata, as ``collection.get`` gives them), the moments of
+    an earlier version of a video: tied to a whole record by ``whole_id``, with a moment id of
+    it, and not among the ids just ``written``."""
+    stale = []
+    for record_id, meta in zip(ids, metadatas, strict=True):
+        whole = (meta or {}).get("whole_id")
+        if isinstance(whole, str) and record_id not in written and is_moment_of(record_id, whole):
+            stale.append(record_id)
+    return stale
 
 
 # -- records of the folder indexer ----------------------------------------------------------

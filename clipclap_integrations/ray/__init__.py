@@ -22,6 +22,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise missing_extra("ray[data]", "ray") from exc
 
+from .datasink import ChromaDatasink
 from .embedding import embed_dataset
 from .model import ModelRef, model_ref
 from .predictor import ClipClapPredictor
@@ -31,6 +32,7 @@ from .writing import WriteReport, write_chroma
 
 __all__ = [
     "RECORD_SCHEMA",
+    "ChromaDatasink",
     "ClipClapPredictor",
     "ModelRef",
     "WriteReport",

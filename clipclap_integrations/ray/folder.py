@@ -18,6 +18,7 @@ from typing import Any
 
 from ..chroma.indexer import IndexReport
 from ..chroma.records import read_record
+from ..options import EmbedderOptions
 from ..runtime.digests import content_sha256
 from ..runtime.model import CLAP_WINDOW_S
 from ..types import Modality
@@ -46,7 +47,9 @@ def stored_files(collection: Any) -> dict[str, dict[str, Any]]:
                     "parts": record.parts,
                     "hashes": set(),
                     "windows": set(),
+                    "every": set(),
                     "audio": False,
+                    "video": False,
                 },
             )
             entry["ids"].append(rid)
@@ -54,16 +57,29 @@ def stored_files(collection: Any) -> dict[str, dict[str, Any]]:
             if record.modality == Modality.AUDIO.value:
                 entry["audio"] = True
                 entry["windows"].add(record.window_s)
+            if record.modality == Modality.VIDEO.value:
+                entry["video"] = True
+                entry["windows"].add(record.window_s)
+                entry["every"].add(record.frame_every_s)
         if len(ids) < page:
             return state
         offset += page
 
 
-def is_current(entry: dict[str, Any], content_hash: str, window_s: float) -> bool:
-    """Whether a file's stored records are whole, of this content and (sounds) this window."""
+def is_current(
+    entry: dict[str, Any], content_hash: str, window_s: float, every_s: float | None = None
+) -> bool:
+    """Whether a file's stored records are whole, of this content and (sounds, videos) this
+    window and (videos) this frame interval ``every_s``, as the local indexer decides."""
     if entry["hashes"] != {content_hash} or entry["parts"] != len(entry["ids"]):
         return False
-    if not entry["audio"]:
+    if entry["video"]:
+        every = entry["every"]
+        if every_s is None or not every or None in every:
+            return False
+        if not all(math.isclose(w, every_s, rel_tol=1e-6, abs_tol=1e-6) for w in every):
+            return False
+    if not (entry["audio"] or entry["video"]):
         return True
     known = {w for w in entry["windows"] if w is not None} or {CLAP_WINDOW_S}
     return all(math.isclose(w, window_s, rel_tol=1e-6, abs_tol=1e-6) for w in known)
@@ -81,8 +97,21 @@ def index_folder(
 ) -> IndexReport:
     """Index ``paths`` into ``collection`` on the Ray cluster this process is connected to."""
     report = IndexReport()
+    every_s = float(dict(model.options).get("frame_every_s", EmbedderOptions().frame_every_s))
     existing = stored_files(collection)
-    files = list_files(paths)
+    unlisted: list[str] = []  # folders that could not be read: nothing under them is pruned
+
+    def folder_failed(folder: Path, exc: OSError) -> None:
+        unlisted.extend({str(folder.absolute()), str(folder.resolve())})
+        report.failed.append(
+            (
+                str(folder.resolve()),
+                f"cannot read the folder ({exc.strerror or exc}): its files were skipped and "
+                "their records kept",
+            )
+        )
+
+    files = list_files(paths, onerror=folder_failed)
     todo: list[str] = []
     hashes: dict[str, str] = {}  # of files with records
     for source in files:
@@ -90,7 +119,7 @@ def index_folder(
         if old is not None:
             try:
                 hashes[source] = content_sha256(Path(source))
-                if is_current(old, hashes[source], window_s):
+                if is_current(old, hashes[source], window_s, every_s):
                     report.unchanged.append(source)
                     continue
             except OSError:
@@ -108,37 +137,53 @@ def index_folder(
             if source in done:
                 (report.replaced if old else report.added).append(source)
                 if old and source in hashes:
-                    delete_stale(collection, source, hashes.get(source), window_s)
+                    delete_stale(collection, source, hashes.get(source), window_s, every_s)
             elif source in failed:
                 reason = failed[source]
-                if old:
+                if old and not reason.startswith("cannot read ("):  # unreadable now: kept
                     collection.delete(ids=old["ids"])
                     reason += " (the records of its earlier version were removed)"
-                report.failed.append((source, reason))
+                if reason.endswith("not a regular file: not read"):
+                    report.skipped.append((source, reason))
+                else:
+                    report.failed.append((source, reason))
             else:
                 report.ignored += 1  # neither media nor text
     if prune:
         seen = set(files)
         roots = [str(Path(p).expanduser().resolve()) for p in paths]
         for source, entry in existing.items():
-            under = any(source == r or source.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
-            if under and source not in seen:
+            under = any(_under(source, r) for r in roots)
+            kept = any(_under(source, folder) for folder in unlisted)
+            if under and not kept and source not in seen:
                 collection.delete(ids=entry["ids"])
                 report.removed.append(source)
     return report
 
 
-def delete_stale(collection: Any, source: str, content_hash: str | None, window_s: float) -> None:
-    """Once a replaced file's new records are written: delete its records of another content
-    or (sounds) another window."""
+def delete_stale(
+    collection: Any, source: str, content_hash: str | None, window_s: float, every_s: float
+) -> None:
+    """Once a replaced file's new records are written: delete its records of another content,
+    (sounds, videos) another window or (videos) another frame interval."""
     got = collection.get(where={"source": source}, include=["metadatas"])
     stale = []
     for rid, meta in zip(got["ids"], got["metadatas"] or [], strict=False):
         record = read_record(rid, meta)
-        other_window = record.modality == Modality.AUDIO.value and not math.isclose(
-            record.window_s or CLAP_WINDOW_S, window_s, rel_tol=1e-6, abs_tol=1e-6
+        timed = record.modality in (Modality.AUDIO.value, Modality.VIDEO.value)
+        other_window = timed and not _close(record.window_s or CLAP_WINDOW_S, window_s)
+        other_every = record.modality == Modality.VIDEO.value and not _close(
+            record.frame_every_s or 0.0, every_s
         )
-        if record.file_hash != content_hash or other_window:
+        if record.file_hash != content_hash or other_window or other_every:
             stale.append(rid)
     if stale:
         collection.delete(ids=stale)
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6)
+
+
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)

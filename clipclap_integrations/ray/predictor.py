@@ -16,15 +16,18 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ..chroma.file_plan import VideoPlan, plan_file, plan_records
 from ..embedder import ClipClapEmbedder
 from ..errors import ClipClapInputError
 from ..inputs.sniff import modality_of_extension
 from ..media.audio import duration_windows
+from ..modalities.parts import PartRunner
 from ..types import Modality
 from .model import ModelRef, model_ref
-from .reading import load_audio
-from .rows import NODE_COLUMN, output_table
+from .reading import VIDEO_KIND, load_audio
+from .rows import output_table, record_row
 
+VIDEO_VECTOR = "__clipclap_vector"  # a video record's vector, carried until output
 Vectors = list[np.ndarray | None]
 Errors = list[str | None]
 
@@ -76,10 +79,14 @@ class ClipClapPredictor:
         table = as_table(batch)
         names = table.column_names
         if {"part", "source", "kind"} <= set(names):
-            rows = table.select(
-                ["part", "modality", "kind", "source", "uri", "document", "window_s", "error"]
-            ).to_pylist()
+            rows = table.to_pylist()
+            if any(r["kind"] == VIDEO_KIND and r["error"] is None for r in rows):
+                rows = expand_videos(self.embedder, rows)  # a video's row -> its records
+                table = pa.Table.from_pylist(rows, schema=table.schema)
             vectors, errors = embed_records(self.embedder, rows)
+            for i, row in enumerate(rows):
+                if row.get(VIDEO_VECTOR) is not None:
+                    vectors[i] = row[VIDEO_VECTOR]  # a video's record, embedded already
             modalities = [r["modality"] for r in rows]
         elif self.column in names:
             vectors, modalities, errors = embed_items(
@@ -90,10 +97,8 @@ class ClipClapPredictor:
                 f"ClipClapPredictor needs rows of read_media or a column {self.column!r} of "
                 f"items (paths, bytes, URLs or text); the batch has {names}"
             )
-        node = self.node_id
-        if node is None and NODE_COLUMN in names:
-            return output_table(table, vectors, modalities, errors, self.embedder.dim)
-        return output_table(table, vectors, modalities, errors, self.embedder.dim, node)
+        dim = self.embedder.dim
+        return output_table(table, vectors, modalities, errors, dim, self.node_id)
 
 
 def as_table(batch: Any) -> pa.Table:
@@ -130,7 +135,8 @@ def embed_items(
     try:
         got = embedder.embed_classified(items) if items else np.empty((0, embedder.dim))
         outcomes: list[np.ndarray | Exception] = list(got)
-    except Exception:
+    except Exception:  # each alone, classified afresh (a fetched URL's bytes were released)
+        items = [embedder.classify([values[i]], forced)[0] for i in rows]
         outcomes = [_alone(lambda it=it: embedder.embed_classified([it])[0]) for it in items]
     for i, item, outcome in zip(rows, items, outcomes, strict=True):
         modalities[i] = item.modality.value if item.modality is not None else None
@@ -205,6 +211,37 @@ def embed_records(
         for i, vector in zip(idx, got, strict=True):
             vectors[i] = vector
     return vectors, errors
+
+
+def expand_videos(embedder: ClipClapEmbedder, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with each video's row replaced by its records (vectors in ``VIDEO_VECTOR``), as the
+    folder indexer makes them: ``file_plan.plan_file`` decodes it, a ``PartRunner`` embeds
+    its parts, ``plan_records`` names them. A video that fails keeps its row, with the
+    reason."""
+    out: list[dict[str, Any]] = []
+    runner = PartRunner(embedder.pipelines, embedder.options.batch_size)
+    for row in rows:
+        if row["kind"] != VIDEO_KIND or row["error"] is not None:
+            out.append(row)
+            continue
+        source, mime = row["source"], row["mime_type"]
+        try:
+            plan = plan_file(embedder, Path(source), Modality.VIDEO, mime, row["window_s"])
+            if isinstance(plan, str):
+                raise ClipClapInputError(plan)
+            assert isinstance(plan, VideoPlan)
+            [(_, vectors)] = list(runner.run([(0, plan.parts())]))
+            if isinstance(vectors, Exception):
+                raise vectors
+        except Exception as exc:
+            out.append({**row, "error": reason(exc)})
+            continue
+        records = plan_records(source, row["file_hash"], Modality.VIDEO, mime, plan.planned)
+        kept = [v for pp, v in zip(plan.planned, vectors, strict=True) if pp.name]
+        names = [pp.name for pp in plan.planned if pp.name]
+        for record, name, vector in zip(records, names, kept, strict=True):
+            out.append({**record_row(record, name), VIDEO_VECTOR: vector})
+    return out
 
 
 def sound_vectors(

@@ -4,20 +4,22 @@ The driver lists the files (the indexer's ``walk``: same order, same paths); Ray
 expand each file into its records as ``chroma.file_plan`` plans them for the indexer: a sound
 its whole-sound record plus one per window when longer than one window, a text file one per
 chunk, an image one (not decoded here: once, when embedded). Nothing is embedded yet: rows
-say what to embed (the path and span; a chunk's text).
+say what to embed (the path and span; a chunk's text). A video is one row (``kind`` "video")
+until embedded: its moments are found as it is decoded, so the actor that embeds it makes its
+records then.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from ..chroma.file_plan import PlannedPart, plan_file, plan_records
+from ..chroma.file_plan import PlannedPart, VideoPlan, plan_file, plan_records
 from ..chroma.indexer import valid_utf8, walk
 from ..chroma.records import Span
 from ..embedder import ClipClapEmbedder
@@ -29,14 +31,19 @@ from ..types import Modality
 from .model import ModelRef, model_ref
 from .rows import error_row, record_row, record_table
 
+VIDEO_KIND = "video"  # the kind of a video's row until it is embedded into its records
 READ_CPUS = 0.25  # read tasks take a quarter of a CPU: actors holding whole CPUs never starve them
 
 
-def list_files(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str]:
-    """The files under ``paths`` as the folder indexer walks them (absolute, resolved)."""
+def list_files(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    onerror: Callable[[Path, OSError], None] | None = None,
+) -> list[str]:
+    """The files under ``paths`` as the folder indexer walks them (absolute, resolved);
+    ``onerror(folder, error)`` hears of a folder that cannot be listed."""
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
-    return [str(p) for p in walk(list(paths))]
+    return [str(p) for p in walk(list(paths), onerror=onerror)]
 
 
 def read_media(
@@ -107,16 +114,38 @@ def file_rows(embedder: ClipClapEmbedder, source: str, window_s: float) -> list[
                 modality,
             )
         ]
+    if modality is Modality.VIDEO:  # its moments are found as it is decoded, when embedded
+        return [video_row(source, content_hash, mime, window_s, embedder)]
     if modality is Modality.IMAGE:  # decoded once, when embedded (a bad one fails there)
-        planned: list[PlannedPart] | str = [
+        planned: list[PlannedPart] | VideoPlan | str = [
             PlannedPart("image", Span("file"), None, Part(modality, None))
         ]
     else:
         planned = plan_file(embedder, path, modality, mime, window_s)
     if isinstance(planned, str):
         return [error_row(source, planned, modality)]
+    assert not isinstance(planned, VideoPlan)  # a video is one row (above)
     records = plan_records(source, content_hash, modality, mime, planned)
     return [record_row(r, p.name) for r, p in zip(records, planned, strict=True)]
+
+
+def video_row(
+    source: str, content_hash: str, mime: str | None, window_s: float, embedder: ClipClapEmbedder
+) -> dict[str, Any]:
+    """A video's one row before it is embedded (no id, ``kind`` "video"): ``embed_dataset``
+    turns it into its records (its moments and the whole video), found as it is decoded."""
+    row = error_row(source, "", Modality.VIDEO)
+    row.update(
+        error=None,
+        part="video",
+        kind=VIDEO_KIND,
+        mime_type=mime,
+        file_hash=content_hash,
+        window_s=float(window_s),
+        frame_every_s=float(embedder.options.frame_every_s),
+        uri=source,
+    )
+    return row
 
 
 def load_audio(embedder: ClipClapEmbedder, path: Path | str) -> Any:

@@ -2,11 +2,12 @@
 types, so blocks whose column is all null (no text chunk, no error) still concatenate.
 
 A record row: ``id``, ``part`` (the id's last part: "image", "audio", "window-<k>",
-"chunk-<k>"), the record's metadata fields (``modality``, ``mime_type``, ``source``,
-``file_name``, ``file_hash``, ``parts``, ``kind``, ``start_s``, ``end_s``, ``window_s``,
-``chunk``, ``char_start``, ``char_end``), ``document`` (a text chunk), ``uri`` (a media
-file's path), ``error`` (why the file cannot be indexed; the row then has no id). Embedding
-adds ``embedding`` (fixed-size float32 list, null on error) and sets ``modality``/``error``.
+"chunk-<k>", "frames-<k>", "video"...), the record's metadata fields (``modality``,
+``mime_type``, ``source``, ``file_name``, ``file_hash``, ``parts``, ``kind``, ``start_s``,
+``end_s``, ``window_s``, ``chunk``, ``char_start``, ``char_end``, ``track``,
+``frame_every_s``), ``document`` (a text chunk), ``uri`` (a media file's path), ``error``
+(why the file cannot be indexed; the row then has no id). Embedding adds ``embedding``
+(fixed-size float32 list, null on error) and sets ``modality``/``error``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ RECORD_SCHEMA = pa.schema(
         ("chunk", pa.int64()),
         ("char_start", pa.int64()),
         ("char_end", pa.int64()),
+        ("track", pa.string()),
+        ("frame_every_s", pa.float64()),
         ("document", pa.string()),
         ("uri", pa.string()),
         ("error", pa.string()),

@@ -10,31 +10,19 @@ batches of which one fails is then partly written, and its ``parts`` count makes
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
 
-from ..chroma.compat import max_batch_size, server_address
+from ..chroma.compat import max_batch_size, server_address, stored_config
 from ..chroma.records import Record, write_batches
+from .datasink import ChromaDatasink, WriteReport
 from .rows import row_record
 
 WRITE_COLUMNS = ("id", "source", "parts", "error")
 DEFAULT_LIMIT = 5000
-
-
-@dataclass
-class WriteReport:
-    """What ``write_chroma`` did."""
-
-    written: int = 0  # records upserted
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (file or id, why not written)
-    files: list[str] = field(default_factory=list)  # files whose records were all written
-
-    def summary(self) -> str:
-        return f"{self.written} records written, {len(self.failed)} not written"
 
 
 def write_chroma(
@@ -49,6 +37,7 @@ def write_chroma(
     workers write when the collection is on a Chroma server, the driver when it is embedded.
     ``batch_size``: records per upsert (default: the client's maximum)."""
     limit = batch_size or max_batch_size(collection) or DEFAULT_LIMIT
+    _check_function(collection)
     address = server_address(collection)
     if from_workers is None:
         from_workers = address is not None
@@ -58,8 +47,26 @@ def write_chroma(
                 "the collection is in an embedded database, which takes one writer process: "
                 "write from the driver (from_workers=False), or use a Chroma server"
             )
-        return _from_workers(ds, address, collection.name, limit)
+        sink = ChromaDatasink(address, collection.name, limit)
+        ds.write_datasink(sink, ray_remote_args={"num_cpus": 0.1})  # waits on the server
+        return sink.report
     return _from_driver(ds, collection, limit)
+
+
+def _check_function(collection: Any) -> None:
+    """Warn when the collection is set up with another embedding function: the vectors are
+    written all the same, but its ``query_texts`` would not be CLIPCLAP vectors and
+    ``clipclap search`` refuses it."""
+    try:
+        stored_config(collection)
+    except ValueError as exc:
+        warnings.warn(
+            f"{exc}; create it with embedding_function=ClipClapEmbeddingFunction(model) "
+            "(clipclap_integrations.chroma) so that queries and clipclap search use CLIPCLAP",
+            stacklevel=3,
+        )
+    except Exception:  # a duck-typed collection: nothing to check
+        pass
 
 
 class _Files:
@@ -127,73 +134,3 @@ def _from_driver(ds: Any, collection: Any, limit: int) -> WriteReport:
 
 def _rows(batch: pa.Table) -> Iterable[dict[str, Any]]:
     return batch.to_pylist()
-
-
-_clients: dict[str, Any] = {}
-_clients_lock = threading.Lock()
-
-
-def _server_collection(address: Mapping[str, Any], name: str) -> Any:
-    """The collection on the server, one client per worker process."""
-    import chromadb
-
-    from .. import chroma  # noqa: F401  (registers the embedding function Chroma rebuilds)
-
-    key = repr((sorted(address.items()), name))
-    with _clients_lock:
-        if key not in _clients:
-            client = chromadb.HttpClient(**address)
-            _clients[key] = client.get_collection(name)
-        return _clients[key]
-
-
-def upsert_batch(batch: pa.Table, address: Mapping[str, Any], name: str, limit: int) -> pa.Table:
-    """One worker's write: the batch's good rows upserted; one row out per row in (its
-    ``source``, ``id`` and ``error``: null when written)."""
-    collection = _server_collection(address, name)
-    rows = batch.to_pylist()
-    errors = [
-        r.get("error") or (None if r.get("embedding") is not None else "no vector") for r in rows
-    ]
-    good = [i for i, r in enumerate(rows) if errors[i] is None and r.get("id") is not None]
-    records = [row_record(rows[i]) for i in good]
-    written = 0
-    try:
-        for kwargs in write_batches(records, limit):
-            collection.upsert(**kwargs)
-            written += len(kwargs["ids"])
-    except Exception as exc:
-        why = f"could not be written ({type(exc).__name__}: {exc})"
-        for i in good[written:]:
-            errors[i] = why
-    return pa.table(
-        {
-            "source": pa.array([r.get("source") for r in rows], pa.string()),
-            "id": pa.array([r.get("id") for r in rows], pa.string()),
-            "error": pa.array(errors, pa.string()),
-        }
-    )
-
-
-def _from_workers(ds: Any, address: Mapping[str, Any], name: str, limit: int) -> WriteReport:
-    report = WriteReport()
-    outcomes = ds.map_batches(
-        upsert_batch,
-        fn_kwargs={"address": dict(address), "name": name, "limit": limit},
-        batch_size=limit,
-        batch_format="pyarrow",
-        num_cpus=0.1,  # waits on the server, not on a core
-    )
-    failed: dict[str, str] = {}
-    sources: set[str] = set()
-    for batch in outcomes.iter_batches(batch_size=None, batch_format="pyarrow"):
-        for row in batch.to_pylist():
-            if row["error"] is None:
-                report.written += 1
-                if row["source"] is not None:
-                    sources.add(row["source"])
-            else:
-                failed.setdefault(row["source"] or str(row["id"]), row["error"])
-    report.failed = list(failed.items())
-    report.files = sorted(sources - failed.keys())
-    return report
