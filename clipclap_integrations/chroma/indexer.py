@@ -18,7 +18,6 @@ on.
 
 from __future__ import annotations
 
-import math
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -38,7 +37,7 @@ from ..runtime.prefetch import Prefetch
 from ..types import Modality
 from .compat import max_batch_size
 from .file_plan import PlannedPart, VideoPlan, plan_file, plan_records
-from .records import read_record
+from .stored import StoredFile, stored_files
 from .writer import BatchWriter, FileWrite, describe_error
 
 __all__ = ["DatabaseGoneError", "FolderIndexer", "IndexReport", "printable", "walk"]
@@ -138,20 +137,6 @@ def printable(path: str) -> str:
     return path if valid_utf8(path) else os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def _same_interval(stored: set[float | None], every_s: float) -> bool:
-    """Whether video records made with the ``stored`` frame intervals match ``every_s``."""
-    return bool(stored) and all(
-        w is not None and math.isclose(w, every_s, rel_tol=1e-6, abs_tol=1e-6) for w in stored
-    )
-
-
-def _same_window(stored: set[float | None], window_s: float) -> bool:
-    """Whether records made with the ``stored`` windows match ``window_s`` (a record of
-    unknown window, from before it was stored, stands for the default of 10 s then)."""
-    known = {w for w in stored if w is not None} or {CLAP_WINDOW_S}
-    return all(math.isclose(w, window_s, rel_tol=1e-6, abs_tol=1e-6) for w in known)
-
-
 @dataclass(frozen=True)
 class _Pending:
     path: Path
@@ -208,44 +193,10 @@ class FolderIndexer:
         self.progress = progress or (lambda n: None)
         self.max_batch = max_batch_size(collection)
 
-    # -- state already in the collection ---------------------------------------------------
-    def _existing(self) -> dict[str, dict[str, Any]]:
-        """source path -> {"ids": [...], "parts": expected count, "hashes": {content hashes},
-        "windows": {window lengths of its sound and video records}, "every": {frame
-        intervals of its video records}}."""
-        state: dict[str, dict[str, Any]] = {}
-        offset, page = 0, 1000
-        while True:
-            got = self.collection.get(include=["metadatas"], limit=page, offset=offset)
-            ids, metas = got["ids"], got["metadatas"] or []
-            for rid, meta in zip(ids, metas, strict=False):
-                record = read_record(rid, meta)
-                if record.source is None:  # not a file's record (add_media, plain add)
-                    continue
-                entry = state.setdefault(
-                    record.source,
-                    {
-                        "ids": [],
-                        "parts": record.parts,
-                        "hashes": set(),
-                        "windows": set(),
-                        "every": set(),
-                    },
-                )
-                entry["ids"].append(rid)
-                entry["hashes"].add(record.file_hash)
-                if record.modality in (Modality.AUDIO.value, Modality.VIDEO.value):
-                    entry["windows"].add(record.window_s)
-                if record.modality == Modality.VIDEO.value:
-                    entry["every"].add(record.frame_every_s)
-            if len(ids) < page:
-                return state
-            offset += page
-
     # -- the run ---------------------------------------------------------------------------
     def index(self, paths: Sequence[str | os.PathLike[str]], *, prune: bool = False) -> IndexReport:
         report = IndexReport()
-        existing = self._existing()
+        existing = stored_files(self.collection)
         seen: set[str] = set()
         unlisted: set[str] = set()  # folders that could not be read: nothing under them is pruned
 
@@ -288,11 +239,11 @@ class FolderIndexer:
                 under = any(_is_under(source, r) for r in roots)
                 kept = any(_is_under(source, folder) for folder in unlisted)
                 if under and not kept and source not in seen:
-                    self.collection.delete(ids=entry["ids"])
+                    self.collection.delete(ids=entry.ids)
                     report.removed.append(source)
         return report
 
-    def _look(self, entries: list[Path], existing: dict[str, dict[str, Any]], i: int) -> _Step:
+    def _look(self, entries: list[Path], existing: dict[str, StoredFile], i: int) -> _Step:
         """Entry ``i``: what it is, its content hash, whether it changed, and (if it is to
         be indexed) its plan. Runs in the preprocessing pool, ahead of the model."""
         path = entries[i]
@@ -315,16 +266,7 @@ class FolderIndexer:
             )
             return _Step(source, "failed", reason)
         old = existing.get(source)
-        if (
-            old
-            and old["hashes"] == {content_hash}
-            and old["parts"] == len(old["ids"])
-            and (
-                kind[0] not in (Modality.AUDIO, Modality.VIDEO)
-                or _same_window(old["windows"], self.window_s)
-            )
-            and (kind[0] is not Modality.VIDEO or _same_interval(old["every"], self.frame_every_s))
-        ):
+        if old is not None and old.is_current(content_hash, self.window_s, self.frame_every_s):
             return _Step(source, "unchanged")
         pending = _Pending(path, kind[0], kind[1], content_hash, old is not None)
         plan = plan_file(self.embedder, path, kind[0], kind[1], self.window_s, self.frame_every_s)
@@ -335,7 +277,7 @@ class FolderIndexer:
         steps: Iterable[_Step],
         report: IndexReport,
         seen: set[str],
-        existing: dict[str, dict[str, Any]],
+        existing: dict[str, StoredFile],
         writer: BatchWriter,
     ) -> Iterator[tuple[tuple[_Pending, list[PlannedPart] | VideoPlan], Iterable[Part]]]:
         """The files to embed, with their parts, in walk order; every other entry is reported
@@ -367,7 +309,7 @@ class FolderIndexer:
         pending: _Pending,
         plan: list[PlannedPart] | VideoPlan,
         vectors: Any,
-        existing: dict[str, dict[str, Any]],
+        existing: dict[str, StoredFile],
         report: IndexReport,
         writer: BatchWriter,
     ) -> None:
@@ -380,7 +322,7 @@ class FolderIndexer:
             row.embedding = vector
         old = existing.get(source)
         new_ids = {r.id for r in rows}
-        stale = [i for i in old["ids"] if i not in new_ids] if old else []
+        stale = [i for i in old.ids if i not in new_ids] if old else []
 
         def done() -> None:
             (report.replaced if pending.replaced else report.added).append(source)
@@ -395,7 +337,7 @@ class FolderIndexer:
         self,
         pending: _Pending,
         reason: str,
-        existing: dict[str, dict[str, Any]],
+        existing: dict[str, StoredFile],
         report: IndexReport,
     ) -> None:
         """A file that cannot be indexed (in the writer's thread). One indexed before: its
@@ -404,7 +346,7 @@ class FolderIndexer:
         old = existing.get(source)
         if old:
             try:
-                self.collection.delete(ids=old["ids"])
+                self.collection.delete(ids=old.ids)
                 note = "the records of its earlier version were removed"
             except Exception as exc:
                 note = f"the records of its earlier version could not be removed: {exc}"

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..chroma.indexer import IndexReport
 from ..chroma.records import read_record
+from ..chroma.stored import stored_files
 from ..options import EmbedderOptions
 from ..runtime.digests import content_sha256
 from ..runtime.model import CLAP_WINDOW_S
@@ -26,63 +27,6 @@ from .embedding import embed_dataset
 from .model import ModelRef
 from .reading import list_files, read_media
 from .writing import write_chroma
-
-
-def stored_files(collection: Any) -> dict[str, dict[str, Any]]:
-    """source path -> {"ids", "parts" (expected), "hashes", "windows", "audio"} of the
-    records the collection holds."""
-    state: dict[str, dict[str, Any]] = {}
-    offset, page = 0, 1000
-    while True:
-        got = collection.get(include=["metadatas"], limit=page, offset=offset)
-        ids, metas = got["ids"], got["metadatas"] or []
-        for rid, meta in zip(ids, metas, strict=False):
-            record = read_record(rid, meta)
-            if record.source is None:
-                continue
-            entry = state.setdefault(
-                record.source,
-                {
-                    "ids": [],
-                    "parts": record.parts,
-                    "hashes": set(),
-                    "windows": set(),
-                    "every": set(),
-                    "audio": False,
-                    "video": False,
-                },
-            )
-            entry["ids"].append(rid)
-            entry["hashes"].add(record.file_hash)
-            if record.modality == Modality.AUDIO.value:
-                entry["audio"] = True
-                entry["windows"].add(record.window_s)
-            if record.modality == Modality.VIDEO.value:
-                entry["video"] = True
-                entry["windows"].add(record.window_s)
-                entry["every"].add(record.frame_every_s)
-        if len(ids) < page:
-            return state
-        offset += page
-
-
-def is_current(
-    entry: dict[str, Any], content_hash: str, window_s: float, every_s: float | None = None
-) -> bool:
-    """Whether a file's stored records are whole, of this content and (sounds, videos) this
-    window and (videos) this frame interval ``every_s``, as the local indexer decides."""
-    if entry["hashes"] != {content_hash} or entry["parts"] != len(entry["ids"]):
-        return False
-    if entry["video"]:
-        every = entry["every"]
-        if every_s is None or not every or None in every:
-            return False
-        if not all(math.isclose(w, every_s, rel_tol=1e-6, abs_tol=1e-6) for w in every):
-            return False
-    if not (entry["audio"] or entry["video"]):
-        return True
-    known = {w for w in entry["windows"] if w is not None} or {CLAP_WINDOW_S}
-    return all(math.isclose(w, window_s, rel_tol=1e-6, abs_tol=1e-6) for w in known)
 
 
 def index_folder(
@@ -119,7 +63,7 @@ def index_folder(
         if old is not None:
             try:
                 hashes[source] = content_sha256(Path(source))
-                if is_current(old, hashes[source], window_s, every_s):
+                if old.is_current(hashes[source], window_s, every_s):
                     report.unchanged.append(source)
                     continue
             except OSError:
@@ -141,7 +85,7 @@ def index_folder(
             elif source in failed:
                 reason = failed[source]
                 if old and not reason.startswith("cannot read ("):  # unreadable now: kept
-                    collection.delete(ids=old["ids"])
+                    collection.delete(ids=old.ids)
                     reason += " (the records of its earlier version were removed)"
                 if reason.endswith("not a regular file: not read"):
                     report.skipped.append((source, reason))
@@ -156,7 +100,7 @@ def index_folder(
             under = any(_under(source, r) for r in roots)
             kept = any(_under(source, folder) for folder in unlisted)
             if under and not kept and source not in seen:
-                collection.delete(ids=entry["ids"])
+                collection.delete(ids=entry.ids)
                 report.removed.append(source)
     return report
 
