@@ -58,6 +58,16 @@ def _window_seconds(text: str) -> float:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be more than 0 s, got {text}")
+    return value
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
@@ -168,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
         f"{CLAP_WINDOW_S:g})",
     )
     p.add_argument(
+        "--frame-every",
+        type=_positive_seconds,
+        default=None,
+        help="videos: embed a frame every this many seconds, each a moment (default 1)",
+    )
+    p.add_argument(
         "--engine",
         choices=["local", "ray"],
         default="local",
@@ -195,9 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--modality",
-        choices=["text", "image", "audio"],
+        choices=["text", "image", "audio", "video"],
         default=None,
-        help="only return records of this modality",
+        help="only return records of this modality (video: the moments and whole videos)",
     )
     p.add_argument(
         "--as",

@@ -192,6 +192,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         collection,
         e,
         progress=progress,
+        frame_every_s=args.frame_every,
         **({} if args.window is None else {"window_s": args.window}),
     )
     try:
@@ -251,7 +252,7 @@ def index_on_ray(args: argparse.Namespace, embedder: Any, collection: Any) -> An
         return index_folder(
             collection,
             args.paths,
-            model_ref(embedder),
+            model_ref(embedder, frame_every_s=args.frame_every),
             window_s=CLAP_WINDOW_S if args.window is None else args.window,
             actors=args.actors or 1,
             threads=args.threads or 1,
@@ -334,6 +335,9 @@ def cmd_search(args: argparse.Namespace) -> int:
                 "source": record.origin,
                 "where": record.where,
                 "text": record.document,
+                "track": record.track,
+                "start_s": record.start_s,
+                "end_s": record.end_s,
                 "id": rid,
                 "metadata": meta or {},
             }
@@ -345,11 +349,19 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not rows:
         print("no results")
         return 0
-    width = max(len(r["source"]) for r in rows)
+    labels = [result_label(r) for r in rows]
+    width = max(len(label) for label, _ in labels)
     print(f"{'rank':>4}  {'score':>7}  {'modality':<8}  {'source':<{width}}  where")
-    for r in rows:
-        print(
-            f"{r['rank']:>4}  {r['score']:>7.4f}  {r['modality']:<8}  {r['source']:<{width}}  "
-            f"{r['where']}"
-        )
+    for r, (label, where) in zip(rows, labels, strict=True):
+        print(f"{r['rank']:>4}  {r['score']:>7.4f}  {r['modality']:<8}  {label:<{width}}  {where}")
     return 0
+
+
+def result_label(row: dict[str, Any]) -> tuple[str, str]:
+    """The source column and the where column of a result: a video's moment shows as
+    ``path  mm:ss-mm:ss`` (its track in the where column), a whole video as its path."""
+    if row["modality"] != "video":
+        return row["source"], row["where"]
+    if row["track"] is None:
+        return row["source"], "whole video"
+    return f"{row['source']}  {row['where']}", row["track"]

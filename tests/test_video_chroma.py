@@ -8,6 +8,7 @@ frames decoded with PyAV directly, embedded by ``embed_images``."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import subprocess
@@ -233,3 +234,89 @@ def test_the_video_example_runs(tiny_model_dir: Path) -> None:
         assert len(lines) == 2 and all(moment.match(x) or "(whole video)" in x for x in lines)
     red = moment.match(blocks["image"][0])  # the red picture: a frame of the red part first
     assert red is not None and red.group(3) == "frames" and red.group(1) < "00:06"
+
+
+def _clipclap(model: Path, cwd: Path, *args: str, expect: int = 0) -> str:
+    env = {**os.environ, "CLIPCLAP_MODEL": str(model), "ANONYMIZED_TELEMETRY": "False"}
+    done = subprocess.run(
+        [sys.executable, "-m", "clipclap_integrations", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == expect, done.stderr
+    return done.stdout
+
+
+def test_the_cli_indexes_and_searches_moments(
+    tiny_model_dir: Path, video: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "f"
+    folder.mkdir()
+    clip = folder / "clip.mp4"
+    clip.write_bytes(video.read_bytes())
+    (folder / "note.txt").write_text("a red car on a road")
+    data = video.read_bytes()
+    (folder / "cut.mp4").write_bytes(data[: len(data) // 2])
+    out = _clipclap(tiny_model_dir, tmp_path, "index", "f", "--db", "db", "--json", expect=1)
+    summary = json.loads(out)
+    assert [Path(p).name for p in summary["added"]] == ["clip.mp4", "note.txt"]
+    assert [Path(f["path"]).name for f in summary["failed"]] == ["cut.mp4"]
+    assert summary["records_in_collection"] == 12 + 2 + 1 + 1  # frames, windows, whole, note
+
+    red = tmp_path / "red.png"
+    from PIL import Image
+
+    Image.fromarray(_frame_at(video, 2.0)).save(red)
+    listing = _clipclap(tiny_model_dir, tmp_path, "search", "red.png", "--db", "db", "-k", "20")
+    lines = listing.splitlines()[1:]
+    moment = re.compile(r"\S*clip\.mp4  (\d\d):(\d\d)-(\d\d):(\d\d)\s+(frames|audio)$")
+    first = moment.search(lines[0])  # the decoded red frame: a red moment first
+    assert first is not None and first.group(5) == "frames" and int(first.group(2)) < 6
+    whole = re.compile(rf"  {re.escape(str(clip.resolve()))}\s+whole video$")
+    assert sum(bool(whole.search(line)) for line in lines) == 1
+    assert any("note.txt" in line and line.endswith("chars 0-19") for line in lines)
+
+    only = _clipclap(
+        tiny_model_dir,
+        tmp_path,
+        "search",
+        "a red car",
+        "--db",
+        "db",
+        "-k",
+        "30",
+        "--modality",
+        "video",
+        "--json",
+    )
+    rows = [json.loads(line) for line in only.splitlines()]
+    assert len(rows) == 15 and {r["modality"] for r in rows} == {"video"}
+    moments = [r for r in rows if r["track"] is not None]
+    assert {r["track"] for r in moments} == {"frames", "audio"}
+    assert all(r["end_s"] > r["start_s"] >= 0 for r in moments)
+    assert {(r["start_s"], r["end_s"]) for r in moments if r["track"] == "frames"} == {
+        (float(k), float(k + 1)) for k in range(12)
+    }
+    [whole] = [r for r in rows if r["track"] is None]
+    assert whole["start_s"] == 0.0 and whole["source"] == str(clip.resolve())
+
+    # another frame interval: the video is indexed again, every other file is unchanged
+    again = json.loads(
+        _clipclap(
+            tiny_model_dir,
+            tmp_path,
+            "index",
+            "f",
+            "--db",
+            "db",
+            "--json",
+            "--frame-every",
+            "2",
+            expect=1,
+        )
+    )
+    assert [Path(p).name for p in again["replaced"]] == ["clip.mp4"]
+    assert again["records_in_collection"] == 6 + 2 + 1 + 1

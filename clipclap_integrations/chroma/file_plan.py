@@ -50,16 +50,23 @@ class VideoPlan:
     ``planned`` as it goes (the derived frame and soundtrack means too, unnamed: they are not
     records). Once the parts are embedded, ``planned`` lines up with the vectors."""
 
-    def __init__(self, pipeline: VideoPipeline, item: Item, window_s: float) -> None:
+    def __init__(
+        self,
+        pipeline: VideoPipeline,
+        item: Item,
+        window_s: float,
+        frame_every_s: float | None = None,
+    ) -> None:
         pipeline.check_window(window_s)
         self.pipeline = pipeline
         self.item = item
         self.window_s = float(window_s)
-        self.frame_every_s = float(pipeline.options.frame_every_s)
+        every = pipeline.options.frame_every_s if frame_every_s is None else frame_every_s
+        self.frame_every_s = float(every)
         self.planned: list[PlannedPart] = []
 
     def parts(self) -> Iterator[Part]:
-        made = self.pipeline.parts(self.item, 0, window_s=self.window_s)
+        made = self.pipeline.parts(self.item, 0, every_s=self.frame_every_s, window_s=self.window_s)
         counts = {"frames": 0, "audio": 0}
         every, window = self.frame_every_s, self.window_s
         for placed in ahead(made, 2 * self.pipeline.options.batch_size):
@@ -82,13 +89,16 @@ def plan_file(
     modality: Modality,
     mime: str | None,
     window_s: float,
+    frame_every_s: float | None = None,
 ) -> list[PlannedPart] | VideoPlan | str:
     """The planned parts of one file, or why it cannot be indexed (decoding and
     preprocessing are done here: call it ahead, in worker threads; a video's are done as its
-    ``VideoPlan`` is read). A bad ``window_s`` raises ``ValueError``."""
+    ``VideoPlan`` is read, a frame every ``frame_every_s``, default the embedder's option).
+    A bad ``window_s`` raises ``ValueError``."""
     item = Item(modality, Media(path=path, mime=mime), describe(path))
     if modality is Modality.VIDEO:
-        return VideoPlan(cast(VideoPipeline, embedder.pipelines[modality]), item, window_s)
+        pipeline = cast(VideoPipeline, embedder.pipelines[modality])
+        return VideoPlan(pipeline, item, window_s, frame_every_s)
     try:
         if modality is Modality.IMAGE:
             image = cast(ImagePipeline, embedder.pipelines[Modality.IMAGE])

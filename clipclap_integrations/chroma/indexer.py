@@ -241,7 +241,8 @@ class FolderIndexer:
     the preprocessing pool; their parts run through one ``PartRunner`` (full model batches
     across files, each modality its own); their records are written in large batches by a
     ``BatchWriter`` thread while the model goes on. Every stage is bounded.
-    ``batch_files``: at least this many files are planned ahead.
+    ``batch_files``: at least this many files are planned ahead. ``frame_every_s``: a
+    video's frame interval (default: the embedder's ``frame_every_s`` option).
     """
 
     def __init__(
@@ -252,10 +253,13 @@ class FolderIndexer:
         window_s: float = CLAP_WINDOW_S,
         batch_files: int = 16,
         progress: Callable[[int], None] | None = None,
+        frame_every_s: float | None = None,
     ) -> None:
         self.collection = collection
         self.embedder = embedder
         self.window_s = window_s
+        every = embedder.options.frame_every_s if frame_every_s is None else frame_every_s
+        self.frame_every_s = float(every)
         self.batch_files = max(1, batch_files)
         self.progress = progress or (lambda n: None)
         self.max_batch = max_batch_size(collection)
@@ -375,14 +379,11 @@ class FolderIndexer:
                 kind[0] not in (Modality.AUDIO, Modality.VIDEO)
                 or _same_window(old["windows"], self.window_s)
             )
-            and (
-                kind[0] is not Modality.VIDEO
-                or _same_interval(old["every"], self.embedder.options.frame_every_s)
-            )
+            and (kind[0] is not Modality.VIDEO or _same_interval(old["every"], self.frame_every_s))
         ):
             return _Step(source, "unchanged")
         pending = _Pending(path, kind[0], kind[1], content_hash, old is not None)
-        plan = plan_file(self.embedder, path, kind[0], kind[1], self.window_s)
+        plan = plan_file(self.embedder, path, kind[0], kind[1], self.window_s, self.frame_every_s)
         return _Step(source, "index", pending=pending, plan=plan)
 
     def _owners(

@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..chroma.file_plan import PlannedPart, plan_file, plan_records
+from ..chroma.file_plan import PlannedPart, VideoPlan, plan_file, plan_records
 from ..chroma.indexer import valid_utf8, walk
 from ..chroma.records import Span
 from ..embedder import ClipClapEmbedder
@@ -117,13 +117,14 @@ def file_rows(embedder: ClipClapEmbedder, source: str, window_s: float) -> list[
     if modality is Modality.VIDEO:  # its moments are found as it is decoded, when embedded
         return [video_row(source, content_hash, mime, window_s, embedder)]
     if modality is Modality.IMAGE:  # decoded once, when embedded (a bad one fails there)
-        planned: list[PlannedPart] | str = [
+        planned: list[PlannedPart] | VideoPlan | str = [
             PlannedPart("image", Span("file"), None, Part(modality, None))
         ]
     else:
         planned = plan_file(embedder, path, modality, mime, window_s)
     if isinstance(planned, str):
         return [error_row(source, planned, modality)]
+    assert not isinstance(planned, VideoPlan)  # a video is one row (above)
     records = plan_records(source, content_hash, modality, mime, planned)
     return [record_row(r, p.name) for r, p in zip(records, planned, strict=True)]
 
