@@ -5,18 +5,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .cli_index import (
+    DEFAULT_COLLECTION,
+    DEFAULT_DB,
+    EXIT_INTERRUPTED,
+    MODEL_OPTIONS,
+    cmd_index,
+    cmd_search,
+    in_cli_terms,
+    make_embedder,
+    path_problem,
+)
 from .errors import ClipClapError
 from .runtime.model import CLAP_WINDOW_S
-
-DEFAULT_DB = "clipclap-db"
-DEFAULT_COLLECTION = "clipclap"
-MODEL_OPTIONS = {"revision": str, "cache_dir": str, "threads": int}  # the embedder's, as flags
 
 EPILOG = """examples:
   clipclap download                      fetch antflydb/clipclap into the Hugging Face cache
@@ -49,6 +55,16 @@ def _window_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"must be more than 0 and at most {CLAP_WINDOW_S:g} s, got {text}"
         )
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be more than 0 s, got {text}")
     return value
 
 
@@ -161,6 +177,30 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seconds per indexed window of long audio, at most {CLAP_WINDOW_S:g} (default "
         f"{CLAP_WINDOW_S:g})",
     )
+    p.add_argument(
+        "--frame-every",
+        type=_positive_seconds,
+        default=None,
+        help="videos: embed a frame every this many seconds, each a moment (default 1)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process (default); ray: a Ray cluster (pip install "
+        '"clipclap-integrations[ray]"), the same records',
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="with --engine ray: the cluster to join (default: $RAY_ADDRESS, else a local Ray)",
+    )
+    p.add_argument(
+        "--actors",
+        type=_positive_int,
+        default=None,
+        help="with --engine ray: embedding actors (default 1), each of --threads threads",
+    )
     _db_args(p)
     _model_args(p)
 
@@ -171,9 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--modality",
-        choices=["text", "image", "audio"],
+        choices=["text", "image", "audio", "video"],
         default=None,
-        help="only return records of this modality",
+        help="only return records of this modality (video: the moments and whole videos)",
     )
     p.add_argument(
         "--as",
@@ -186,153 +226,6 @@ def build_parser() -> argparse.ArgumentParser:
     _db_args(p)
     _model_args(p)
     return parser
-
-
-def _model_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {name: getattr(args, name) for name in MODEL_OPTIONS}
-
-
-def _embedder(args: argparse.Namespace) -> Any:
-    from .embedder import ClipClapEmbedder
-
-    return ClipClapEmbedder(args.model, **_model_options(args))
-
-
-# The core's errors name its Python arguments; the command has flags for them.
-_FLAG_NAMES = "|".join(MODEL_OPTIONS)
-CLI_TERMS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (
-        re.compile(
-            r"Re-open the collection without embedding_function= \(its stored\s+"
-            r"configuration is used\)"
-        ),
-        "Run without --model and $CLIPCLAP_MODEL (the model and options stored with the "
-        "collection are used)",
-    ),
-    (re.compile(r"\bpass model=<"), "pass --model <"),
-    (re.compile(rf"\b({_FLAG_NAMES})=(?=[^\s.,;)])"), "--\\1 "),  # revision='v2'
-    (re.compile(rf"\b({_FLAG_NAMES})=(?=[\s.,;)]|$)"), "--\\1"),  # "as revision=."
-)
-
-
-def in_cli_terms(message: str) -> str:
-    """``message`` with the Python arguments it names (``model=``, ``revision=``,
-    ``embedding_function=``...) told as the command's flags."""
-    for pattern, replacement in CLI_TERMS:
-        message = pattern.sub(replacement, message)
-    return message.replace("--cache_dir", "--cache-dir")
-
-
-def _fail(args: argparse.Namespace, message: str) -> SystemExit:
-    """The error that ends a command: its message after ``clipclap <command>:``."""
-    return SystemExit(f"clipclap {args.command}: {in_cli_terms(message)}")
-
-
-def _client(args: argparse.Namespace, *, create: bool) -> Any:
-    try:
-        import chromadb
-    except ImportError:
-        raise _fail(
-            args, 'index and search need Chroma: pip install "clipclap-integrations[chroma]"'
-        ) from None
-
-    if args.host:
-        try:
-            client = chromadb.HttpClient(host=args.host, port=args.port)
-        except Exception as exc:  # chromadb checks the server on connect
-            raise _fail(
-                args, f"cannot reach the Chroma server at {args.host}:{args.port} ({exc})"
-            ) from None
-    else:
-        path = Path(args.db or os.environ.get("CLIPCLAP_DB", DEFAULT_DB)).expanduser()
-        if not create and not path.is_dir():  # do not leave an empty database behind
-            raise _fail(args, f"no index at {path}: run clipclap index first (or pass --db)")
-        client = chromadb.PersistentClient(path=str(path))
-    return client
-
-
-def _no_collection(args: argparse.Namespace, exc: Exception) -> SystemExit:
-    return _fail(args, f"no collection {args.collection!r} there ({exc}); run clipclap index first")
-
-
-def _stored_model_config(
-    client: Any, args: argparse.Namespace, *, create: bool
-) -> dict[str, Any] | None:
-    """The embedding-function config stored with the collection (its model, the revision
-    that made its vectors, its options), or None when it stores none or (with ``create``)
-    does not exist yet."""
-    from .chroma.compat import stored_config
-
-    try:
-        existing = client.get_collection(args.collection, embedding_function=None)
-    except Exception as exc:  # chromadb raises NotFoundError / ValueError by version
-        if create:
-            return None
-        raise _no_collection(args, exc) from None
-    try:
-        return stored_config(existing)
-    except ValueError as exc:  # another embedding function
-        raise _fail(args, str(exc)) from None
-
-
-def _open(args: argparse.Namespace, *, create: bool) -> tuple[Any, Any]:
-    """The embedder and the collection. Without --model or $CLIPCLAP_MODEL the model is the
-    one recorded in an existing collection, as Chroma's get_collection would rebuild it."""
-    from .chroma.embedding_function import ClipClapEmbeddingFunction
-    from .runtime.hub_client import MODEL_ENV
-
-    client = _client(args, create=create)
-    stored = None
-    if args.model is None and not os.environ.get(MODEL_ENV):
-        stored = _stored_model_config(client, args, create=create)
-    if stored is not None:
-        config = dict(stored)
-        config.update({k: v for k, v in _model_options(args).items() if v is not None})
-        try:
-            ef = ClipClapEmbeddingFunction.build_from_config(config)
-            embedder = ef.embedder
-        except ValueError as exc:  # an invalid stored config, or changed model files
-            raise _fail(args, str(exc)) from None
-        except ClipClapError as exc:
-            raise ClipClapError(
-                f"{exc} (the model collection {args.collection!r} was built with; "
-                "pass --model to use another copy of it)"
-            ) from None
-    else:
-        embedder = _embedder(args)
-        ef = ClipClapEmbeddingFunction(embedder.folder.source, **_model_options(args))
-    return embedder, _collection(client, args, ef, create=create)
-
-
-def _collection(client: Any, args: argparse.Namespace, ef: Any, *, create: bool) -> Any:
-    if create:
-        collection = client.get_or_create_collection(args.collection, embedding_function=ef)
-    else:
-        try:
-            collection = client.get_collection(args.collection, embedding_function=ef)
-        except Exception as exc:  # chromadb raises NotFoundError / ValueError by version
-            raise _no_collection(args, exc) from None
-    # index and search write and query vectors themselves: Chroma never calls the function,
-    # so its check against the stored model (another model, changed files) is made here.
-    try:
-        ef.check_collection(collection)
-    except ValueError as exc:  # ModelChangedError is one
-        raise _fail(args, str(exc)) from None
-    return collection
-
-
-def _progress(total: int, desc: str) -> Any:
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover
-        return None
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit="file",
-        file=sys.stderr,
-        disable=not sys.stderr.isatty() and os.environ.get("CLIPCLAP_PROGRESS") != "1",
-    )
 
 
 def cmd_download(args: argparse.Namespace) -> int:
@@ -374,7 +267,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     import onnxruntime as ort
 
-    e = _embedder(args)
+    e = make_embedder(args)
     # what this embedder's sessions run on (its smallest graph is loaded to ask onnxruntime)
     in_use = e.encoders.providers_in_use()
     folder = e.model_path
@@ -396,14 +289,14 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     if args.modality is None:
         for raw in args.inputs:
-            problem = _path_problem(raw)
+            problem = path_problem(raw)
             if problem:
                 print(
                     f"clipclap embed: {problem} (to embed this text itself, pass --as text)",
                     file=sys.stderr,
                 )
                 return 2
-    e = _embedder(args)
+    e = make_embedder(args)
     # Classified once, so the modality printed is the one embedded (a URL whose content must
     # tell is fetched once, when embedded, and its item then knows).
     items = e.classify(list(args.inputs), args.modality)
@@ -423,145 +316,6 @@ def cmd_embed(args: argparse.Namespace) -> int:
                     "embedding": [round(float(v), 7) for v in vector],
                 }
             )
-        )
-    return 0
-
-
-EXIT_FAILED = 1  # the run finished, but some files could not be indexed (or the database left)
-EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
-
-
-def cmd_index(args: argparse.Namespace) -> int:
-    from .chroma.indexer import DatabaseGoneError, FolderIndexer, walk
-
-    e, collection = _open(args, create=True)
-    total = sum(1 for _ in walk(args.paths))
-    bar = _progress(total, "indexing")
-    done = 0
-
-    def progress(n: int) -> None:
-        nonlocal done
-        done += n
-        if bar is not None:
-            bar.update(n)
-
-    indexer = FolderIndexer(
-        collection,
-        e,
-        progress=progress,
-        **({} if args.window is None else {"window_s": args.window}),
-    )
-    try:
-        report = indexer.index(args.paths, prune=args.prune)
-    except (DatabaseGoneError, KeyboardInterrupt) as exc:
-        if bar is not None:
-            bar.close()
-        stopped = isinstance(exc, KeyboardInterrupt)  # each file's records are whole, or redone
-        why = f"interrupted after {done} files; run again to resume" if stopped else str(exc)
-        print(f"clipclap index: {in_cli_terms(why)}", file=sys.stderr)
-        return EXIT_INTERRUPTED if stopped else EXIT_FAILED
-    if bar is not None:
-        bar.close()
-    count = collection.count()
-    summary = {"collection": args.collection, **report.as_dict(), "records_in_collection": count}
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(f"{args.collection}: {report.summary()}; {count} records in the collection")
-        for line in report.listing():
-            print(line)
-    return EXIT_FAILED if report.failed else 0
-
-
-def _path_problem(query: str) -> str | None:
-    """Why an input that looks like a path to a media file cannot be one (missing, a folder),
-    or None. Embedding or searching such a string as text would quietly use a typo."""
-    from .inputs.sniff import modality_of_extension
-
-    q = query.strip()
-    if not q or "\n" in q or "\0" in q or len(q) > 4096 or ":" in q.split("/")[0]:
-        return None  # a sentence, or a URL / data: URI / file: URL (checked when embedded)
-    try:
-        path = Path(q).expanduser()
-        in_a_folder = "/" in q and path.parent.is_dir()
-        if any(c.isspace() for c in q):  # a sentence, unless it names a file in a real folder
-            looks_like_path = in_a_folder and modality_of_extension(q) is not None
-        else:  # one word: a media file name, a relative path, or a path into a real folder
-            looks_like_path = (
-                modality_of_extension(q) is not None
-                or q.startswith(("./", "../", "~/"))
-                or (q.startswith("/") and in_a_folder)  # not "/r/aww"
-            )
-        if not looks_like_path:
-            return None
-        if path.is_dir():
-            return f"{q!r} is a folder, not an image or sound file"
-        if path.exists():
-            return None
-    except (OSError, RuntimeError, ValueError):  # unknown ~user, bad encoding
-        if any(c.isspace() for c in q):
-            return None
-    return f"no such file: {q!r}"
-
-
-def cmd_search(args: argparse.Namespace) -> int:
-    from .chroma.records import read_record
-
-    if not args.query.strip():
-        print(
-            "clipclap search: the query is empty: give a sentence, a file or a URL", file=sys.stderr
-        )
-        return 2
-    if args.query_as is None:
-        problem = _path_problem(args.query)
-        if problem:
-            print(
-                f"clipclap search: {problem} (to search for this text itself, pass --as text)",
-                file=sys.stderr,
-            )
-            return 2
-    e, collection = _open(args, create=False)
-    vector = e.embed([args.query], modality=args.query_as)[0]
-    where = {"modality": args.modality} if args.modality else None
-    got = collection.query(
-        query_embeddings=[vector],
-        n_results=args.top,
-        where=where,
-        include=["metadatas", "distances", "documents", "uris"],
-    )
-    ids = got["ids"][0]
-    uris = (got.get("uris") or [None])[0] or [None] * len(ids)
-    rows = []
-    for rank, (rid, meta, dist, doc, uri) in enumerate(
-        zip(ids, got["metadatas"][0], got["distances"][0], got["documents"][0], uris, strict=True),
-        1,
-    ):
-        record = read_record(rid, meta, doc, uri)  # whichever writer wrote it
-        rows.append(
-            {
-                "rank": rank,
-                "score": round(1.0 - float(dist), 4),
-                "modality": record.modality or "?",
-                "source": record.origin,
-                "where": record.where,
-                "text": record.document,
-                "id": rid,
-                "metadata": meta or {},
-            }
-        )
-    if args.json:
-        for row in rows:
-            print(json.dumps(row))
-        return 0
-    if not rows:
-        print("no results")
-        return 0
-    width = max(len(r["source"]) for r in rows)
-    print(f"{'rank':>4}  {'score':>7}  {'modality':<8}  {'source':<{width}}  where")
-    for r in rows:
-        print(
-            f"{r['rank']:>4}  {r['score']:>7.4f}  {r['modality']:<8}  {r['source']:<{width}}  "
-            f"{r['where']}"
         )
     return 0
 

@@ -8,7 +8,7 @@ The facade: it classifies inputs (``inputs/``), hands each modality's items to i
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
@@ -115,6 +115,15 @@ class ClipClapEmbedder:
 
     def __repr__(self) -> str:
         return f"ClipClapEmbedder(model={self.folder.source!r}, dim={self.dim})"
+
+    def prepare(self, modalities: Iterable[Modality | str] | None = None) -> None:
+        """Create now what embedding ``modalities`` (default: all) needs, the onnxruntime
+        sessions above all, instead of on first use (a command can make them while it does
+        something else). Safe from another thread while this embedder embeds: a run that
+        needs a session being created waits for it."""
+        wanted = list(PIPELINES) if modalities is None else map(Modality.parse, modalities)
+        for modality in dict.fromkeys(wanted):
+            self.pipelines[modality].prepare()
 
     # -- preprocessors (cheap objects; heavy state is cached per process) --------------------
     @property

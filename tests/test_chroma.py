@@ -908,7 +908,7 @@ def test_async_media_helpers(
         np.testing.assert_allclose(got["embeddings"][0][0], embedder.embed([siren])[0], atol=ATOL)
 
     asyncio.run(scenario())
-    sync_col = chromadb.EphemeralClient().create_collection(f"sync-{next(_names)}")
+    sync_col = chromadb.EphemeralClient(settings=SETTINGS).create_collection(f"sync-{next(_names)}")
     with pytest.raises(TypeError, match="not an AsyncCollection: use add_media"):
         asyncio.run(
             aadd_media(sync_col, ["x"], embedding_function=ClipClapEmbeddingFunction(model_dir))

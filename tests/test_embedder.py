@@ -37,6 +37,7 @@ def test_import_is_light() -> None:
         """
         import sys, clipclap_integrations
         heavy = ("chromadb", "llama_index", "librosa", "torch", "onnxruntime", "transformers", "av")
+        heavy += ("ray", "pyarrow")
         print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))
         """
     )

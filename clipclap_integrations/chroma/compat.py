@@ -131,3 +131,23 @@ async def amax_batch_size(collection: Any) -> int | None:
         return batch_limit(await collection._client.get_max_batch_size())
     except Exception:
         return None
+
+
+def server_address(collection: Any) -> dict[str, Any] | None:
+    """How another process reaches the Chroma server a collection lives on (``HttpClient``'s
+    keyword arguments, plus the collection's tenant and database), or None when the
+    collection is in an embedded database (a ``PersistentClient``: one writer process)."""
+    try:
+        settings = collection._client.get_settings()
+    except Exception:
+        return None
+    if "fastapi" not in str(getattr(settings, "chroma_api_impl", "")).lower():
+        return None
+    return {
+        "host": settings.chroma_server_host,
+        "port": settings.chroma_server_http_port,
+        "ssl": bool(settings.chroma_server_ssl_enabled),
+        "headers": settings.chroma_server_headers,
+        "tenant": collection.tenant,
+        "database": collection.database,
+    }

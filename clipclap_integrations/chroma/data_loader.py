@@ -3,7 +3,10 @@
 Chroma passes a data loader's output to the embedding function unvalidated, and knows nothing
 of sound: a loader that returns images as RGB arrays and sounds as ``AudioArray`` (an array
 that says it is audio) makes ``add(uris=...)``, ``query(query_uris=...)`` and
-``include=["data"]`` work for both.
+``include=["data"]`` work for both. A video URI loads as a ``Video`` wrapper of its file (or
+fetched bytes), checked readable but not decoded: the embedding function gives it its
+whole-video vector (``add(uris=...)`` stores that one record; ``add_media`` stores the
+moments too).
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from ..errors import ClipClapInputError
 from ..inputs import Item, Media, classify, numeric_array, resolve_remote
 from ..media.audio import decode_audio, pcm_to_float
 from ..media.image import open_image, to_rgb
+from ..media.video import probe_video
 from ..options import EmbedderOptions
-from ..types import Audio, Modality
+from ..types import Audio, Modality, Video
 
 
 class AudioArray(np.ndarray):
@@ -67,13 +71,14 @@ def _short(uri: str) -> str:
 
 
 class ClipClapDataLoader(DataLoader[Loadable]):
-    """Loads ``uris`` of images and sounds for Chroma, concurrently.
+    """Loads ``uris`` of images, sounds and videos for Chroma, concurrently.
 
     Accepts local paths and ``file://`` URLs (unless ``allow_local_files=False``: give the
     collection's embedding function the same setting), ``data:`` URIs and (with
     ``allow_remote``) http(s) URLs. Images become HxWx3 uint8 RGB arrays (upright,
     transparency on white: what the model sees); sounds become ``AudioArray`` (float32
-    samples with ``.sample_rate``). ``None``
+    samples with ``.sample_rate``); videos ``Video`` wrappers of their file or fetched bytes
+    (headers read, nothing decoded: the embedding function embeds them whole). ``None``
     entries (records stored without a URI) stay ``None``. A URI that cannot be loaded raises
     ``ClipClapInputError`` naming it.
     """
@@ -153,6 +158,9 @@ class ClipClapDataLoader(DataLoader[Loadable]):
             if item.modality is Modality.IMAGE:
                 image = open_image(payload.source, max_pixels=self.max_image_pixels)
                 return np.asarray(to_rgb(image))
+            if item.modality is Modality.VIDEO:
+                probe_video(payload.source)  # readable (and PyAV there), or an error naming it
+                return Video(payload.source)
             samples, rate = decode_audio(payload.source, max_seconds=self.max_audio_seconds)
             return AudioArray(samples[0] if samples.shape[0] == 1 else samples, rate)
         except ClipClapInputError as exc:

@@ -3,9 +3,11 @@
 Every file becomes records in one collection: an image one record; a sound one whole-file
 record (the normalized mean of its windows, the ``"mean"`` long-audio policy) plus, when longer
 than one window, one per window; a text file one record per sentence-aware chunk that fits
-CLIP's 77-token window (``records`` has their schema). A file that cannot be embedded is
+CLIP's 77-token window; a video one record per moment (sampled frames, soundtrack windows)
+plus a whole-video record (``records`` has their schema). A file that cannot be embedded is
 reported with the reason, and the others go on. Records carry the file's path
-and content hash (and, for sounds, the window length), so a re-run skips unchanged files,
+and content hash (and, for sounds and videos, the window length; for videos the frame
+interval), so a re-run skips unchanged files,
 replaces changed ones and (with ``prune``) removes deleted ones. Files are planned ahead
 (``file_plan``), embedded in full model batches across files (``PartRunner``), and written in
 large batches by a writer thread (``writer``); each record stores how many the file has, so a
@@ -16,7 +18,6 @@ on.
 
 from __future__ import annotations
 
-import math
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,14 +29,15 @@ from typing import Any
 from ..embedder import ClipClapEmbedder
 from ..errors import ClipClapInputError, DatabaseGoneError
 from ..inputs.files import file_kind
+from ..inputs.walk import walk
 from ..modalities.parts import Part, PartRunner
 from ..runtime.digests import content_sha256
 from ..runtime.model import CLAP_WINDOW_S
 from ..runtime.prefetch import Prefetch
 from ..types import Modality
 from .compat import max_batch_size
-from .file_plan import PlannedPart, plan_file, plan_records
-from .records import read_record
+from .file_plan import PlannedPart, VideoPlan, plan_file, plan_records
+from .stored import StoredFile, stored_files
 from .writer import BatchWriter, FileWrite, describe_error
 
 __all__ = ["DatabaseGoneError", "FolderIndexer", "IndexReport", "printable", "walk"]
@@ -97,63 +99,6 @@ class IndexReport:
         }
 
 
-def walk(
-    paths: Iterable[str | os.PathLike[str]],
-    onerror: Callable[[Path, OSError], None] | None = None,
-) -> Iterator[Path]:
-    """Entries under ``paths`` that are not folders (recursively, skipping hidden entries and
-    links to folders), in a stable order: a folder's files, then its subfolders.
-
-    The walk keeps its own stack, so no depth of nesting exhausts Python's recursion limit. A
-    folder that cannot be listed is skipped; ``onerror(folder, error)`` is told. An entry whose
-    path cannot be resolved (a symlink loop) is yielded as it is: reading it fails, and the
-    caller reports it.
-    """
-    for root in paths:
-        root = Path(root).expanduser()
-        if not root.is_dir():
-            if not os.path.lexists(root):
-                raise FileNotFoundError(f"no such file or folder: {root}")
-            yield _resolved(root)  # a file, a FIFO, a link loop: the caller sorts them out
-            continue
-        stack = [root]
-        while stack:
-            folder = stack.pop()
-            try:
-                with os.scandir(folder) as entries:
-                    listed = sorted((e.name, _kind(e)) for e in entries if e.name[0] != ".")
-            except OSError as exc:
-                if onerror is not None:
-                    onerror(folder, exc)
-                continue
-            for name, kind in listed:
-                if kind == "other":
-                    yield _resolved(folder / name)
-            stack += [folder / name for name, kind in reversed(listed) if kind == "folder"]
-
-
-def _kind(entry: os.DirEntry[str]) -> str:
-    """Whether an entry is a "folder" (walked), a "link to a folder" (not followed, as
-    ``os.walk`` does), or "other" (a file, a FIFO, a dangling link, a symlink loop: the
-    caller sorts them out)."""
-    try:
-        if not entry.is_dir():
-            return "other"
-    except OSError:  # a symlink loop
-        return "other"
-    return "link to a folder" if entry.is_symlink() else "folder"
-
-
-def _resolved(path: Path) -> Path:
-    """The real path of an entry, or its absolute path when it has none (a dangling link, a
-    symlink loop)."""
-    try:
-        real = path.resolve()
-    except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13)
-        return path.absolute()
-    return real if real.exists() else path.absolute()
-
-
 def _not_a_regular_file(path: Path) -> str | None:
     """What ``path`` is when it is not a regular file (a FIFO, a socket, a device), or None.
     Raises ``OSError`` when it cannot be looked at (a dangling link, a symlink loop)."""
@@ -192,13 +137,6 @@ def printable(path: str) -> str:
     return path if valid_utf8(path) else os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def _same_window(stored: set[float | None], window_s: float) -> bool:
-    """Whether records made with the ``stored`` windows match ``window_s`` (a record of
-    unknown window, from before it was stored, stands for the default of 10 s then)."""
-    known = {w for w in stored if w is not None} or {CLAP_WINDOW_S}
-    return all(math.isclose(w, window_s, rel_tol=1e-6, abs_tol=1e-6) for w in known)
-
-
 @dataclass(frozen=True)
 class _Pending:
     path: Path
@@ -218,7 +156,7 @@ class _Step:
     what: str
     reason: str = ""
     pending: _Pending | None = None
-    plan: list[PlannedPart] | str | None = None
+    plan: list[PlannedPart] | VideoPlan | str | None = None
 
     @property
     def rows(self) -> int:
@@ -232,7 +170,8 @@ class FolderIndexer:
     the preprocessing pool; their parts run through one ``PartRunner`` (full model batches
     across files, each modality its own); their records are written in large batches by a
     ``BatchWriter`` thread while the model goes on. Every stage is bounded.
-    ``batch_files``: at least this many files are planned ahead.
+    ``batch_files``: at least this many files are planned ahead. ``frame_every_s``: a
+    video's frame interval (default: the embedder's ``frame_every_s`` option).
     """
 
     def __init__(
@@ -243,48 +182,21 @@ class FolderIndexer:
         window_s: float = CLAP_WINDOW_S,
         batch_files: int = 16,
         progress: Callable[[int], None] | None = None,
+        frame_every_s: float | None = None,
     ) -> None:
         self.collection = collection
         self.embedder = embedder
         self.window_s = window_s
+        every = embedder.options.frame_every_s if frame_every_s is None else frame_every_s
+        self.frame_every_s = float(every)
         self.batch_files = max(1, batch_files)
         self.progress = progress or (lambda n: None)
         self.max_batch = max_batch_size(collection)
 
-    # -- state already in the collection ---------------------------------------------------
-    def _existing(self) -> dict[str, dict[str, Any]]:
-        """source path -> {"ids": [...], "parts": expected count, "hashes": {content hashes},
-        "windows": {window lengths of its sound records}}."""
-        state: dict[str, dict[str, Any]] = {}
-        offset, page = 0, 1000
-        while True:
-            got = self.collection.get(include=["metadatas"], limit=page, offset=offset)
-            ids, metas = got["ids"], got["metadatas"] or []
-            for rid, meta in zip(ids, metas, strict=False):
-                record = read_record(rid, meta)
-                if record.source is None:  # not a file's record (add_media, plain add)
-                    continue
-                entry = state.setdefault(
-                    record.source,
-                    {
-                        "ids": [],
-                        "parts": record.parts,
-                        "hashes": set(),
-                        "windows": set(),
-                    },
-                )
-                entry["ids"].append(rid)
-                entry["hashes"].add(record.file_hash)
-                if record.modality == Modality.AUDIO.value:
-                    entry["windows"].add(record.window_s)
-            if len(ids) < page:
-                return state
-            offset += page
-
     # -- the run ---------------------------------------------------------------------------
     def index(self, paths: Sequence[str | os.PathLike[str]], *, prune: bool = False) -> IndexReport:
         report = IndexReport()
-        existing = self._existing()
+        existing = stored_files(self.collection)
         seen: set[str] = set()
         unlisted: set[str] = set()  # folders that could not be read: nothing under them is pruned
 
@@ -327,11 +239,11 @@ class FolderIndexer:
                 under = any(_is_under(source, r) for r in roots)
                 kept = any(_is_under(source, folder) for folder in unlisted)
                 if under and not kept and source not in seen:
-                    self.collection.delete(ids=entry["ids"])
+                    self.collection.delete(ids=entry.ids)
                     report.removed.append(source)
         return report
 
-    def _look(self, entries: list[Path], existing: dict[str, dict[str, Any]], i: int) -> _Step:
+    def _look(self, entries: list[Path], existing: dict[str, StoredFile], i: int) -> _Step:
         """Entry ``i``: what it is, its content hash, whether it changed, and (if it is to
         be indexed) its plan. Runs in the preprocessing pool, ahead of the model."""
         path = entries[i]
@@ -354,15 +266,10 @@ class FolderIndexer:
             )
             return _Step(source, "failed", reason)
         old = existing.get(source)
-        if (
-            old
-            and old["hashes"] == {content_hash}
-            and old["parts"] == len(old["ids"])
-            and (kind[0] is not Modality.AUDIO or _same_window(old["windows"], self.window_s))
-        ):
+        if old is not None and old.is_current(content_hash, self.window_s, self.frame_every_s):
             return _Step(source, "unchanged")
         pending = _Pending(path, kind[0], kind[1], content_hash, old is not None)
-        plan = plan_file(self.embedder, path, kind[0], kind[1], self.window_s)
+        plan = plan_file(self.embedder, path, kind[0], kind[1], self.window_s, self.frame_every_s)
         return _Step(source, "index", pending=pending, plan=plan)
 
     def _owners(
@@ -370,9 +277,9 @@ class FolderIndexer:
         steps: Iterable[_Step],
         report: IndexReport,
         seen: set[str],
-        existing: dict[str, dict[str, Any]],
+        existing: dict[str, StoredFile],
         writer: BatchWriter,
-    ) -> Iterator[tuple[tuple[_Pending, list[PlannedPart]], list[Part]]]:
+    ) -> Iterator[tuple[tuple[_Pending, list[PlannedPart] | VideoPlan], Iterable[Part]]]:
         """The files to embed, with their parts, in walk order; every other entry is reported
         as it comes."""
         for step in steps:
@@ -382,6 +289,8 @@ class FolderIndexer:
                 if isinstance(step.plan, str):  # cannot be embedded: the reason
                     writer.put(partial(self._failed, step.pending, step.plan, existing, report))
                     self.progress(1)
+                elif isinstance(step.plan, VideoPlan):  # decoded as the runner reads it
+                    yield (step.pending, step.plan), step.plan.parts()
                 elif step.plan is not None:
                     yield (step.pending, step.plan), [pp.part for pp in step.plan]
                 continue
@@ -398,20 +307,22 @@ class FolderIndexer:
     def _queue(
         self,
         pending: _Pending,
-        plan: list[PlannedPart],
+        plan: list[PlannedPart] | VideoPlan,
         vectors: Any,
-        existing: dict[str, dict[str, Any]],
+        existing: dict[str, StoredFile],
         report: IndexReport,
         writer: BatchWriter,
     ) -> None:
         """Hand an embedded file's records to the writer."""
         source = str(pending.path)
-        rows = plan_records(source, pending.content_hash, pending.modality, pending.mime, plan)
-        for row, vector in zip(rows, vectors, strict=True):
+        planned = plan.planned if isinstance(plan, VideoPlan) else plan
+        rows = plan_records(source, pending.content_hash, pending.modality, pending.mime, planned)
+        kept = [vector for pp, vector in zip(planned, vectors, strict=True) if pp.name]
+        for row, vector in zip(rows, kept, strict=True):
             row.embedding = vector
         old = existing.get(source)
         new_ids = {r.id for r in rows}
-        stale = [i for i in old["ids"] if i not in new_ids] if old else []
+        stale = [i for i in old.ids if i not in new_ids] if old else []
 
         def done() -> None:
             (report.replaced if pending.replaced else report.added).append(source)
@@ -426,7 +337,7 @@ class FolderIndexer:
         self,
         pending: _Pending,
         reason: str,
-        existing: dict[str, dict[str, Any]],
+        existing: dict[str, StoredFile],
         report: IndexReport,
     ) -> None:
         """A file that cannot be indexed (in the writer's thread). One indexed before: its
@@ -435,7 +346,7 @@ class FolderIndexer:
         old = existing.get(source)
         if old:
             try:
-                self.collection.delete(ids=old["ids"])
+                self.collection.delete(ids=old.ids)
                 note = "the records of its earlier version were removed"
             except Exception as exc:
                 note = f"the records of its earlier version could not be removed: {exc}"

@@ -4,27 +4,49 @@ Chroma takes documents, images or URIs in one call (never a mix), refuses
 ``upsert(uris=...)`` and keeps the old vector on ``update(uris=...)``. These helpers embed any
 mix themselves (each input classified once), write the vectors with their records
 (``records``: ids, URIs, documents, metadata) and query with vectors; every write is checked
-whole before its first batch.
+whole before its first batch. An upsert that replaces a video removes the moments of its
+earlier version it did not rewrite, once everything new is written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from chromadb.api.types import validate_ids, validate_metadatas
 
 from ..errors import IncompleteWriteError
-from ..types import Modality
+from ..modalities import VideoPipeline
+from ..runtime.model import CLAP_WINDOW_S
+from ..types import Modality, VideoMoments
 from .compat import amax_batch_size, attached_embedding_function, max_batch_size, stored_config
 from .data_loader import as_core_input
 from .embedding_function import ClipClapEmbeddingFunction
-from .records import Record, item_record, write_batches
+from .records import Record, item_record, stale_moments, video_records, write_batches
 
 Sources = Sequence[Any]
 Metadatas = Sequence[Mapping[str, Any] | None] | None
+WHERE_IN_LIMIT = 500  # whole ids per ``$in`` filter when looking for stale moments
+
+
+@dataclass(frozen=True)
+class MediaWrite:
+    """A checked, embedded write: what to return, what to send, what it may replace."""
+
+    ids: list[str]  # one per source, in input order
+    batches: list[dict[str, Any]]  # keyword arguments of each add/upsert call
+    wholes: list[str]  # ids that may hold an earlier video: its stale moments go on upsert
+
+    @property
+    def total(self) -> int:
+        return sum(len(b["ids"]) for b in self.batches)
+
+    @property
+    def written(self) -> set[str]:
+        return {i for b in self.batches for i in b["ids"]}
 
 
 def _embedding_function_for(
@@ -50,22 +72,38 @@ def _embedding_function_for(
     return ef
 
 
-def _embedded_records(sources: Sources, ef: ClipClapEmbeddingFunction) -> list[Record]:
+def _embedded_records(
+    sources: Sources, ef: ClipClapEmbeddingFunction
+) -> tuple[list[Record], dict[int, VideoMoments]]:
     """Every source classified once (all checked before any work), then embedded; each record
-    is described while its content is held (a group of fetched URLs at a time)."""
+    is described while its content is held (a group of fetched URLs at a time). A video's
+    moments are embedded too (returned by source position) and its record gets their
+    whole-video vector."""
     raws = [as_core_input(s) for s in sources]
-    items = ef.embedder.classify(raws)
+    embedder = ef.embedder
+    items = embedder.classify(raws)
     records: list[Record | None] = [None] * len(items)
+    videos = cast(VideoPipeline, embedder.pipelines[Modality.VIDEO])
+    moments: dict[int, VideoMoments] = {}
 
-    def describe(rows: Sequence[int]) -> None:
-        for i in rows:
-            records[i] = item_record(raws[i], items[i])
+    def describe(i: int) -> None:
+        records[i] = item_record(raws[i], items[i])
+        if items[i].modality is Modality.VIDEO:  # a URL may turn out to be one once fetched
+            moments[i] = videos.video(items[i], i)
 
-    vectors = ef.embedder.embed_classified(items, on_fetched=describe)
+    known = {i for i, item in enumerate(items) if item.modality is Modality.VIDEO}
+    for i in sorted(known):
+        describe(i)
+    others = [i for i in range(len(items)) if i not in known]
+    vectors = embedder.embed_classified(
+        [items[i] for i in others], on_fetched=lambda rows: [describe(others[r]) for r in rows]
+    )
     done = cast(list[Record], records)
-    for record, vector in zip(done, vectors, strict=True):
-        record.embedding = vector
-    return done
+    for i, vector in zip(others, vectors, strict=True):
+        done[i].embedding = vector
+    for i, got in moments.items():
+        done[i].embedding = got.whole
+    return done, moments
 
 
 def _plan_media_write(
@@ -75,13 +113,14 @@ def _plan_media_write(
     metadatas: Metadatas,
     embedding_function: ClipClapEmbeddingFunction | None,
     max_batch: int | None,
-) -> tuple[list[str], list[dict[str, Any]]]:
-    """Classify, check and embed everything: the ids (one per source, in input order) and the
-    keyword arguments of each add/upsert call, in client-sized batches, written after."""
+) -> MediaWrite:
+    """Classify, check and embed everything: the ids (one per source, in input order), the
+    keyword arguments of each add/upsert call, in client-sized batches, written after, and the
+    ids whose earlier version may have been a video (yours, or a video's content hash)."""
     if isinstance(sources, str | bytes) or not isinstance(sources, Sequence):
         raise TypeError("sources must be a list (wrap a single item in a list)")
     if not sources:
-        return [], []
+        return MediaWrite([], [], [])
     if ids is not None and len(ids) != len(sources):
         raise ValueError(f"got {len(ids)} ids for {len(sources)} sources")
     if metadatas is not None and len(metadatas) != len(sources):
@@ -92,13 +131,24 @@ def _plan_media_write(
     given = [dict(m) for m in metadatas or [] if m]  # None or {}: only our own keys
     if given:
         validate_metadatas(cast(Any, given))  # chromadb's Metadata: checked at run time
-    records = _embedded_records(sources, ef)
+    records, moments = _embedded_records(sources, ef)
     for row, record in enumerate(records):
         if ids is not None:
             record.id = ids[row]
         if metadatas is not None and metadatas[row]:
             record.extra = metadatas[row]
     all_ids = [r.id for r in records]
+    wholes = list(
+        dict.fromkeys(r.id for r in records if ids is not None or r.modality is Modality.VIDEO)
+    )
+    every, window = ef.embedder.options.frame_every_s, CLAP_WINDOW_S
+    records = [
+        r
+        for row, record in enumerate(records)
+        for r in (
+            video_records(record, moments[row], window, every) if row in moments else [record]
+        )
+    ]
     if ids is None:  # the same content twice: one record (the first)
         first: dict[str, Record] = {}
         for record in records:
@@ -109,7 +159,18 @@ def _plan_media_write(
     # was written (duplicate ids across batches, a bad metadata value).
     validate_ids([i for b in batches for i in b["ids"]])
     validate_metadatas(cast(Any, [m for b in batches for m in b["metadatas"]]))
-    return all_ids, batches
+    return MediaWrite(all_ids, batches, wholes)
+
+
+def _chunks(values: Sequence[str], size: int | None) -> Iterator[list[str]]:
+    step = size or max(len(values), 1)
+    for i in range(0, len(values), step):
+        yield list(values[i : i + step])
+
+
+def _moments_of(wholes: list[str]) -> dict[str, Any]:
+    """The ``where`` filter of the stored moments tied to these whole-video records."""
+    return {"whole_id": {"$in": wholes}}
 
 
 def _expect_async(collection: Any, helper: str, expected: bool) -> None:
@@ -134,19 +195,28 @@ def _write_media(
     embedding_function: ClipClapEmbeddingFunction | None,
 ) -> list[str]:
     _expect_async(collection, f"{method}_media", expected=False)
-    all_ids, batches = _plan_media_write(
-        collection, sources, ids, metadatas, embedding_function, max_batch_size(collection)
-    )
+    max_batch = max_batch_size(collection)
+    plan = _plan_media_write(collection, sources, ids, metadatas, embedding_function, max_batch)
     written = 0
-    for batch in batches:
+    for batch in plan.batches:
         try:
             getattr(collection, method)(**batch)
         except Exception as exc:
             if not written:  # nothing written: the database's own error, collection unchanged
                 raise
-            raise incomplete(f"{method}_media", written, len(all_ids), exc) from exc
+            raise incomplete(f"{method}_media", written, plan.total, exc) from exc
         written += len(batch["ids"])
-    return all_ids
+    if method == "upsert":  # everything new is stored: now the earlier versions' moments go
+        try:
+            stale: list[str] = []
+            for wholes in _chunks(plan.wholes, WHERE_IN_LIMIT):
+                got = collection.get(where=_moments_of(wholes), include=["metadatas"])
+                stale += stale_moments(got["ids"], got["metadatas"], plan.written)
+            for part in _chunks(stale, max_batch):
+                collection.delete(ids=part)
+        except Exception as exc:
+            raise left_stale("upsert_media", plan.total, exc) from exc
+    return plan.ids
 
 
 async def _awrite_media(
@@ -159,19 +229,29 @@ async def _awrite_media(
 ) -> list[str]:
     _expect_async(collection, f"{method}_media", expected=True)
     max_batch = await amax_batch_size(collection)
-    all_ids, batches = await asyncio.to_thread(  # embedding is CPU work: off the event loop
+    plan = await asyncio.to_thread(  # embedding is CPU work: off the event loop
         _plan_media_write, collection, sources, ids, metadatas, embedding_function, max_batch
     )
     written = 0
-    for batch in batches:
+    for batch in plan.batches:
         try:
             await getattr(collection, method)(**batch)
         except Exception as exc:
             if not written:
                 raise
-            raise incomplete(f"a{method}_media", written, len(all_ids), exc) from exc
+            raise incomplete(f"a{method}_media", written, plan.total, exc) from exc
         written += len(batch["ids"])
-    return all_ids
+    if method == "upsert":  # as in _write_media
+        try:
+            stale: list[str] = []
+            for wholes in _chunks(plan.wholes, WHERE_IN_LIMIT):
+                got = await collection.get(where=_moments_of(wholes), include=["metadatas"])
+                stale += stale_moments(got["ids"], got["metadatas"], plan.written)
+            for part in _chunks(stale, max_batch):
+                await collection.delete(ids=part)
+        except Exception as exc:
+            raise left_stale("aupsert_media", plan.total, exc) from exc
+    return plan.ids
 
 
 def incomplete(helper: str, written: int, total: int, exc: Exception) -> IncompleteWriteError:
@@ -183,6 +263,18 @@ def incomplete(helper: str, written: int, total: int, exc: Exception) -> Incompl
         "same call again: it writes the records under the same ids (content hashes unless "
         "you gave ids), so it completes the collection without duplicates",
         written=written,
+        total=total,
+    )
+
+
+def left_stale(helper: str, total: int, exc: Exception) -> IncompleteWriteError:
+    """The error of an upsert that wrote everything but could not remove the moments of
+    the videos' earlier versions."""
+    return IncompleteWriteError(
+        f"{helper} wrote all {total} records, then the database failed removing the moments "
+        f"of an earlier version of a video ({type(exc).__name__}: {exc}); some may remain. "
+        "Run the same call again: it removes them",
+        written=total,
         total=total,
     )
 
@@ -208,6 +300,11 @@ def add_media(
     call raises ``IncompleteWriteError`` saying how many; running it again completes the
     collection (same ids, no duplicates). Returns the ids, in input order. For an
     ``AsyncCollection`` use ``await aadd_media(...)``.
+
+    A video (the ``video`` extra) is stored as its moments, a record per sampled frame
+    (``track`` "frames") and per soundtrack window (``track`` "audio") with ``start_s`` and
+    ``end_s``, ids ``<id>-<track>-<k>``, plus its whole-video record under ``<id>`` (the id
+    returned), all with modality "video" and your metadata.
     """
     return _write_media("add", collection, sources, ids, metadatas, embedding_function)
 
@@ -220,7 +317,13 @@ def upsert_media(
     *,
     embedding_function: ClipClapEmbeddingFunction | None = None,
 ) -> list[str]:
-    """Like ``add_media`` but replaces existing records (Chroma refuses ``upsert(uris=...)``)."""
+    """Like ``add_media`` but replaces existing records (Chroma refuses ``upsert(uris=...)``).
+
+    A video upserted under the id of an earlier one (or any record under an id of yours that
+    was a video) replaces all its records: the new ones are written first, then the earlier
+    version's moments that were not rewritten are deleted (found by their ``whole_id``), so a
+    failed write loses nothing.
+    """
     return _write_media("upsert", collection, sources, ids, metadatas, embedding_function)
 
 

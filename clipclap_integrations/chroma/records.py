@@ -8,15 +8,24 @@ build ``Record`` values; ``metadata()`` turns every one of them into its metadat
 
 Metadata keys (the README's Chroma section has the same table):
 
-* every record: ``modality`` ("text", "image", "audio"); ``mime_type`` when known.
+* every record: ``modality`` ("text", "image", "audio", "video"); ``mime_type`` when known.
 * records of an indexed file: ``source`` (absolute path), ``file_name``, ``file_hash``
   (sha256 of the content), ``parts`` (how many records the file has), ``kind`` ("file",
-  "window" or "chunk"); sounds ``start_s``/``end_s`` and ``window_s``; text chunks
+  "window", "chunk" or "moment"); sounds ``start_s``/``end_s`` and ``window_s``; text chunks
   ``chunk``, ``char_start``/``char_end``.
+* video records (``add_media`` and the indexer alike): a video is its moments, kind
+  ``moment`` with ``track`` ("frames": a sampled frame; "audio": a soundtrack window) and
+  ``start_s``/``end_s``, plus one whole-video record (kind ``file``, no ``track``, ``start_s``
+  0 and ``end_s`` the video's end); all carry ``window_s`` (the soundtrack's window) and
+  ``frame_every_s`` (the frame interval they were made with). The moments ``add_media`` /
+  ``upsert_media`` write also carry ``whole_id``, the id of their whole-video record: an
+  upsert finds an earlier version's moments by it (and removes those it did not rewrite).
 
 Ids: ``add_media`` ``<modality>-<content hash>`` unless given (the same content, one record);
-the indexer ``<path hash>-<content hash>-<part>`` (part ``image``, ``audio``, ``window-<k>``,
-``chunk-<k>``), so a file's records are found, replaced and pruned by path and content.
+a video's moments ``<that id>-frames-<k>`` / ``<that id>-audio-<k>``; the indexer
+``<path hash>-<content hash>-<part>`` (part ``image``, ``audio``, ``window-<k>``,
+``chunk-<k>``, ``video``, ``frames-<k>``, ``audio-<k>``), so a file's records are found,
+replaced and pruned by path and content.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ import numpy as np
 
 from ..inputs import Item, Media, Waveform
 from ..runtime.digests import feed_file
-from ..types import Audio, Image, Modality
+from ..types import Audio, Image, Modality, Video, VideoMoments
 
 
 @dataclass(frozen=True)
@@ -49,13 +58,16 @@ class FileOrigin:
 class Span:
     """Which part of its file a record stands for."""
 
-    kind: str  # "file" (the whole file), "window" (of a sound) or "chunk" (of a text)
+    kind: str  # "file" (the whole file), "window" (of a sound), "chunk" (of a text) or
+    # "moment" (of a video)
     start_s: float | None = None
     end_s: float | None = None
     window_s: float | None = None  # the window length the sound was indexed with
     chunk: int | None = None
     char_start: int | None = None
     char_end: int | None = None
+    track: str | None = None  # a video's moment: "frames" or "audio"
+    frame_every_s: float | None = None  # a video's records: the frame interval used
 
 
 @dataclass
@@ -71,12 +83,15 @@ class Record:
     file: FileOrigin | None = None
     span: Span | None = None
     extra: Mapping[str, Any] | None = None  # the caller's own metadata, over ours
+    whole_id: str | None = None  # a video moment of add_media: its whole-video record's id
 
 
 COMMON_KEYS = ("modality", "mime_type")
 FILE_KEYS = ("source", "file_name", "file_hash", "parts")
 SPAN_KEYS = tuple(f.name for f in fields(Span))
-METADATA_KEYS = COMMON_KEYS + FILE_KEYS + SPAN_KEYS
+VIDEO_KEYS = ("whole_id",)
+METADATA_KEYS = COMMON_KEYS + FILE_KEYS + SPAN_KEYS + VIDEO_KEYS
+MOMENT_TRACKS = ("frames", "audio")
 
 
 def metadata(record: Record) -> dict[str, Any]:
@@ -93,6 +108,8 @@ def metadata(record: Record) -> dict[str, Any]:
         meta.update({k: v for k, v in asdict(record.span).items() if v is not None})
     if record.extra:
         meta.update(record.extra)
+    if record.whole_id is not None:  # not the caller's to change: it finds stale moments
+        meta["whole_id"] = record.whole_id
     return meta
 
 
@@ -151,7 +168,7 @@ def source_uri(raw: Any, item: Item) -> str | None:
     payload = item.payload
     if not isinstance(payload, Media):
         return None
-    if isinstance(raw, Image | Audio):
+    if isinstance(raw, Image | Audio | Video):
         raw = raw.source
     if isinstance(raw, str):
         url = raw.strip()
@@ -177,6 +194,82 @@ def item_record(raw: Any, item: Item) -> Record:
         document=payload if item.modality is Modality.TEXT else None,
         uri=uri,
     )
+
+
+# -- video records: the moments and the whole ----------------------------------------------
+def moment_span(
+    track: str, start_s: float, end_s: float, window_s: float, frame_every_s: float
+) -> Span:
+    """The span of one moment of a video (``track`` "frames" or "audio")."""
+    return Span(
+        "moment",
+        float(start_s),
+        float(end_s),
+        window_s=float(window_s),
+        track=track,
+        frame_every_s=float(frame_every_s),
+    )
+
+
+def whole_video_span(end_s: float, window_s: float, frame_every_s: float) -> Span:
+    """The span of a video's whole record: from 0 to the end of its last moment."""
+    return Span(
+        "file", 0.0, float(end_s), window_s=float(window_s), frame_every_s=float(frame_every_s)
+    )
+
+
+def video_records(
+    whole: Record, moments: VideoMoments, window_s: float, frame_every_s: float
+) -> list[Record]:
+    """``add_media``'s records of one video: ``whole`` (its id, URI, MIME type and the
+    caller's metadata, given) with the whole-video vector, then one record per moment, id
+    ``<whole id>-<track>-<k>`` (k counted in its track), the same URI, MIME type and metadata,
+    and ``whole_id`` naming the whole record."""
+    end = float(moments.ends.max()) if len(moments) else 0.0
+    whole.embedding = moments.whole
+    whole.span = whole_video_span(end, window_s, frame_every_s)
+    out = [whole]
+    counts: dict[str, int] = {}
+    for vector, start, stop, track in zip(
+        moments.vectors, moments.starts, moments.ends, moments.tracks, strict=True
+    ):
+        k = counts[track] = counts.get(track, -1) + 1
+        out.append(
+            Record(
+                id=f"{whole.id}-{track}-{k}",
+                modality=Modality.VIDEO,
+                embedding=vector,
+                mime_type=whole.mime_type,
+                uri=whole.uri,
+                span=moment_span(track, start, stop, window_s, frame_every_s),
+                extra=whole.extra,
+                whole_id=whole.id,
+            )
+        )
+    return out
+
+
+def is_moment_of(record_id: str, whole_id: str) -> bool:
+    """Whether ``record_id`` is a moment id of the video record ``whole_id``
+    (``<whole_id>-frames-<k>`` or ``<whole_id>-audio-<k>``)."""
+    if not record_id.startswith(f"{whole_id}-"):
+        return False
+    track, _, k = record_id[len(whole_id) + 1 :].rpartition("-")
+    return track in MOMENT_TRACKS and k.isascii() and k.isdigit()
+
+
+def stale_moments(
+    ids: Sequence[str], metadatas: Sequence[Mapping[str, Any] | None], written: set[str]
+) -> list[str]:
+    """Of stored records (ids and metadata, as ``collection.get`` gives them), the moments of
+    an earlier version of a video: tied to a whole record by ``whole_id``, with a moment id of
+    it, and not among the ids just ``written``."""
+    stale = []
+    for record_id, meta in zip(ids, metadatas, strict=True):
+        whole = (meta or {}).get("whole_id")
+        if isinstance(whole, str) and record_id not in written and is_moment_of(record_id, whole):
+            stale.append(record_id)
+    return stale
 
 
 # -- records of the folder indexer ----------------------------------------------------------
@@ -266,6 +359,8 @@ class StoredRecord:
     chunk: int | None = None
     char_start: int | None = None
     char_end: int | None = None
+    track: str | None = None
+    frame_every_s: float | None = None
     document: str | None = None
     uri: str | None = None
 
@@ -281,6 +376,8 @@ class StoredRecord:
             return f"chars {self.char_start}-{self.char_end}"
         if self.kind == "window":
             return f"{self.start_s or 0.0:.1f}-{self.end_s or 0.0:.1f} s"
+        if self.kind == "moment":
+            return f"{clock(self.start_s or 0.0)}-{clock(self.end_s or 0.0)}"
         if self.modality == Modality.AUDIO.value and self.end_s is not None:
             return f"whole ({self.end_s:.1f} s)"
         return "whole"
@@ -312,9 +409,19 @@ def read_record(
         chunk=_whole(meta, "chunk"),
         char_start=_whole(meta, "char_start"),
         char_end=_whole(meta, "char_end"),
+        track=_text(meta, "track"),
+        frame_every_s=_seconds(meta, "frame_every_s"),
         document=document if isinstance(document, str) else None,
         uri=uri if isinstance(uri, str) else None,
     )
+
+
+def clock(seconds: float) -> str:
+    """``mm:ss`` (``h:mm:ss`` from an hour on) of a time in seconds, rounded down."""
+    total = max(0, int(seconds + 1e-6))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
 def _text(meta: Mapping[str, Any], key: str) -> str | None:

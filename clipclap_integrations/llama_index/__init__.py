@@ -10,6 +10,9 @@ Install with ``pip install "clipclap-integrations[llama-index]"``.
   searched from a query of any modality (``text_to_audio``, ``audio_to_image``, ...).
 - ``MultiModalVectorStoreIndex`` with ``ClipClapEmbedding`` warns (once per index) when
   given sounds, which it does not index.
+- ``ClipClapVideoReader``: a video as nodes for its moments (frames as ``ImageNode``,
+  soundtrack windows as ``AudioNode``, with ``video_path``, ``track``, ``start_s``, ``end_s``),
+  already embedded, retrievable like any image or sound node.
 - ``ClipTextSplitter``: text chunks that fit CLIP's 77-token window (``ClipClapIndex``'s
   default for text documents).
 """
@@ -43,6 +46,7 @@ from .nodes import (
 )
 from .retriever import ClipClapRetriever, parse_modalities
 from .splitter import ClipTextSplitter, ClipTokenCounter
+from .video import ClipClapVideoReader
 
 _install_multimodal_warning()  # MultiModalVectorStoreIndex drops sounds: say so
 
@@ -53,6 +57,7 @@ __all__ = [
     "ClipClapEmbedding",
     "ClipClapIndex",
     "ClipClapRetriever",
+    "ClipClapVideoReader",
     "ClipTextSplitter",
     "ClipTokenCounter",
     "MediaFileReader",

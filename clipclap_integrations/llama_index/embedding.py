@@ -26,7 +26,7 @@ from .batching import aembed_in_batches, embed_in_batches
 from .fields import check_option, option_fields
 from .loading import repaired_media_nodes
 from .node_embedding import aembed_nodes, embed_nodes
-from .nodes import tag_node_in_place
+from .nodes import node_modality_of, tag_node_in_place
 
 OPTION_FIELDS = option_fields()
 
@@ -225,7 +225,7 @@ class ClipClapEmbedding(MultiModalEmbedding):
         ``embed_nodes`` run through here; ``get_text_embedding_batch`` stays LlamaIndex's own
         (with its ``embeddings_cache`` and ``rate_limiter``, and errors placed in their batch).
         """
-        modality = Modality.parse(modality)
+        modality = node_modality_of(modality)  # a video is not one node: refused
         embed = {
             Modality.TEXT: self._get_text_embeddings,
             Modality.IMAGE: self._get_image_embeddings,
@@ -239,7 +239,7 @@ class ClipClapEmbedding(MultiModalEmbedding):
         self, modality: Modality | str, items: Sequence[Any], show_progress: bool = False
     ) -> list[Embedding]:
         """``get_embedding_batch`` with the batches run together in worker threads."""
-        modality = Modality.parse(modality)
+        modality = node_modality_of(modality)  # a video is not one node: refused
         embed = {
             Modality.TEXT: self._aget_text_embeddings,
             Modality.IMAGE: self._aget_image_embeddings,

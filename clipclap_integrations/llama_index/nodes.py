@@ -23,6 +23,22 @@ from .audio_node import AudioNode, exclude_metadata_keys
 MODALITY_KEY = "modality"
 """Metadata key holding what a node's vector embeds: ``"text"``, ``"image"`` or ``"audio"``."""
 
+NODE_MODALITIES: tuple[Modality, ...] = (Modality.TEXT, Modality.IMAGE, Modality.AUDIO)
+"""What a node can hold. A video is not one node: its moments are image nodes (frames) and
+audio nodes (soundtrack windows), ``ClipClapVideoReader``'s."""
+
+
+def node_modality_of(value: Modality | str) -> Modality:
+    """``Modality.parse(value)``, refusing a modality no node holds (``video``)."""
+    modality = Modality.parse(value)
+    if modality not in NODE_MODALITIES:
+        raise ValueError(
+            f"{modality.value} is not a modality of nodes (text, image, audio): a video's "
+            "moments are image nodes (frames) and audio nodes (soundtrack windows), made by "
+            "ClipClapVideoReader; filter them by their track or video_path metadata"
+        )
+    return modality
+
 
 def node_modality(node: BaseNode) -> Modality:
     """Which encoder embeds ``node``: its sound, its image, or else its text.

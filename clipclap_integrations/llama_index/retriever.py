@@ -27,12 +27,19 @@ from llama_index.core.vector_stores.types import (
 from ..types import Audio, Image, Modality, Text
 from .embedding import ClipClapEmbedding
 from .loading import recovered_media_node
-from .nodes import MODALITY_KEY, node_content, node_modality, restore_audio_nodes
+from .nodes import (
+    MODALITY_KEY,
+    NODE_MODALITIES,
+    node_content,
+    node_modality,
+    node_modality_of,
+    restore_audio_nodes,
+)
 
 logger = logging.getLogger(__name__)
 
 ModalitiesArg = Modality | str | Iterable[Modality | str] | None
-ALL_MODALITIES: tuple[Modality, ...] = tuple(Modality)
+ALL_MODALITIES: tuple[Modality, ...] = NODE_MODALITIES
 
 
 def parse_modalities(value: ModalitiesArg) -> tuple[Modality, ...]:
@@ -40,8 +47,8 @@ def parse_modalities(value: ModalitiesArg) -> tuple[Modality, ...]:
     if value is None:
         return ALL_MODALITIES
     if isinstance(value, Modality | str):
-        return (Modality.parse(value),)
-    out = tuple(dict.fromkeys(Modality.parse(v) for v in value))
+        return (node_modality_of(value),)
+    out = tuple(dict.fromkeys(node_modality_of(v) for v in value))
     if not out:
         raise ValueError("modalities is empty: name at least one of text, image, audio")
     return out
@@ -64,7 +71,7 @@ class AsyncDirectedSearch(Protocol):
 def _with_directed_searches(cls: type[ClipClapRetriever]) -> type[ClipClapRetriever]:
     """Give ``cls`` a ``<query>_to_<target>`` method and its async ``a<query>_to_<target>``
     for every pair of modalities: ``any_to_any`` with both modalities fixed."""
-    for source, target in itertools.product(Modality, repeat=2):
+    for source, target in itertools.product(NODE_MODALITIES, repeat=2):
         for method in _directed_search(cls, source, target):
             setattr(cls, method.__name__, method)
     return cls

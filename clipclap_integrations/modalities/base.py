@@ -13,7 +13,7 @@ from ..errors import ClipClapInputError, NonFiniteVectorError
 from ..inputs import Item
 from ..options import EmbedderOptions
 from ..runtime.encoders import Encoders
-from ..runtime.model import ModelFolder
+from ..runtime.model import GRAPHS, ModelFolder
 from ..runtime.prefetch import Prefetch
 from ..types import Modality
 
@@ -34,6 +34,15 @@ class ModalityPipeline:
         """One L2-normalized float32 row per item; ``indices`` are the items' positions in the
         caller's list (for error messages)."""
         raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Make the heavy state now rather than on first use: the preprocessor and the
+        onnxruntime sessions. Safe from another thread while the pipeline is used (a run
+        that needs a session being made waits for it)."""
+        getattr(self, "preprocessor", None)
+        pair = GRAPHS[self.modality]
+        self.encoders.session(pair.encoder)
+        self.encoders.session(pair.projection)
 
     def run_batches(
         self, count: int, load: Callable[[int], np.ndarray], feed: str, name: Namer

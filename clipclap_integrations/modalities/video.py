@@ -67,6 +67,10 @@ class VideoPipeline(ModalityPipeline):
     def audio(self) -> AudioPipeline:
         return AudioPipeline(self.folder, self.options, self.encoders)
 
+    def prepare(self) -> None:
+        self.image.prepare()
+        self.audio.prepare()
+
     def check_window(self, window_s: float) -> None:
         self.audio.check_window(window_s)
 

@@ -5,6 +5,7 @@ copy) serves each graph."""
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -52,34 +53,41 @@ class Encoders:
         self.optimized_dir = None if optimized_dir is None else Path(optimized_dir).expanduser()
         self._graphs: dict[str, tuple[Path, tuple[Any, ...]]] = {}  # optimized copies in use
         self._warned_providers: set[str] = set()  # dropped providers, warned once per embedder
+        self._deriving = threading.Lock()  # one thread builds (or finds) an optimized copy
 
     def session(self, name: str) -> Any:  # -> onnxruntime.InferenceSession
         """The session running graph ``name`` (an optimized copy when one was asked for)."""
         config = replace(self.config, mem_pattern=False) if name in NO_MEM_PATTERN else self.config
         if (self.optimize or self.quantize) and applies_to(name) and name not in self._graphs:
-
-            def load(path: Path) -> Any:  # a damaged cached copy is built again (once)
-                st = path.stat()
-                fingerprint = (str(path), st.st_size, st.st_mtime_ns)
-                session = get_session(path, fingerprint, config, self._warned_providers)
-                return (path, fingerprint), session
-
-            # an optimized copy, built (or found) once per embedder
-            self._graphs[name], session = load_derived(
-                self.folder.graph_path(name),
-                load,
-                optimize=self.optimize,
-                quantize=self.quantize,
-                config=self.folder.clip_config,
-                cache_dir=self.optimized_dir,
-                fingerprint=self.folder.fingerprint(name),
-            )
-            return session
+            with self._deriving:
+                if name not in self._graphs:
+                    return self._derived_session(name, config)
         path, fingerprint = self._graphs.get(name) or (
             self.folder.graph_path(name),
             self.folder.fingerprint(name),
         )
         return get_session(path, fingerprint, config, self._warned_providers)
+
+    def _derived_session(self, name: str, config: SessionConfig) -> Any:
+        """The session of an optimized copy of graph ``name``, built (or found) once per
+        embedder."""
+
+        def load(path: Path) -> Any:  # a damaged cached copy is built again (once)
+            st = path.stat()
+            fingerprint = (str(path), st.st_size, st.st_mtime_ns)
+            session = get_session(path, fingerprint, config, self._warned_providers)
+            return (path, fingerprint), session
+
+        self._graphs[name], session = load_derived(
+            self.folder.graph_path(name),
+            load,
+            optimize=self.optimize,
+            quantize=self.quantize,
+            config=self.folder.clip_config,
+            cache_dir=self.optimized_dir,
+            fingerprint=self.folder.fingerprint(name),
+        )
+        return session
 
     def providers_in_use(self) -> list[str]:
         """The providers onnxruntime actually runs this model's graphs with."""
