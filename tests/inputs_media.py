@@ -134,3 +134,18 @@ def id3v2_tag(payload: int = 100) -> bytes:
     size = payload
     syncsafe = bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
     return b"ID3\x04\x00\x00" + syncsafe + b"\0" * payload
+
+
+def frame_at(path: object, t: float) -> np.ndarray:
+    """The RGB frame on screen at ``t`` (the last frame whose time is at most t), decoded
+    with PyAV directly: the independent reference for the video tests."""
+    import av
+
+    shown = None
+    with av.open(str(path)) as c:
+        for f in c.decode(c.streams.video[0]):
+            if shown is not None and f.time > t + 1e-3:
+                break
+            shown = f
+    assert shown is not None
+    return shown.to_ndarray(format="rgb24")

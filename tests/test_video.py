@@ -14,6 +14,8 @@ import pytest
 
 av = pytest.importorskip("av")
 
+from inputs_media import frame_at  # noqa: E402
+
 from clipclap_integrations import (  # noqa: E402
     Audio,
     ClipClapEmbedder,
@@ -73,18 +75,6 @@ def _track(path: Path) -> tuple[np.ndarray, int]:
             arr = arr.reshape(-1, f.layout.nb_channels).T
         blocks.append(arr.astype(np.float32))
     return np.concatenate(blocks, axis=1), frames[0].sample_rate
-
-
-def _frame_at(path: Path, t: float) -> np.ndarray:
-    """The RGB frame on screen at ``t`` (the last frame whose time is at most t)."""
-    shown = None
-    with av.open(str(path)) as c:
-        for f in c.decode(c.streams.video[0]):
-            if shown is not None and f.time > t + 1e-3:
-                break
-            shown = f
-    assert shown is not None
-    return shown.to_ndarray(format="rgb24")
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -188,7 +178,7 @@ def test_frames_and_windows_equal_the_image_and_audio_paths(
     assert frames.sum() == 12
     np.testing.assert_allclose(moments.starts[frames], np.arange(12.0))
     np.testing.assert_allclose(moments.ends[frames], np.arange(1.0, 13.0))
-    reference = embedder.embed_images([_frame_at(path, t) for t in moments.starts[frames]])
+    reference = embedder.embed_images([frame_at(path, t) for t in moments.starts[frames]])
     np.testing.assert_array_equal(moments.vectors[frames], reference)
 
     track, rate = _track(path)
@@ -214,7 +204,7 @@ def test_a_decoded_frame_finds_its_own_moment(
     path = videos["mp4"]
     moments = embedder.embed_video(path)
     for t, first_color in ((3.0, "red"), (9.0, "blue")):
-        query = embedder.embed_images([_frame_at(path, t)])[0]
+        query = embedder.embed_images([frame_at(path, t)])[0]
         scores = moments.vectors @ query
         best = int(np.argmax(scores))
         assert moments.tracks[best] == "frames"

@@ -23,6 +23,8 @@ import pytest
 av = pytest.importorskip("av")
 chromadb = pytest.importorskip("chromadb")
 
+from inputs_media import frame_at  # noqa: E402
+
 from clipclap_integrations import (  # noqa: E402
     ClipClapEmbedder,
     ClipClapInputError,
@@ -69,18 +71,6 @@ def _records(collection: Any) -> dict[str, tuple[dict[str, Any], np.ndarray]]:
     }
 
 
-def _frame_at(path: Path, t: float) -> np.ndarray:
-    """The RGB frame on screen at ``t``, decoded with PyAV directly."""
-    shown = None
-    with av.open(str(path)) as c:
-        for f in c.decode(c.streams.video[0]):
-            if shown is not None and f.time > t + 1e-3:
-                break
-            shown = f
-    assert shown is not None
-    return shown.to_ndarray(format="rgb24")
-
-
 def test_add_media_writes_the_moments_and_the_whole_video(
     tiny_model_dir: Path, embedder: ClipClapEmbedder, video: Path
 ) -> None:
@@ -107,7 +97,7 @@ def test_add_media_writes_the_moments_and_the_whole_video(
     assert counts == {"frames": 12, "audio": 2}
     # a frame moment is the frame decoded independently, embedded as an image
     np.testing.assert_allclose(
-        stored[f"{vid}-frames-3"][1], embedder.embed_images([_frame_at(video, 3.0)])[0], atol=ATOL
+        stored[f"{vid}-frames-3"][1], embedder.embed_images([frame_at(video, 3.0)])[0], atol=ATOL
     )
     # the same video again: the same ids, nothing added
     assert add_media(col, [str(video)]) == [vid]
@@ -289,7 +279,7 @@ def test_a_decoded_frame_and_a_sentence_find_moments(
     col = _collection(tiny_model_dir)
     add_media(col, [str(video), "a dog", "a boat"])
     for t, red in ((2.0, True), (8.0, False)):
-        got = query_media(col, _frame_at(video, t), n_results=3)
+        got = query_media(col, frame_at(video, t), n_results=3)
         top = got["metadatas"][0][0]
         assert top["track"] == "frames" and (top["start_s"] < 6) == red
     only = query_media(col, "a red square", n_results=50, modality="video")
@@ -429,7 +419,7 @@ def test_the_cli_indexes_and_searches_moments(
     red = tmp_path / "red.png"
     from PIL import Image
 
-    Image.fromarray(_frame_at(video, 2.0)).save(red)
+    Image.fromarray(frame_at(video, 2.0)).save(red)
     listing = _clipclap(tiny_model_dir, tmp_path, "search", "red.png", "--db", "db", "-k", "20")
     lines = listing.splitlines()[1:]
     moment = re.compile(r"\S*clip\.mp4  (\d\d):(\d\d)-(\d\d):(\d\d)\s+(frames|audio)$")

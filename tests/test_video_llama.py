@@ -13,6 +13,7 @@ import pytest
 av = pytest.importorskip("av")
 pytest.importorskip("llama_index.core")
 
+from inputs_media import frame_at  # noqa: E402
 from llama_index.core.schema import ImageNode  # noqa: E402
 
 from clipclap_integrations import ClipClapInputError  # noqa: E402
@@ -39,17 +40,6 @@ def embed_model(tiny_model_dir: Path) -> ClipClapEmbedding:
     return ClipClapEmbedding(tiny_model_dir)
 
 
-def _frame_at(path: Path, t: float) -> np.ndarray:
-    shown = None
-    with av.open(str(path)) as c:
-        for f in c.decode(c.streams.video[0]):
-            if shown is not None and f.time > t + 1e-3:
-                break
-            shown = f
-    assert shown is not None
-    return shown.to_ndarray(format="rgb24")
-
-
 def test_the_reader_makes_one_node_per_moment(embed_model: ClipClapEmbedding, video: Path) -> None:
     nodes = ClipClapVideoReader(embed_model).load_data(video, extra_info={"topic": "colors"})
     frames = [n for n in nodes if n.metadata["track"] == "frames"]
@@ -64,7 +54,7 @@ def test_the_reader_makes_one_node_per_moment(embed_model: ClipClapEmbedding, vi
         assert node.metadata["topic"] == "colors"
     assert sound[-1].metadata["end_s"] == pytest.approx(12.0, abs=0.1)
     # the vector of a frame node is the frame decoded independently, embedded as an image
-    reference = embed_model.embedder.embed_images([_frame_at(video, 7.0)])[0]
+    reference = embed_model.embedder.embed_images([frame_at(video, 7.0)])[0]
     np.testing.assert_allclose(frames[7].embedding, reference, atol=ATOL)
     # the same video read again: the same ids
     again = ClipClapVideoReader(embed_model).load_data(str(video))
@@ -94,7 +84,7 @@ def test_the_index_retrieves_moments(embed_model: ClipClapEmbedding, video: Path
     assert sound and all(h.node.metadata["track"] == "audio" for h in sound)
     # a decoded red frame finds a red moment first, a blue frame a blue one
     for t, red in ((2.0, True), (9.0, False)):
-        top = retriever.image_to_image(_frame_at(video, t))[0].node.metadata
+        top = retriever.image_to_image(frame_at(video, t))[0].node.metadata
         assert top["track"] == "frames" and (top["start_s"] < 6) == red
 
 
