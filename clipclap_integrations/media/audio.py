@@ -27,6 +27,7 @@ from ..inputs.arrays import (
 from ..inputs.sniff import HEAD_BYTES, sniff_bytes
 from ..runtime.model import AudioSettings
 from ..types import Modality
+from .failures import decoding
 from .integrity import mpeg_stream_problem, reader
 from .pcm import MonoStream, mix_to_mono, resample, to_mono, too_long
 from .pcm import pcm_to_float as pcm_to_float  # re-exported: callers read it here
@@ -35,6 +36,7 @@ from .video import decode_with_av
 LongAudioPolicy = Literal["mean", "first", "center"]
 LONG_AUDIO_POLICIES: tuple[str, ...] = ("mean", "first", "center")
 DEFAULT_MAX_SECONDS = 3600.0
+UNDECODABLE = "not a decodable audio file (corrupt, truncated, or a format without a decoder here)"
 _CHUNK = 8  # clips per STFT block: bounds the float64 frame buffer to ~65 MB
 
 
@@ -113,31 +115,24 @@ def decode_audio(
         if decoded is not None:
             return decoded
         return _decode_with_audioread(source, max_seconds, target_rate)
-    try:
-        with f:
-            rate, channels, frames = int(f.samplerate), int(f.channels), int(f.frames)
-            if not is_supported_rate(rate):
-                raise ClipClapInputError(f"unsupported sample rate {rate} Hz in the file header")
-            if channels < 1:
-                raise ClipClapInputError("the audio file declares no channels")
-            limit = None if max_seconds is None else int(max_seconds * rate)
-            if max_seconds is not None and limit is not None and limit < frames < unknown_length:
-                raise too_long(max_seconds, frames / rate)
-            resampling = MonoStream(rate, target_rate, max_seconds)
-            pieces: list[np.ndarray] = []
-            while True:
-                block = f.read(block_frames, dtype="float32", always_2d=True)
-                if block.shape[0] == 0:
-                    break
-                # librosa.to_mono over the (channels, frames) view of what soundfile read
-                pieces.append(resampling.push(mix_to_mono(block.T)))
-            pieces.append(resampling.flush())
-    except ClipClapInputError:
-        raise
-    except MemoryError:
-        raise ClipClapInputError("the audio is too large to decode in memory") from None
-    except Exception as exc:
-        raise ClipClapInputError(f"corrupt or truncated audio ({exc})") from None
+    with decoding("audio", lambda exc: f"corrupt or truncated audio ({exc})"), f:
+        rate, channels, frames = int(f.samplerate), int(f.channels), int(f.frames)
+        if not is_supported_rate(rate):
+            raise ClipClapInputError(f"unsupported sample rate {rate} Hz in the file header")
+        if channels < 1:
+            raise ClipClapInputError("the audio file declares no channels")
+        limit = None if max_seconds is None else int(max_seconds * rate)
+        if max_seconds is not None and limit is not None and limit < frames < unknown_length:
+            raise too_long(max_seconds, frames / rate)
+        resampling = MonoStream(rate, target_rate, max_seconds)
+        pieces: list[np.ndarray] = []
+        while True:
+            block = f.read(block_frames, dtype="float32", always_2d=True)
+            if block.shape[0] == 0:
+                break
+            # librosa.to_mono over the (channels, frames) view of what soundfile read
+            pieces.append(resampling.push(mix_to_mono(block.T)))
+        pieces.append(resampling.flush())
     total = resampling.total
     if 0 < frames < unknown_length and total < frames - max(frames // 100, 4096):
         # libsndfile trims a WAV's claim to the bytes present, so this is a compressed stream
@@ -176,34 +171,27 @@ def _decode_with_audioread(
         )
     tmp: Path | None = None
     try:
-        path: Any = source
-        if isinstance(source, bytes | bytearray):
-            fd, name = tempfile.mkstemp(suffix=".audio")
-            tmp = Path(name)
-            with os.fdopen(fd, "wb") as out:
-                out.write(source)
-            path = name
-        pieces: list[np.ndarray] = []
-        with audioread.audio_open(os.fspath(path), backends=backends) as f:
-            rate, channels = int(f.samplerate), int(f.channels)
-            if not is_supported_rate(rate) or channels < 1:
-                raise ClipClapInputError(f"unsupported audio stream ({rate} Hz, {channels} ch)")
-            limit = None if max_seconds is None else int(max_seconds * rate) * channels
-            total = 0
-            for buffer in f:  # 16-bit little-endian PCM, interleaved
-                chunk = np.frombuffer(buffer, "<i2").astype(np.float32) * np.float32(1 / 32768)
-                total += chunk.size
-                if max_seconds is not None and limit is not None and total > limit:
-                    raise too_long(max_seconds)
-                pieces.append(chunk)
-    except ClipClapInputError:
-        raise
-    except MemoryError:
-        raise ClipClapInputError("the audio is too large to decode in memory") from None
-    except Exception:
-        raise ClipClapInputError(
-            "not a decodable audio file (corrupt, truncated, or a format without a decoder here)"
-        ) from None
+        with decoding("audio", lambda exc: UNDECODABLE):
+            path: Any = source
+            if isinstance(source, bytes | bytearray):
+                fd, name = tempfile.mkstemp(suffix=".audio")
+                tmp = Path(name)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(source)
+                path = name
+            pieces: list[np.ndarray] = []
+            with audioread.audio_open(os.fspath(path), backends=backends) as f:
+                rate, channels = int(f.samplerate), int(f.channels)
+                if not is_supported_rate(rate) or channels < 1:
+                    raise ClipClapInputError(f"unsupported audio stream ({rate} Hz, {channels} ch)")
+                limit = None if max_seconds is None else int(max_seconds * rate) * channels
+                total = 0
+                for buffer in f:  # 16-bit little-endian PCM, interleaved
+                    chunk = np.frombuffer(buffer, "<i2").astype(np.float32) * np.float32(1 / 32768)
+                    total += chunk.size
+                    if max_seconds is not None and limit is not None and total > limit:
+                        raise too_long(max_seconds)
+                    pieces.append(chunk)
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)

@@ -23,6 +23,7 @@ from ..inputs.arrays import audio_hint, check_image_values, image_array_layout, 
 from ..inputs.sniff import sniff_bytes
 from ..runtime.image_settings import ImageSettings
 from ..types import Modality
+from .failures import brief
 from .integrity import jpeg_data_problem, reader
 
 if TYPE_CHECKING:
@@ -129,15 +130,10 @@ def open_image(
     except MemoryError:
         raise ClipClapInputError("the image is too large to decode in memory") from None
     except Exception as exc:
-        raise ClipClapInputError(f"corrupt or truncated image ({_reason(exc)})") from None
+        raise ClipClapInputError(f"corrupt or truncated image ({brief(exc)})") from None
     finally:
         if own is not None:
             own.close()
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def check_image_size(
@@ -203,7 +199,7 @@ def image_from_array(
     except MemoryError:
         raise ClipClapInputError("the image is too large to hold in memory") from None
     except Exception as exc:
-        raise ClipClapInputError(f"cannot be made into an image ({_reason(exc)})") from None
+        raise ClipClapInputError(f"cannot be made into an image ({brief(exc)})") from None
 
 
 def to_rgb(image: PILImage.Image) -> PILImage.Image:

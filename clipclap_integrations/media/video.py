@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import ClipClapInputError
 from ..inputs.arrays import is_supported_rate
+from .failures import brief, decoding
 from .image import check_image_size
 from .pcm import MonoStream, mix_to_mono, pcm_to_float
 
@@ -61,28 +62,21 @@ def require_av() -> Any:
 def open_input(source: Source) -> Iterator[Any]:
     """An open PyAV input container on a file or bytes; failures are input errors."""
     av = require_av()
-    try:
+
+    def broken(exc: Exception) -> str:
+        return f"not a readable video or audio container ({brief(exc)})"
+
+    with decoding("video", broken, verb="open"):
         target: Any = (
             io.BytesIO(bytes(source))
             if isinstance(source, bytes | bytearray | memoryview)
             else os.fspath(source)
         )
         container = av.open(target, mode="r")
-    except ClipClapInputError:
-        raise
-    except MemoryError:
-        raise ClipClapInputError("the video is too large to open in memory") from None
-    except Exception as exc:
-        raise ClipClapInputError(f"not a readable video or audio container ({_why(exc)})") from None
     try:
         yield container
     finally:
         container.close()
-
-
-def _why(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
 
 
 @dataclass(frozen=True)
@@ -179,7 +173,7 @@ def iter_soundtrack(
         resampling: MonoStream | None = None
         gathered: list[np.ndarray] = []
         size = 0
-        try:
+        with decoding("audio", lambda exc: f"corrupt or truncated audio stream ({brief(exc)})"):
             for block, rate in _audio_blocks(container, stream):
                 if resampling is None:
                     if not is_supported_rate(rate):
@@ -194,12 +188,6 @@ def iter_soundtrack(
                 if size >= BLOCK_FRAMES:
                     yield resampling.push(np.concatenate(gathered))
                     gathered, size = [], 0
-        except ClipClapInputError:
-            raise
-        except MemoryError:
-            raise ClipClapInputError("the audio is too large to decode in memory") from None
-        except Exception as exc:
-            raise ClipClapInputError(f"corrupt or truncated audio stream ({_why(exc)})") from None
         if resampling is None:
             raise ClipClapInputError("the audio stream holds no samples")
         if gathered:
@@ -330,16 +318,13 @@ def _decoded(
     ``shown``, non-reference frames that are on screen at no sample time are not decoded."""
     last = -math.inf  # the latest time of a packet read (a skipped frame's too)
     count = 0
-    decoding = _frames_of_packets(container, stream, origin, shown)
+    frames = _frames_of_packets(container, stream, origin, shown)
     while True:
-        try:
-            packet_t, frame = next(decoding)
-        except StopIteration:
+        with decoding("video", lambda exc: f"corrupt or truncated video ({brief(exc)})"):
+            got = next(frames, None)
+        if got is None:
             break
-        except MemoryError:
-            raise ClipClapInputError("the video is too large to decode in memory") from None
-        except Exception as exc:
-            raise ClipClapInputError(f"corrupt or truncated video ({_why(exc)})") from None
+        packet_t, frame = got
         if packet_t is not None:
             last = max(last, packet_t)
         if frame is None:
