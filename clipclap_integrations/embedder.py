@@ -43,6 +43,7 @@ from .options import OPTION_NAMES, EmbedderOptions
 from .runtime.encoders import Encoders
 from .runtime.hub import resolve_model
 from .runtime.model import CLAP_WINDOW_S, ModelFolder
+from .runtime.runs import plan_runs
 from .runtime.sessions import SessionConfig, normalize_providers
 from .types import AudioSegments, Modality, VideoMoments
 
@@ -78,7 +79,9 @@ class ClipClapEmbedder:
             cache_dir=opts.cache_dir,
             local_files_only=opts.local_files_only,
         )
-        self.session_config = SessionConfig(normalize_providers(opts.providers), opts.threads)
+        self.session_config, runs = plan_runs(
+            SessionConfig(normalize_providers(opts.providers), opts.threads), opts.parallel_runs
+        )
         self.input_options = opts.input_options()
         self.encoders = Encoders(
             self.folder,
@@ -86,6 +89,7 @@ class ClipClapEmbedder:
             optimize=opts.optimize,
             quantize=opts.quantize,
             optimized_dir=opts.optimized_dir,
+            runs=runs,
         )
         self.pipelines: dict[Modality, ModalityPipeline] = {
             m: pipeline(self.folder, opts, self.encoders) for m, pipeline in PIPELINES.items()

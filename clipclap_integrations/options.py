@@ -139,7 +139,15 @@ class EmbedderOptions:
         None,
         _optional(lambda v: is_int(v) and 1 <= v <= 1024),
         "an integer from 1 to 1024 or None",
-        "Intra-op threads per onnxruntime session (default: onnxruntime's choice).",
+        "Intra-op threads per onnxruntime session (default: 1 on the CPU, with parallel "
+        "runs; else onnxruntime's choice). Set it for the lowest latency of single items.",
+    )
+    parallel_runs: int | None = option(
+        None,
+        _optional(lambda v: is_int(v) and 1 <= v <= 1024),
+        "an integer from 1 to 1024 or None",
+        "Model runs made at once, a batch split between them (default: on the CPU with "
+        "threads unset, one single-threaded run per usable core; else 1). Same vectors.",
     )
     batch_size: int = option(
         32,

@@ -16,11 +16,12 @@ from ..errors import NonFiniteVectorError
 from ..types import Modality
 from .model import GRAPHS, ModelFolder
 from .optimize import OptimizeOption, QuantizeOption, applies_to, load_derived
+from .runs import run_all, split
 from .sessions import SessionConfig, get_session
 from .sessions import run as run_session
 
 # The audio encoder needs ~40 MB of activations per 10 s window and runs as fast 8 windows at a
-# time as 32: longer runs only cost memory.
+# time as 32: longer runs only cost memory. The cap is for the runs made at once together.
 MAX_RUN: dict[Modality, int] = {Modality.AUDIO: 8}
 # Graphs whose onnxruntime memory patterns cost more than they give (see SessionConfig).
 NO_MEM_PATTERN = frozenset({GRAPHS[Modality.TEXT].encoder, GRAPHS[Modality.AUDIO].encoder})
@@ -35,7 +36,8 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
 
 class Encoders:
     """The sessions of one model folder for one embedder, created on first use (shared
-    process-wide by ``get_session``), and the encoder + projection runs over them."""
+    process-wide by ``get_session``), and the encoder + projection runs over them: a batch
+    is split between ``runs`` runs made at once (see ``runs``)."""
 
     def __init__(
         self,
@@ -45,9 +47,11 @@ class Encoders:
         optimize: OptimizeOption | None = None,
         quantize: QuantizeOption | None = None,
         optimized_dir: str | os.PathLike[str] | None = None,
+        runs: int = 1,
     ) -> None:
         self.folder = folder
         self.config = config
+        self.runs = max(1, runs)
         self.optimize = optimize
         self.quantize = quantize
         self.optimized_dir = None if optimized_dir is None else Path(optimized_dir).expanduser()
@@ -111,13 +115,16 @@ class Encoders:
         """``project`` without the check of the values."""
         n = next(iter(feeds.values())).shape[0]
         cap = MAX_RUN.get(modality)
-        if cap is not None and n > cap:
-            return np.concatenate(
-                [
-                    self.run(modality, {k: v[s : s + cap] for k, v in feeds.items()})
-                    for s in range(0, n, cap)
-                ]
-            )
+        slices = split(n, self.runs, None if cap is None else max(1, cap // self.runs))
+        if len(slices) <= 1:
+            return self._run_one(modality, feeds)
+
+        def one(rows: slice) -> np.ndarray:
+            return self._run_one(modality, {k: v[rows] for k, v in feeds.items()})
+
+        return np.concatenate(run_all(one, slices, self.runs))
+
+    def _run_one(self, modality: Modality, feeds: dict[str, np.ndarray]) -> np.ndarray:
         pair = GRAPHS[modality]
         encoder, projection = self.session(pair.encoder), self.session(pair.projection)
         names = {i.name for i in encoder.get_inputs()}

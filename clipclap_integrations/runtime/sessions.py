@@ -131,20 +131,20 @@ def _options(config: SessionConfig, providers: Sequence[ProviderSpec] | None) ->
         options.inter_op_num_threads = 1
     options.enable_mem_pattern = config.mem_pattern
     options.log_severity_level = 3
-    if _cpu_only(providers) and denormals.supported():
+    if cpu_only(providers) and denormals.supported():
         # pool threads flush subnormals; run() flushes on the calling thread
         options.add_session_config_entry("session.set_denormal_as_zero", "1")
     return options
 
 
-def _cpu_only(providers: Sequence[ProviderSpec] | None) -> bool:
+def cpu_only(providers: Sequence[ProviderSpec] | None) -> bool:
     return providers is None or all(_provider_name(p) == _CPU for p in providers)
 
 
 def run(session: ort.InferenceSession, names: list[str], feeds: dict[str, Any]) -> list[Any]:
     """``session.run``; on the CPU with subnormal floats flushed to zero on this thread
     meanwhile (see ``denormals``). Decided by the providers the session runs on."""
-    if not _cpu_only(session.get_providers()):
+    if not cpu_only(session.get_providers()):
         return session.run(names, feeds)
     with denormals.flushing():
         return session.run(names, feeds)
@@ -219,7 +219,7 @@ def _create(path: Path, config: SessionConfig) -> tuple[ort.InferenceSession, _P
     session = _new(path, config, providers)
     used = tuple(session.get_providers())
     dropped = tuple(_provider_name(p) for p in providers or () if _provider_name(p) not in used)
-    if not _cpu_only(providers) and _cpu_only(used) and denormals.supported():
+    if not cpu_only(providers) and cpu_only(used) and denormals.supported():
         # onnxruntime fell back to the CPU (a provider that failed to load, or failed on this
         # graph): created again for the CPU alone, for its pool threads to flush too (options
         # are fixed at creation); the first session goes first, for peak memory. Not
