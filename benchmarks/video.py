@@ -4,7 +4,7 @@ windows; where the time goes (demux, decode, RGB conversion, preprocessing, soun
 model), what keyframes_only buys, and peak RSS with its course during the run.
 
     python -m benchmarks.video --minutes 10 [--model DIR] [--cache benchmarks/cache]
-        [--decoder-threads N] [--no-spinning] [--rounds 1]
+        [--decoder-threads N] [--no-spinning] [--rounds 1] [--size 1280x720]
 
 Run it under the suite lock (flock /work/tools/suite.lock ...). Not a test. ``embed_video``
 runs in a fresh process each time (its peak RSS is its own), after a warm-up that creates
@@ -25,18 +25,16 @@ from typing import Any
 import numpy as np
 
 
-def _video(cache: Path, minutes: float) -> Path:
+def _video(cache: Path, minutes: float, size: tuple[int, int] = (1280, 720)) -> Path:
     from clipclap_integrations.testing.video import make_video
 
-    path = cache / f"video-{minutes:g}min-720p30.mp4"
+    path = cache / f"video-{minutes:g}min-{size[0]}x{size[1]}p30.mp4"
     if not path.exists():
         colors = [(200, 40, 40), (40, 200, 40), (40, 40, 200), (200, 200, 40)]
         sounds: list[float | str | None] = [440.0, "sweep", "noise", 880.0]
         segments = [(30.0, colors[i % 4], sounds[i % 4]) for i in range(max(1, round(minutes * 2)))]
         tmp = path.with_suffix(".part.mp4")
-        make_video(
-            tmp, segments, size=(1280, 720), fps=30, moving=True, options={"preset": "veryfast"}
-        )
+        make_video(tmp, segments, size=size, fps=30, moving=True, options={"preset": "veryfast"})
         tmp.rename(path)
     return path
 
@@ -242,6 +240,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--model", default=None)
     parser.add_argument("--cache", default="benchmarks/cache")
+    parser.add_argument("--size", default="1280x720", help="frame size of the generated video")
     parser.add_argument("--decoder-threads", type=int, default=1, help="0: FFmpeg decides")
     parser.add_argument("--no-spinning", action="store_true")
     parser.add_argument("--rounds", type=int, default=1, help="limit/ours pairs")
@@ -255,7 +254,8 @@ def main() -> None:
         return
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    video = _video(cache, args.minutes)
+    width, height = (int(v) for v in args.size.split("x"))
+    video = _video(cache, args.minutes, (width, height))
     model = _model(cache, args.model)
     _tune(args)
 

@@ -480,8 +480,9 @@ def test_ctrl_c_during_index_prints_one_line_and_a_rerun_resumes(
 
     root = tmp_path / "notes"
     root.mkdir()
-    for k in range(400):
-        (root / f"note-{k:03}.txt").write_text(f"Note number {k}: a short line.", encoding="utf-8")
+    files = 2000  # enough that the interrupt lands mid-run (the tiny model does ~1,500/s)
+    for k in range(files):
+        (root / f"note-{k:04}.txt").write_text(f"Note number {k}: a short line.", encoding="utf-8")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "CLIPCLAP_MODEL": str(tiny_model_dir)}
     env["CLIPCLAP_PROGRESS"] = "1"
     proc = subprocess.Popen(
@@ -493,7 +494,7 @@ def test_ctrl_c_during_index_prints_one_line_and_a_rerun_resumes(
     )
     assert proc.stderr is not None
     seen = b""
-    while not re.search(rb" ([1-9]\d*)/400 ", seen):  # the bar shows files done: interrupt now
+    while not re.search(rb" ([1-9]\d*)/2000 ", seen):  # the bar shows files done: interrupt now
         chunk = os.read(proc.stderr.fileno(), 4096)
         assert chunk, seen.decode(errors="replace")
         seen += chunk
@@ -509,13 +510,13 @@ def test_ctrl_c_during_index_prints_one_line_and_a_rerun_resumes(
     assert match, err.decode()
     assert not any("interrupted" in ln for ln in lines[:-1])
     done_before = int(match.group(1))
-    assert 0 < done_before < 400
+    assert 0 < done_before < files
 
     again = clipclap("index", str(root), "--json", model=tiny_model_dir, cwd=tmp_path)
     summary = json.loads(again.stdout)
-    assert len(summary["added"]) + len(summary["unchanged"]) == 400
+    assert len(summary["added"]) + len(summary["unchanged"]) == files
     assert len(summary["unchanged"]) >= done_before and summary["failed"] == []
-    assert summary["records_in_collection"] == 400  # one record per note: none twice
+    assert summary["records_in_collection"] == files  # one record per note: none twice
 
 
 def test_embed_refuses_a_missing_file_unless_told_it_is_text(
