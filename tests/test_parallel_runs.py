@@ -4,6 +4,7 @@ really overlap, never more than asked, and a failing run fails the batch."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -145,3 +146,27 @@ def test_a_failing_run_fails_the_batch_after_the_others_finish() -> None:
         run_all(work, [0, 1, 2], 2)
     assert sorted(finished) == [0, 2]  # nothing left running behind the error
     assert run_all(work, [0, 2], 2) == [0, 20]  # results in input order
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_makes_its_own_pool(tiny_model_dir: Path) -> None:
+    embedder = ClipClapEmbedder(tiny_model_dir, parallel_runs=2)
+    images = [np.full((40, 40, 3), 30 * k, np.uint8) for k in range(4)]
+    expected = embedder.embed_images(images)  # the parent's pool threads exist now
+    pid = os.fork()
+    if pid == 0:  # the child: the same embedder, through a pool of its own
+        code = 1
+        try:
+            code = 0 if np.array_equal(embedder.embed_images(images), expected) else 3
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child's runs never ran (a pool without threads)")

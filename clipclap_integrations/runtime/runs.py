@@ -14,6 +14,7 @@ never oversubscribe the cores. The price: a single row runs on one core (an imag
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -80,6 +81,18 @@ def run_all(work: Callable[[T], object], items: Sequence[T], runs: int) -> list:
     if error is not None:
         raise error
     return out
+
+
+def _forget_pools() -> None:
+    """In a forked child: the parent's pool threads do not exist here, and an executor that
+    believes it has idle threads would queue runs forever. The child makes its own."""
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools)
 
 
 def _pool(runs: int) -> ThreadPoolExecutor:
