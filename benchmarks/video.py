@@ -4,7 +4,7 @@ windows; where the time goes (demux, decode, RGB conversion, preprocessing, soun
 model), what keyframes_only buys, and peak RSS with its course during the run.
 
     python -m benchmarks.video --minutes 10 [--model DIR] [--cache benchmarks/cache]
-        [--decoder-threads N] [--no-spinning] [--rounds 1] [--size 1280x720]
+        [--decoder-threads N] [--no-spinning] [--rounds 1] [--size 1280x720] [--index]
 
 Run it under the suite lock (flock /work/tools/suite.lock ...). Not a test. ``embed_video``
 runs in a fresh process each time (its peak RSS is its own), after a warm-up that creates
@@ -138,6 +138,21 @@ def _ours(args: argparse.Namespace, video: Path, model: Path, keyframes: bool) -
     return json.loads(out.strip().splitlines()[-1])
 
 
+def _index_cli(video: Path, model: Path) -> tuple[float, dict[str, Any]]:
+    """``clipclap index VIDEO`` into a fresh Chroma folder, timed from outside: process start,
+    imports, model load, decoding, the model and the Chroma writes. (wall s, its summary)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as db:
+        command = [
+            *(sys.executable, "-m", "clipclap_integrations", "index", str(video)),
+            *("--db", db, "--model", str(model), "--json"),
+        ]
+        start = time.perf_counter()
+        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        return time.perf_counter() - start, json.loads(out)
+
+
 def _stages(video: Path, embedder: Any) -> tuple[dict[str, tuple[float, float]], list, list]:
     """Each stage alone, one after the other: (wall, cpu) seconds, and the prepared rows."""
     import av
@@ -245,6 +260,7 @@ def main() -> None:
     parser.add_argument("--no-spinning", action="store_true")
     parser.add_argument("--rounds", type=int, default=1, help="limit/ours pairs")
     parser.add_argument("--no-stages", action="store_true", help="only limit and ours")
+    parser.add_argument("--index", action="store_true", help="also time `clipclap index`")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--video", help=argparse.SUPPRESS)
     parser.add_argument("--keyframes", action="store_true", help=argparse.SUPPRESS)
@@ -296,6 +312,12 @@ def main() -> None:
             f"[{round_}] peak RSS {ours['hwm']:.0f} MB (sessions warm, before the video: "
             f"{ours['rss_before']:.0f} MB); RSS during the run: "
             + ", ".join(f"{t:.0f} s {r:.0f} MB" for t, r in marks)
+        )
+    if args.index:
+        wall, summary = _index_cli(video, model)
+        print(
+            f"clipclap index (process start to exit, Chroma writes included): {wall:.1f} s; "
+            f"{summary['records_in_collection']} records"
         )
     quick = _ours(args, video, model, keyframes=True)
     print(

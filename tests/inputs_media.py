@@ -11,6 +11,8 @@ from functools import cache
 import numpy as np
 
 SR = 48_000
+# The video tests' clip: 6 s of red frames with a 440 Hz tone, then 6 s of blue with a sweep.
+VIDEO_SEGMENTS = [(6, (255, 0, 0), 440.0), (6, (0, 0, 255), "sweep")]
 
 
 @cache

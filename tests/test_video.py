@@ -14,7 +14,7 @@ import pytest
 
 av = pytest.importorskip("av")
 
-from inputs_media import frame_at  # noqa: E402
+from inputs_media import VIDEO_SEGMENTS, frame_at  # noqa: E402
 
 from clipclap_integrations import (  # noqa: E402
     Audio,
@@ -27,17 +27,15 @@ from clipclap_integrations.media.audio import decode_audio, resample, to_mono  #
 from clipclap_integrations.media.video import iter_frames, probe_video, shown_between  # noqa: E402
 from clipclap_integrations.testing.video import make_audio, make_video, sound  # noqa: E402
 
-SEGMENTS = [(6, (255, 0, 0), 440.0), (6, (0, 0, 255), "sweep")]
-
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("videos")
     out = {
-        "mp4": make_video(d / "clip.mp4", SEGMENTS),
-        "mp4_silent": make_video(d / "mute.mp4", SEGMENTS, audio=False),
-        "webm": make_video(d / "clip.webm", SEGMENTS, codec="vp9"),
-        "webm_silent": make_video(d / "mute.webm", SEGMENTS, codec="vp9", audio=False),
+        "mp4": make_video(d / "clip.mp4", VIDEO_SEGMENTS),
+        "mp4_silent": make_video(d / "mute.mp4", VIDEO_SEGMENTS, audio=False),
+        "webm": make_video(d / "clip.webm", VIDEO_SEGMENTS, codec="vp9"),
+        "webm_silent": make_video(d / "mute.webm", VIDEO_SEGMENTS, codec="vp9", audio=False),
         "m4a": make_audio(d / "tone.m4a", sound(440.0, 3.0, 44_100), 44_100),
         "opus": make_audio(d / "tone.webm", sound("sweep", 3.0, 48_000), 48_000, codec="opus"),
         "quiet_track": make_video(d / "quiet.mp4", [(3, (0, 255, 0), None)]),

@@ -23,16 +23,10 @@ from clipclap_integrations.llama_index import (  # noqa: E402
     ClipClapIndex,
     ClipClapVideoReader,
 )
-from clipclap_integrations.testing.video import make_video  # noqa: E402
 
-SEGMENTS = [(6, (255, 0, 0), 440.0), (6, (0, 0, 255), "sweep")]
 ATOL = 1e-5
 _names = itertools.count()
 
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_video(tmp_path_factory.mktemp("video") / "clip.mp4", SEGMENTS)
 
 
 @pytest.fixture(scope="module")
