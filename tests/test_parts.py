@@ -168,3 +168,31 @@ def test_a_bad_plan_is_a_reason(embedder: ClipClapEmbedder, tmp_path: Path) -> N
     assert plan_file(embedder, empty, Modality.TEXT, None, 10.0) == "the text file is empty"
     with pytest.raises(ValueError, match="window_s"):
         plan_file(embedder, broken, Modality.AUDIO, None, 99.0)
+
+
+def test_a_plan_without_rows_has_the_same_records_and_makes_no_features(
+    embedder: ClipClapEmbedder, media_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long_sound = media_dir / "long_25s_16k.flac"
+    full = plan_file(embedder, long_sound, Modality.AUDIO, None, 10.0)
+    assert not isinstance(full, str) and all(
+        p.part.row is not None for p in full if not p.part.mean_of
+    )
+
+    def no_features(*_: object, **__: object) -> None:
+        raise AssertionError("features made for a plan without rows")
+
+    monkeypatch.setattr(type(embedder.audio_preprocessor), "__call__", no_features)
+    bare = plan_file(embedder, long_sound, Modality.AUDIO, None, 10.0, prepare=False)
+    assert not isinstance(bare, str) and all(p.part.row is None for p in bare)
+    records = [
+        plan_records(str(long_sound), "cd" * 32, Modality.AUDIO, None, p) for p in (full, bare)
+    ]
+    assert records[0] == records[1]  # ids, spans, origins: the same records
+    assert len(records[0]) == 1 + 3  # the whole sound and its three windows
+    # a picture is not even decoded: a broken one is planned, to fail where it is embedded
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    assert isinstance(plan_file(embedder, broken, Modality.IMAGE, None, 10.0), str)
+    [only] = plan_file(embedder, broken, Modality.IMAGE, None, 10.0, prepare=False)
+    assert only.part.row is None

@@ -90,11 +90,15 @@ def plan_file(
     mime: str | None,
     window_s: float,
     frame_every_s: float | None = None,
+    *,
+    prepare: bool = True,
 ) -> list[PlannedPart] | VideoPlan | str:
     """The planned parts of one file, or why it cannot be indexed (decoding and
     preprocessing are done here: call it ahead, in worker threads; a video's are done as its
     ``VideoPlan`` is read, a frame every ``frame_every_s``, default the embedder's option).
-    A bad ``window_s`` raises ``ValueError``."""
+    ``prepare=False``: the parts only, without their model rows (a picture is not decoded,
+    a sound is decoded for its length but no window's features are made), for a caller that
+    prepares the rows elsewhere. A bad ``window_s`` raises ``ValueError``."""
     item = Item(modality, Media(path=path, mime=mime), describe(path))
     if modality is Modality.VIDEO:
         pipeline = cast(VideoPipeline, embedder.pipelines[modality])
@@ -102,15 +106,19 @@ def plan_file(
     try:
         if modality is Modality.IMAGE:
             image = cast(ImagePipeline, embedder.pipelines[Modality.IMAGE])
-            return [PlannedPart("image", Span("file"), None, Part(modality, image.load(item, 0)))]
+            row = image.load(item, 0) if prepare else None
+            return [PlannedPart("image", Span("file"), None, Part(modality, row))]
         if modality is Modality.AUDIO:
-            return _sound(cast(AudioPipeline, embedder.pipelines[Modality.AUDIO]), item, window_s)
+            audio = cast(AudioPipeline, embedder.pipelines[Modality.AUDIO])
+            return _sound(audio, item, window_s, prepare)
     except ClipClapInputError as exc:
         return exc.reason
     return _text(embedder, path)
 
 
-def _sound(audio: AudioPipeline, item: Item, window_s: float) -> list[PlannedPart]:
+def _sound(
+    audio: AudioPipeline, item: Item, window_s: float, prepare: bool = True
+) -> list[PlannedPart]:
     """The whole sound, and its windows when there are several (all full: the last ends at
     the end of the sound). Each part records ``window_s``: another window, another index."""
     audio.check_window(window_s)
@@ -119,7 +127,8 @@ def _sound(audio: AudioPipeline, item: Item, window_s: float) -> list[PlannedPar
     bounds = duration_windows(wave.shape[0], rate, window_s, None)
     pre = audio.preprocessor
     window = float(window_s)
-    rows = [pre([wave[a:b]])[0] for a, b in bounds]  # one at a time, as embed_audio_segments
+    # one at a time, as embed_audio_segments
+    rows = [pre([wave[a:b]])[0] if prepare else None for a, b in bounds]
     end = bounds[-1][1] / rate
     whole = Span("file", start_s=0.0, end_s=float(end), window_s=window)
     if len(bounds) == 1:

@@ -19,12 +19,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..chroma.file_plan import PlannedPart, VideoPlan, plan_file, plan_records
+from ..chroma.file_plan import VideoPlan, plan_file, plan_records
 from ..chroma.indexer import valid_utf8, walk
-from ..chroma.records import Span
 from ..embedder import ClipClapEmbedder
 from ..inputs.files import file_kind
-from ..modalities.parts import Part
 from ..runtime.digests import content_sha256
 from ..runtime.model import CLAP_WINDOW_S
 from ..types import Modality
@@ -116,12 +114,9 @@ def file_rows(embedder: ClipClapEmbedder, source: str, window_s: float) -> list[
         ]
     if modality is Modality.VIDEO:  # its moments are found as it is decoded, when embedded
         return [video_row(source, content_hash, mime, window_s, embedder)]
-    if modality is Modality.IMAGE:  # decoded once, when embedded (a bad one fails there)
-        planned: list[PlannedPart] | VideoPlan | str = [
-            PlannedPart("image", Span("file"), None, Part(modality, None))
-        ]
-    else:
-        planned = plan_file(embedder, path, modality, mime, window_s)
+    # rows are prepared where they are embedded: a picture is decoded once, there (a bad one
+    # fails there), a sound decoded here only for its windows' places
+    planned = plan_file(embedder, path, modality, mime, window_s, prepare=False)
     if isinstance(planned, str):
         return [error_row(source, planned, modality)]
     assert not isinstance(planned, VideoPlan)  # a video is one row (above)
