@@ -226,8 +226,11 @@ class Limit(Contender):
                 audio = e.audio_preprocessor
                 windows: list[np.ndarray] = []
                 owners: list[int] = []
-                for i, item in enumerate(e._classify(call, None)):
-                    pieces = audio.windows(e._load_waveform(item, i), "mean")
+                from clipclap_integrations.types import Modality
+
+                loader = e.pipelines[Modality.AUDIO]
+                for i, item in enumerate(e.classify(call)):
+                    pieces = audio.windows(loader.load(item, i), "mean")
                     windows += pieces
                     owners += [i] * len(pieces)
                 feeds = [
