@@ -78,14 +78,17 @@ def test_parallel_runs_give_the_vectors_of_one_intra_op_run(tiny_model_dir: Path
 
 def _watch_runs(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Record how many session runs overlap, and on which threads they run."""
-    seen: dict[str, Any] = {"now": 0, "most": 0, "threads": set()}
+    seen: dict[str, Any] = {"now": 0, "most": 0, "rows": 0, "most_rows": 0, "threads": set()}
     lock = threading.Lock()
     real = encoders_module.run_session
 
     def watched(session: Any, names: list[str], feeds: dict[str, Any]) -> list[Any]:
+        rows = next(iter(feeds.values())).shape[0]
         with lock:
             seen["now"] += 1
+            seen["rows"] += rows
             seen["most"] = max(seen["most"], seen["now"])
+            seen["most_rows"] = max(seen["most_rows"], seen["rows"])
             seen["threads"].add(threading.current_thread().name)
         try:
             time.sleep(0.05)  # long enough for a second run to start if it is going to
@@ -93,6 +96,7 @@ def _watch_runs(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         finally:
             with lock:
                 seen["now"] -= 1
+                seen["rows"] -= rows
 
     monkeypatch.setattr(encoders_module, "run_session", watched)
     return seen
@@ -117,6 +121,22 @@ def test_runs_overlap_and_never_exceed_the_number_asked(
         t.join()
     assert seen["most"] == 2  # overlapped, and three callers never made it more than two
     assert all(name.startswith("clipclap-model") for name in seen["threads"])
+
+
+def test_audio_runs_keep_to_the_audio_cap_however_many_runs(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    many = ClipClapEmbedder(tiny_model_dir, parallel_runs=8)
+    one = ClipClapEmbedder(tiny_model_dir, threads=2)
+    features = np.random.default_rng(2).standard_normal((20, 1, 1001, 64)).astype(np.float32)
+    reference = one.encoders.project(Modality.AUDIO, {"input_features": features})
+    many.encoders.project(Modality.AUDIO, {"input_features": features[:2]})  # sessions made
+    seen = _watch_runs(monkeypatch)
+    got = many.encoders.project(Modality.AUDIO, {"input_features": features})
+    np.testing.assert_array_equal(got, reference)
+    cap = encoders_module.MAX_RUN[Modality.AUDIO]
+    assert seen["most"] == cap // 2  # four runs of two windows at once, not eight
+    assert seen["most_rows"] <= cap  # ~40 MB of activations a window: the cap holds
 
 
 def test_one_run_at_a_time_when_asked(

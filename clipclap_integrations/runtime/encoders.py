@@ -115,14 +115,16 @@ class Encoders:
         """``project`` without the check of the values."""
         n = next(iter(feeds.values())).shape[0]
         cap = MAX_RUN.get(modality)
-        slices = split(n, self.runs, None if cap is None else max(1, cap // self.runs))
+        # a capped graph: at most cap rows in flight, in runs of two or more
+        runs = self.runs if cap is None else max(1, min(self.runs, cap // 2))
+        slices = split(n, runs, None if cap is None else cap // runs)
         if len(slices) <= 1:
             return self._run_one(modality, feeds)
 
         def one(rows: slice) -> np.ndarray:
             return self._run_one(modality, {k: v[rows] for k, v in feeds.items()})
 
-        return np.concatenate(run_all(one, slices, self.runs))
+        return np.concatenate(run_all(one, slices, runs, pool=self.runs))
 
     def _run_one(self, modality: Modality, feeds: dict[str, np.ndarray]) -> np.ndarray:
         pair = GRAPHS[modality]

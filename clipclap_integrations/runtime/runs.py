@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import TypeVar
 
@@ -64,20 +65,27 @@ def split(n: int, runs: int, cap: int | None = None) -> list[slice]:
     return out
 
 
-def run_all(work: Callable[[T], object], items: Sequence[T], runs: int) -> list:
-    """``[work(item) for item in items]``, at most ``runs`` at once on the shared pool (in
-    the calling thread when ``runs`` is 1 or there is one item). The first failure is raised
-    once every started item is done."""
+def run_all(
+    work: Callable[[T], object], items: Sequence[T], runs: int, pool: int | None = None
+) -> list:
+    """``[work(item) for item in items]``, at most ``runs`` at once on the shared pool of
+    ``pool`` threads (default ``runs``; in the calling thread when ``runs`` is 1 or there is
+    one item). The first failure is raised once every started item is done."""
     if runs <= 1 or len(items) <= 1:
         return [work(item) for item in items]
-    futures = [_pool(runs).submit(work, item) for item in items]
+    executor = _pool(max(runs, pool or runs))
+    out: list = [None] * len(items)
+    running: deque[tuple[int, Future]] = deque()
     error: BaseException | None = None
-    out = []
-    for future in futures:
-        try:
-            out.append(future.result())
-        except BaseException as exc:  # the others finish first: nothing runs on
-            error = error or exc
+    for k, item in enumerate(items):
+        if error is None:
+            running.append((k, executor.submit(work, item)))
+        while running and (len(running) >= runs or k == len(items) - 1):
+            done, future = running.popleft()
+            try:
+                out[done] = future.result()
+            except BaseException as exc:  # the others finish first: nothing runs on
+                error = error or exc
     if error is not None:
         raise error
     return out
