@@ -6,9 +6,10 @@ else needs a core (decoding a video, preprocessing the next files, another reque
 stalled thread holds back all of them; the video benchmark lost ~15 CPU-s of 70 that way.
 Single-threaded runs never wait for each other, need less CPU for the same rows (the visual
 encoder: 4.4 CPU-s for 64 images instead of 5.0 on 2 cores), and give the same vectors, bit
-for bit (rows are independent of the batch they are run in and of the thread count). One
-process-wide pool of ``runs`` threads serves every embedder, so callers in many threads
-never oversubscribe the cores. The price: a single row runs on one core (an image query
+for bit (rows are independent of the thread count and of the batch they are run in, as long
+as it holds two rows or more: ``split`` never leaves one alone). One process-wide pool of
+``runs`` threads serves every embedder asking for that many, so callers in many threads never
+oversubscribe the cores. The price: a single row runs on one core (an image query
 ~0.1 s instead of ~0.05 s); ``threads=N`` restores onnxruntime's intra-op threads.
 """
 
