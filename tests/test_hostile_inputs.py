@@ -482,6 +482,7 @@ def test_objects_that_misbehave(embedder) -> None:
 
 # ---------------------------------------------------- PIL images and text from callers
 
+
 def test_pil_image_in_premultiplied_mode(embedder) -> None:
     from PIL import Image as PILImage
 

@@ -14,8 +14,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.S)
-SETUP = ("python3 -m venv", ". .venv/bin/activate", "pip install", "ruff check", "python -m pytest",
-         "python -m benchmarks")  # the benchmark builds an 880 MB model: run by hand, not here
+SETUP = (
+    "python3 -m venv",
+    ". .venv/bin/activate",
+    "pip install",
+    "ruff check",
+    "ruff format --check",
+    "python -m pytest",
+    "python -m benchmarks",
+)  # the benchmark builds an 880 MB model: run by hand, not here
 
 pytest.importorskip("chromadb")
 pytest.importorskip("llama_index.core")
@@ -38,8 +45,9 @@ def cli_commands(line: str) -> list[str]:
         if not part or part.startswith("#") or part.startswith(SETUP):
             continue
         assert part.startswith("clipclap "), part
-        out.append(shlex.join([sys.executable, "-m", "clipclap_integrations"])
-                   + part[len("clipclap"):])
+        out.append(
+            shlex.join([sys.executable, "-m", "clipclap_integrations"]) + part[len("clipclap") :]
+        )
     return out
 
 
@@ -65,9 +73,14 @@ def test_python_snippets_run(workdir: Path, tiny_model_dir: Path) -> None:
     snippets = blocks("python")
     assert len(snippets) >= 6
     for number, code in enumerate(snippets, 1):
-        done = subprocess.run([sys.executable, "-c", code], cwd=workdir,
-                              env=env_with(tiny_model_dir), capture_output=True, text=True,
-                              timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=workdir,
+            env=env_with(tiny_model_dir),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, f"README snippet {number} failed:\n{code}\n{done.stderr}"
         if "ClipClapInputError" in code:
             assert "input 1 ('missing.png'): no such file" in done.stdout
@@ -79,8 +92,15 @@ def test_shell_snippets_run(workdir: Path, tiny_model_dir: Path) -> None:
     commands = [c for c in commands if " download" not in c]  # needs a Hub: see test_hub.py
     assert any(" index " in c for c in commands) and any(" search " in c for c in commands)
     for command in commands:
-        done = subprocess.run(command, shell=True, cwd=workdir, env=env_with(tiny_model_dir),
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            command,
+            shell=True,
+            cwd=workdir,
+            env=env_with(tiny_model_dir),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, f"{command}\n{done.stderr}"
 
 
@@ -94,20 +114,29 @@ def test_main_command_downloads_the_default_model_from_a_hub(
     work = tmp_path / "work"
     work.mkdir()
     (work / "examples").symlink_to(ROOT / "examples")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("CLIPCLAP_MODEL", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("CLIPCLAP_MODEL", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    }
     with StandinHub() as hub:
         hub.add_repo("antflydb/clipclap", tiny_model_dir)
         env.update(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf-home"))
         outputs = []
         for command in cli_commands(marked_command("main-command")):
-            done = subprocess.run(command, shell=True, cwd=work, env=env, capture_output=True,
-                                  text=True, timeout=300)
+            done = subprocess.run(
+                command, shell=True, cwd=work, env=env, capture_output=True, text=True, timeout=300
+            )
             assert done.returncode == 0, f"{command}\n{done.stderr}"
             outputs.append(done.stdout)
         download = subprocess.run(
-            [sys.executable, "-m", "clipclap_integrations", "download"], cwd=work, env=env,
-            capture_output=True, text=True, timeout=300)
+            [sys.executable, "-m", "clipclap_integrations", "download"],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert download.returncode == 0, download.stderr
     assert "added" in outputs[0] and "0 failed" in outputs[0]
     assert outputs[1].splitlines()[0].split()[:3] == ["rank", "score", "modality"]

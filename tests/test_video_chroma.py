@@ -46,7 +46,6 @@ ATOL = 1e-5
 _names = itertools.count()
 
 
-
 @pytest.fixture(scope="module")
 def embedder(tiny_model_dir: Path) -> ClipClapEmbedder:
     return ClipClapEmbedder(tiny_model_dir)

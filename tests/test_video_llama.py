@@ -28,7 +28,6 @@ ATOL = 1e-5
 _names = itertools.count()
 
 
-
 @pytest.fixture(scope="module")
 def embed_model(tiny_model_dir: Path) -> ClipClapEmbedding:
     return ClipClapEmbedding(tiny_model_dir)
