@@ -12,11 +12,13 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from cli_run import clipclap
 
 from clipclap_integrations import ClipClapEmbedder
 
@@ -217,20 +219,13 @@ def test_cli_engine_ray_then_search_then_local_rerun(
 ) -> None:
     folder = Path(shutil.copytree(folder, tmp_path / "lib"))  # changed below
     db = tmp_path / "cli-db"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(sys.path),
-        "CLIPCLAP_MODEL": str(tiny_model_dir),
-    }
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "clipclap_integrations", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-        )
+    cli = partial(
+        clipclap,
+        model=tiny_model_dir,
+        cwd=tmp_path,
+        check=False,
+        PYTHONPATH=os.pathsep.join(sys.path),
+    )
 
     engine = ("--engine", "ray", "--address", local_ray, "--actors", "1")  # joins the local Ray
     first = cli("index", str(folder), "--db", str(db), *engine, "--json")

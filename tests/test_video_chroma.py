@@ -23,6 +23,7 @@ import pytest
 av = pytest.importorskip("av")
 chromadb = pytest.importorskip("chromadb")
 
+from cli_run import clipclap  # noqa: E402
 from inputs_media import frame_at  # noqa: E402
 
 from clipclap_integrations import (  # noqa: E402
@@ -302,13 +303,7 @@ def test_the_data_loader_loads_video_uris_as_their_whole_vector(
 def test_the_indexer_indexes_and_replaces_a_video(
     tiny_model_dir: Path, embedder: ClipClapEmbedder, video: Path, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "f"
-    folder.mkdir()
-    clip = folder / "clip.mp4"
-    clip.write_bytes(video.read_bytes())
-    (folder / "note.txt").write_text("a red car on a road")
-    data = video.read_bytes()
-    (folder / "cut.mp4").write_bytes(data[: len(data) // 2])
+    folder, clip = _folder(video, tmp_path)
     col = _collection(tiny_model_dir)
 
     report = FolderIndexer(col, embedder).index([folder])
@@ -381,29 +376,25 @@ def test_the_video_example_runs(tiny_model_dir: Path) -> None:
 
 
 def _clipclap(model: Path, cwd: Path, *args: str, expect: int = 0) -> str:
-    env = {**os.environ, "CLIPCLAP_MODEL": str(model), "ANONYMIZED_TELEMETRY": "False"}
-    done = subprocess.run(
-        [sys.executable, "-m", "clipclap_integrations", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == expect, done.stderr
-    return done.stdout
+    return clipclap(*args, model=model, cwd=cwd, expect=expect, ANONYMIZED_TELEMETRY="False").stdout
+
+
+def _folder(video: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A folder ``f`` holding a copy of ``video`` (returned too), a note and a cut video."""
+    folder = tmp_path / "f"
+    folder.mkdir()
+    clip = folder / "clip.mp4"
+    data = video.read_bytes()
+    clip.write_bytes(data)
+    (folder / "note.txt").write_text("a red car on a road")
+    (folder / "cut.mp4").write_bytes(data[: len(data) // 2])
+    return folder, clip
 
 
 def test_the_cli_indexes_and_searches_moments(
     tiny_model_dir: Path, video: Path, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "f"
-    folder.mkdir()
-    clip = folder / "clip.mp4"
-    clip.write_bytes(video.read_bytes())
-    (folder / "note.txt").write_text("a red car on a road")
-    data = video.read_bytes()
-    (folder / "cut.mp4").write_bytes(data[: len(data) // 2])
+    _, clip = _folder(video, tmp_path)
     out = _clipclap(tiny_model_dir, tmp_path, "index", "f", "--db", "db", "--json", expect=1)
     summary = json.loads(out)
     assert [Path(p).name for p in summary["added"]] == ["clip.mp4", "note.txt"]
